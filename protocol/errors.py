@@ -1,0 +1,55 @@
+"""The protocol's stable error codes and the HTTP status each maps to."""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_PROVIDER = "unknown_provider"
+    PROVIDER_NOT_CONFIGURED = "provider_not_configured"
+    UNKNOWN_AGENT = "unknown_agent"
+    DUPLICATE_STREAM = "duplicate_stream"
+    UNKNOWN_STREAM = "unknown_stream"
+    TOO_MANY_STREAMS = "too_many_streams"
+    SERVER_BUSY = "server_busy"
+    UPSTREAM_AUTH = "upstream_auth"
+    UPSTREAM_RATE_LIMITED = "upstream_rate_limited"
+    UPSTREAM_BAD_REQUEST = "upstream_bad_request"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_PROTOCOL = "upstream_protocol"
+    TIMEOUT = "timeout"
+    UNAUTHORIZED = "unauthorized"
+    INTERNAL = "internal"
+
+
+# Status of an HTTP response that carries the error instead of a stream. Upstream failures
+# are the gateway's upstream failing, hence 502, except where the client can act on them.
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BAD_MESSAGE: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.UNKNOWN_PROVIDER: 404,
+    ErrorCode.UNKNOWN_AGENT: 404,
+    ErrorCode.UNKNOWN_STREAM: 404,
+    ErrorCode.DUPLICATE_STREAM: 409,
+    ErrorCode.TOO_MANY_STREAMS: 429,
+    ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.PROVIDER_NOT_CONFIGURED: 503,
+    ErrorCode.UPSTREAM_AUTH: 502,
+    ErrorCode.UPSTREAM_RATE_LIMITED: 429,
+    ErrorCode.UPSTREAM_BAD_REQUEST: 400,
+    ErrorCode.UPSTREAM_UNAVAILABLE: 502,
+    ErrorCode.UPSTREAM_PROTOCOL: 502,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.INTERNAL: 500,
+}
+
+# Codes whose refusal a client may simply try again later.
+RETRYABLE: frozenset[ErrorCode] = frozenset(
+    {
+        ErrorCode.TOO_MANY_STREAMS,
+        ErrorCode.SERVER_BUSY,
+        ErrorCode.UPSTREAM_RATE_LIMITED,
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        ErrorCode.TIMEOUT,
+    }
+)

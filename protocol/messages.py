@@ -1,0 +1,172 @@
+"""Every protocol v1 message as a msgspec Struct, tagged on ``type``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from protocol.errors import ErrorCode
+
+PROTOCOL_VERSION = 1
+STREAM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
+StreamId = Annotated[str, Meta(pattern=STREAM_ID_PATTERN, min_length=1, max_length=64)]
+Name = Annotated[str, Meta(min_length=1, max_length=128)]
+ShortText = Annotated[str, Meta(max_length=2000)]
+
+
+# ---- shared pieces ---------------------------------------------------------------------------
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Options(msgspec.Struct, frozen=True, omit_defaults=True):
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    stop: Annotated[str, Meta(max_length=256)] | Annotated[list[str], Meta(max_length=16)] | None = None
+
+
+class Brief(msgspec.Struct, frozen=True):
+    """What a video script is about (input of the script drafter)."""
+
+    topic: Annotated[str, Meta(min_length=1, max_length=500)]
+    audience: ShortText = "a general audience"
+    goal: ShortText = "explain the topic clearly"
+    tone: ShortText = "friendly"
+    language: Annotated[str, Meta(max_length=35)] = "en"
+
+
+Pacing = Literal["slow", "conversational", "fast"]
+Density = Literal["sparse", "low", "balanced", "medium", "dense", "high"]
+DurationSeconds = Annotated[float, Meta(ge=5, le=3600)]
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """How long and how dense the script should be."""
+
+    target_duration_seconds: DurationSeconds = 60
+    pacing: Pacing = "conversational"
+    density: Density = "balanced"
+    style: ShortText = "explainer"
+
+
+# ---- client -> server ------------------------------------------------------------------------
+
+
+class StreamRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """A generation request: the fields of ``start``, also the body of ``POST /v1/streams``."""
+
+    id: StreamId | None = None
+    provider: Name | None = None
+    model: Name | None = None
+    agent: Name | None = None
+    messages: Annotated[list[ChatMessage], Meta(max_length=1000)] | None = None
+    prompt: str | None = None
+    brief: Brief | None = None
+    plan: Plan | None = None
+    options: Options | None = None
+
+
+class StartRequest(StreamRequest, tag="start", tag_field="type", kw_only=True, frozen=True):
+    id: StreamId
+
+
+class Cancel(msgspec.Struct, tag="cancel", tag_field="type", frozen=True):
+    id: StreamId
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type", frozen=True):
+    ts: int | float | str | None = None
+
+
+ClientMessage = StartRequest | Cancel | Ping
+
+
+# ---- server -> client ------------------------------------------------------------------------
+
+
+class ServerInfo(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+
+
+class ProviderInfo(msgspec.Struct, frozen=True):
+    name: str
+    streaming: Literal["native", "simulated"]
+    configured: bool
+    default_model: str
+
+
+class Limits(msgspec.Struct, frozen=True):
+    max_streams: int
+    max_message_bytes: int
+
+
+class Usage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool
+
+
+class Metrics(msgspec.Struct, frozen=True):
+    provider: str
+    model: str
+    ttft_ms: float | None
+    duration_ms: float
+    tokens_per_second: float | None
+    estimated_cost_usd: float | None
+
+
+class Ready(msgspec.Struct, tag="ready", tag_field="type", kw_only=True, frozen=True):
+    protocol: int
+    server: ServerInfo
+    providers: list[ProviderInfo]
+    limits: Limits
+
+
+class StartAck(msgspec.Struct, tag="start", tag_field="type", kw_only=True, frozen=True):
+    id: str
+    seq: int
+    provider: str
+    model: str
+
+
+class Chunk(msgspec.Struct, tag="chunk", tag_field="type", kw_only=True, frozen=True, omit_defaults=True):
+    id: str
+    seq: int
+    content: str
+    from_seq: int | None = None  # only on a merged chunk: the first seq it covers
+
+
+class Done(msgspec.Struct, tag="done", tag_field="type", kw_only=True, frozen=True):
+    id: str
+    seq: int
+    finish_reason: str
+    content: str
+    usage: Usage
+    metrics: Metrics
+
+
+class Error(msgspec.Struct, tag="error", tag_field="type", kw_only=True, frozen=True, omit_defaults=True):
+    id: str | None = None
+    seq: int | None = None  # present only when the error ends an accepted stream
+    code: ErrorCode
+    message: str
+    retryable: bool
+    retry_after_s: float | None = None
+    provider: str | None = None
+    status: int | None = None
+
+
+class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
+    ts: int | float | str | None
+
+
+ServerMessage = Ready | StartAck | Chunk | Done | Error | Pong

@@ -1,0 +1,57 @@
+"""Access control in front of every route: API tokens and an origin allowlist (off by default).
+
+Tokens are accepted as ``Authorization: Bearer <token>`` or, for browser WebSockets that cannot
+set headers, as a ``token`` query parameter.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+class AccessControl:
+    def __init__(self, app: ASGIApp, tokens: list[str], allowed_origins: list[str]) -> None:
+        self.app = app
+        self.tokens = [t.encode() for t in tokens]
+        self.origins = frozenset(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(scope)
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})
+        else:
+            body = {"error": {"code": problem[0], "message": problem[1], "retryable": False}}
+            status = 401 if problem[0] == "unauthorized" else 403
+            await JSONResponse(body, status_code=status)(scope, receive, send)
+
+    def _problem(self, scope: Scope) -> tuple[str, str] | None:
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if self.origins and origin is not None and origin not in self.origins:
+            return ("forbidden_origin", f"origin {origin} is not allowed")
+        if self.tokens and not self._token_ok(headers, scope):
+            return ("unauthorized", "a valid API token is required")
+        return None
+
+    def _token_ok(self, headers: Headers, scope: Scope) -> bool:
+        auth = headers.get("authorization", "")
+        given = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        if given is None:
+            given = parse_qs(scope.get("query_string", b"").decode()).get("token", [None])[0]
+        if not given:
+            return False
+        candidate = given.encode()
+        return any(hmac.compare_digest(candidate, token) for token in self.tokens)

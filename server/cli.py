@@ -1,0 +1,52 @@
+"""``tokenwire serve [--host] [--port] [--config]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from server.app import create_app
+from server.config import Config, ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenwire", description="Real-time LLM streaming gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="interface to listen on (default from config: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default from config: 8000)")
+    serve.add_argument("--config", help="path to tokenwire.toml (default: $TOKENWIRE_CONFIG, else none)")
+    return parser
+
+
+def serve(config: Config, host: str, port: int) -> None:
+    app = create_app(config)  # raises ConfigError on unknown provider or agent names
+    print(f"tokenwire: dashboard http://{host}:{port}/  WebSocket ws://{host}:{port}/v1/ws", flush=True)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        ws_max_size=config.server.max_message_bytes,
+        log_level="info",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        serve(config, args.host or config.server.host, args.port or config.server.port)
+    except ConfigError as exc:
+        print(f"tokenwire: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

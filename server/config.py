@@ -1,0 +1,175 @@
+"""``tokenwire.toml`` decoded into typed, frozen structs, with ``TOKENWIRE_*`` environment overrides."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from protocol.messages import STREAM_ID_PATTERN, Options
+
+T = TypeVar("T")
+AgentId = Annotated[str, Meta(pattern=STREAM_ID_PATTERN)]
+Seconds = Annotated[float, Meta(gt=0)]
+
+
+class ConfigError(Exception):
+    """The configuration is unreadable or invalid; the message names the offending key."""
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8000
+    auth_tokens: list[Annotated[str, Meta(min_length=1)]] = []
+    allowed_origins: list[str] = []
+    max_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 65536
+
+
+class StreamingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    enabled: bool = True
+    default_provider: str = "rulebased"
+    max_concurrent_streams: Annotated[int, Meta(ge=1)] = 1000
+    max_streams_per_connection: Annotated[int, Meta(ge=1)] = 16
+    stream_timeout_seconds: Seconds = 600.0
+    first_token_timeout_seconds: Seconds = 60.0
+    idle_timeout_seconds: Seconds = 60.0
+    # Bytes of text queued for one slow client before its stream stops reading upstream.
+    buffer_size: Annotated[int, Meta(ge=1024)] = 262144
+    keepalive_seconds: Seconds = 15.0  # SSE comment interval
+
+
+class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """USD per million tokens."""
+
+    input_per_mtok: Annotated[float, Meta(ge=0)]
+    output_per_mtok: Annotated[float, Meta(ge=0)]
+
+
+class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    base_url: str | None = None
+    default_model: str | None = None
+    prices: dict[str, Price] = {}  # model name -> price; "*" applies to any model
+    chunk_delay_ms: Annotated[float, Meta(ge=0, le=60000)] | None = None  # rulebased only
+
+
+class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    provider: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    options: Options = Options()
+
+
+def _default_agents() -> dict[str, AgentConfig]:
+    return {"assistant": AgentConfig(provider="rulebased", system_prompt="You are a helpful assistant.")}
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    server: ServerConfig = ServerConfig()
+    streaming: StreamingConfig = StreamingConfig()
+    providers: dict[str, ProviderConfig] = {}
+    agents: dict[AgentId, AgentConfig] = msgspec.field(default_factory=_default_agents)
+
+
+def load_config(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``$TOKENWIRE_CONFIG``; neither means all defaults), then apply env overrides."""
+    environ = os.environ if environ is None else environ
+    source = ""
+    if path is None and environ.get("TOKENWIRE_CONFIG"):
+        path, source = environ["TOKENWIRE_CONFIG"], " (from TOKENWIRE_CONFIG)"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"config: cannot read {path}{source}: {e.strerror or e}") from None
+        except ValueError as e:  # TOMLDecodeError, or bytes that are not UTF-8
+            raise ConfigError(f"config: {path}{source} is not valid TOML: {e}") from None
+    origins = _apply_env(raw, environ)
+    return _decode(raw, origins)
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge ``TOKENWIRE_A__B__C=value`` into ``raw``; return dotted key -> variable name.
+
+    Only names with ``__`` are overrides, so ``TOKENWIRE_CONFIG`` and other plain settings are left alone.
+    """
+    origins: dict[str, str] = {}
+    for name, value in sorted(environ.items()):
+        lowered = name.lower()
+        if not lowered.startswith("tokenwire_") or "__" not in lowered:
+            continue
+        parts = lowered.removeprefix("tokenwire_").split("__")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                key = ".".join(parts[: i + 1])
+                raise ConfigError(f"config: {name} overrides inside `{key}`, which is not a table")
+        node[parts[-1]] = _parse_value(value)
+        origins[".".join(parts)] = name
+    return origins
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value (``false``, ``9000``, ``["a"]``), or else the text itself as a plain string."""
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    return parsed["v"] if len(parsed) == 1 else text  # a newline in the value must not add keys
+
+
+def _decode(raw: dict[str, Any], origins: dict[str, str]) -> Config:
+    # msgspec reports a dict entry's path as `[...]`, hiding the provider/agent name. Converting each
+    # named entry on its own lets errors name it; msgspec then passes the finished structs through.
+    raw = dict(raw)
+    if isinstance(providers := raw.get("providers"), dict):
+        raw["providers"] = {n: _provider(v, f"providers.{n}", origins) for n, v in providers.items()}
+    if isinstance(agents := raw.get("agents"), dict):
+        raw["agents"] = {n: _agent(n, v, origins) for n, v in agents.items()}
+    return _convert(raw, Config, "", origins)
+
+
+def _provider(value: Any, key: str, origins: dict[str, str]) -> ProviderConfig:
+    if isinstance(value, dict) and isinstance(prices := value.get("prices"), dict):
+        converted = {m: _convert(p, Price, f"{key}.prices.{m}", origins) for m, p in prices.items()}
+        value = {**value, "prices": converted}
+    return _convert(value, ProviderConfig, key, origins)
+
+
+def _agent(agent_id: str, value: Any, origins: dict[str, str]) -> AgentConfig:
+    key = f"agents.{agent_id}"
+    if not re.fullmatch(STREAM_ID_PATTERN, agent_id):
+        raise _error(key, "agent id must be 1-64 characters of A-Za-z0-9._:-", origins)
+    # protocol's Options ignores unknown fields (it is wire-facing); in a config file they are typos.
+    if isinstance(value, dict) and isinstance(options := value.get("options"), dict):
+        for name in options:
+            if name not in Options.__struct_fields__:
+                raise _error(f"{key}.options.{name}", None, origins)
+    return _convert(value, AgentConfig, key, origins)
+
+
+def _convert(value: Any, typ: type[T], key: str, origins: dict[str, str]) -> T:
+    try:
+        return msgspec.convert(value, typ)
+    except msgspec.ValidationError as e:
+        text, _, at = str(e).partition(" - at `$")  # "Expected `int`, got `str` - at `$.server.port`"
+        key = f"{key}{at.rstrip('`')}".lstrip(".")
+        if unknown := re.fullmatch(r"Object contains unknown field `(.*)`", text):
+            raise _error(f"{key}.{unknown[1]}".lstrip("."), None, origins) from None
+        raise _error(key, text, origins) from None
+
+
+def _error(key: str, problem: str | None, origins: dict[str, str]) -> ConfigError:
+    """``problem`` None means ``key`` is unknown. Names the environment variable the value came from."""
+    message = f"config: unknown key `{key}`" if problem is None else f"config: `{key}`: {problem}"
+    for override, name in origins.items():
+        if key == override or key.startswith((f"{override}.", f"{override}[")):
+            return ConfigError(f"{message} (from environment variable {name})")
+    return ConfigError(message)

@@ -1,0 +1,114 @@
+"""A stream's events as one seq-numbered log, read by any number of subscriptions.
+
+The log is the single source every transport encodes from: entry ``seq`` is the event with that
+seq (0 = the start ack, then chunk texts, then one terminal ``done``/``error``). A subscription is
+a cursor into it; when its reader is slow, the chunks it has not yet taken are merged into one
+message, so nothing is buffered per reader and nothing is lost or reordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from protocol.messages import Chunk, Done, Error, ServerMessage, StartAck
+
+Terminal = Done | Error
+Entry = StartAck | str | Terminal  # a str entry is a chunk's text
+
+
+class EventLog:
+    __slots__ = ("_drained", "_subscriptions", "entries", "text_chars")
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.text_chars = 0  # characters of chunk text appended so far
+        self._subscriptions: list[Subscription] = []
+        self._drained = asyncio.Event()
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.entries) and isinstance(self.entries[-1], Done | Error)
+
+    def append(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        if type(entry) is str:
+            self.text_chars += len(entry)
+        for subscription in self._subscriptions:
+            subscription.notify()
+
+    def subscribe(self, stream_id: str, notify: Callable[[Subscription], None]) -> Subscription:
+        subscription = Subscription(self, stream_id, notify)
+        self._subscriptions.append(subscription)
+        if self.entries:
+            subscription.notify()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+        self._drained.set()
+
+    def backlog(self) -> int:
+        """Characters of text the slowest subscription has not taken yet."""
+        if not self._subscriptions:
+            return 0
+        return self.text_chars - min(s.taken_chars for s in self._subscriptions)
+
+    async def wait_backlog_below(self, limit: int) -> None:
+        """Pause the producer (and so the upstream read) until slow readers catch up."""
+        while self.backlog() > limit:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _taken(self) -> None:
+        self._drained.set()
+
+
+class Subscription:
+    """A reader's cursor into an EventLog, delivering under the reader's own stream id."""
+
+    __slots__ = ("_log", "_notify", "next_seq", "stream_id", "taken_chars")
+
+    def __init__(self, log: EventLog, stream_id: str, notify: Callable[[Subscription], None]) -> None:
+        self._log = log
+        self._notify = notify
+        self.stream_id = stream_id
+        self.next_seq = 0
+        self.taken_chars = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the terminal event has been taken."""
+        return self._log.ended and self.next_seq == len(self._log.entries)
+
+    def notify(self) -> None:
+        self._notify(self)
+
+    def take(self) -> list[ServerMessage]:
+        """Every event not taken yet, consecutive chunks merged into one message."""
+        entries = self._log.entries
+        end = len(entries)
+        out: list[ServerMessage] = []
+        seq = self.next_seq
+        while seq < end:
+            entry = entries[seq]
+            if type(entry) is str:
+                first = seq
+                while seq + 1 < end and type(entries[seq + 1]) is str:
+                    seq += 1
+                out.append(self._chunk(entries, first, seq))
+            else:
+                out.append(entry)  # type: ignore[arg-type]  # StartAck | Done | Error
+            seq += 1
+        self.next_seq = end
+        if out and self.taken_chars != self._log.text_chars:
+            self.taken_chars = self._log.text_chars
+            self._log._taken()
+        return out
+
+    def _chunk(self, entries: list[Entry], first: int, last: int) -> Chunk:
+        if first == last:
+            return Chunk(id=self.stream_id, seq=last, content=entries[last])  # type: ignore[arg-type]
+        content = "".join(entries[first : last + 1])  # type: ignore[arg-type]
+        return Chunk(id=self.stream_id, seq=last, content=content, from_seq=first)

@@ -1,0 +1,164 @@
+"""HTTP routes: the SSE fallback, non-streaming completions, the original application's routes.
+
+A problem found before streaming starts is an HTTP status with ``{"error": {...}}``; after that,
+problems arrive as ``error`` events of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from protocol.codec import BadMessage, decode_http_request, request_problem
+from protocol.errors import HTTP_STATUS, ErrorCode
+from protocol.messages import Done, Error, StreamRequest
+from protocol.original_app import AgentChatBody, ScriptEventEncoder, ScriptStreamBody, agent_chat_event
+from protocol.sse import v1_event
+from server.hub import StreamHub
+from server.resolve import Refusal
+from server.runner import Stream
+from server.sse import EventEncoder, EventStreamResponse
+
+T = TypeVar("T")
+
+
+class HttpProblem(Exception):
+    """Answered as an HTTP error before any stream starts."""
+
+    def __init__(self, code: ErrorCode, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status or HTTP_STATUS[code]
+
+
+def error_response(error: Error | Refusal | HttpProblem) -> JSONResponse:
+    retryable = error.retryable if not isinstance(error, HttpProblem) else False
+    body: dict[str, object] = {"code": error.code.value, "message": error.message, "retryable": retryable}
+    headers = {}
+    if isinstance(error, Error) and error.retry_after_s is not None:
+        body["retry_after_s"] = error.retry_after_s
+        headers["retry-after"] = str(max(1, round(error.retry_after_s)))
+    status = error.status if isinstance(error, HttpProblem) else HTTP_STATUS[error.code]
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _hub(request: Request) -> StreamHub:
+    hub: StreamHub = request.app.state.hub
+    return hub
+
+
+async def _read_body(request: Request) -> bytes:
+    limit = _hub(request).config.server.max_message_bytes
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise HttpProblem(ErrorCode.BAD_MESSAGE, f"request body exceeds {limit} bytes", status=413)
+    return bytes(body)
+
+
+async def _decode(request: Request, body_type: type[T]) -> T:
+    try:
+        return msgspec.json.decode(await _read_body(request), type=body_type)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, str(exc)) from None
+
+
+async def _stream_request(request: Request) -> StreamRequest:
+    decoded = decode_http_request(await _read_body(request))
+    if isinstance(decoded, BadMessage):
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, decoded.message)
+    return decoded
+
+
+def _open(request: Request, stream_request: StreamRequest) -> Stream:
+    problem = request_problem(stream_request)
+    if problem is not None:
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, problem)
+    stream = _hub(request).open_http(stream_request)
+    if isinstance(stream, Refusal):
+        raise HttpProblem(stream.code, stream.message)
+    return stream
+
+
+def _sse(request: Request, stream: Stream, encoder: EventEncoder) -> EventStreamResponse:
+    return EventStreamResponse(stream, encoder, _hub(request).config.streaming.keepalive_seconds)
+
+
+# ---- protocol v1 routes ----------------------------------------------------------------------
+
+
+async def post_stream(request: Request) -> EventStreamResponse:
+    return _sse(request, _open(request, await _stream_request(request)), v1_event)
+
+
+async def delete_stream(request: Request) -> Response:
+    stream_id = request.path_params["stream_id"]
+    stream = _hub(request).http_streams.get(stream_id)
+    if stream is None:
+        raise HttpProblem(ErrorCode.UNKNOWN_STREAM, f"no running stream `{stream_id}`")
+    stream.cancel()
+    return Response(status_code=204)
+
+
+class CompletionResponse:
+    """``POST /v1/completions``: the stream's terminal event as one JSON document."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(_cancel_on_disconnect(receive, self.stream))
+        try:
+            await self.stream.wait()
+        finally:
+            watcher.cancel()
+        terminal = self.stream.log.entries[-1]
+        assert isinstance(terminal, Done | Error)
+        response = _completion_json(terminal) if isinstance(terminal, Done) else error_response(terminal)
+        await response(scope, receive, send)
+
+
+def _completion_json(done: Done) -> JSONResponse:
+    return JSONResponse(
+        {
+            "id": done.id,
+            "content": done.content,
+            "finish_reason": done.finish_reason,
+            "usage": msgspec.to_builtins(done.usage),
+            "metrics": msgspec.to_builtins(done.metrics),
+        }
+    )
+
+
+async def _cancel_on_disconnect(receive: Receive, stream: Stream) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    stream.cancel()
+
+
+async def post_completion(request: Request) -> CompletionResponse:
+    return CompletionResponse(_open(request, await _stream_request(request)))
+
+
+# ---- the original application's routes -------------------------------------------------------
+
+
+async def post_script_stream(request: Request) -> EventStreamResponse:
+    body = await _decode(request, ScriptStreamBody)
+    return _sse(request, _open(request, body.to_request()), ScriptEventEncoder())
+
+
+async def post_agent_chat(request: Request) -> EventStreamResponse:
+    body = await _decode(request, AgentChatBody)
+    encoder: Callable[..., bytes] = agent_chat_event
+    return _sse(request, _open(request, body.to_request(request.path_params["agent_id"])), encoder)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "active_streams": len(_hub(request).running)})

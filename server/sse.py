@@ -1,0 +1,69 @@
+"""An ASGI response that serves one stream's log as Server-Sent Events.
+
+It watches for the client going away while it waits (not only when it writes), so a vanished
+client cancels its stream upstream at once; a comment line keeps idle connections open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from starlette.types import Receive, Scope, Send
+
+from protocol.messages import ServerMessage
+from protocol.sse import KEEPALIVE
+from server.runner import Stream
+
+EventEncoder = Callable[[ServerMessage], bytes]
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell reverse proxies not to buffer the stream
+]
+
+
+class EventStreamResponse:
+    def __init__(self, stream: Stream, encoder: EventEncoder, keepalive_seconds: float) -> None:
+        self.stream = stream
+        self.encoder = encoder
+        self.keepalive = keepalive_seconds
+        self._wake = asyncio.Event()
+        self._gone = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(self._watch_disconnect(receive))
+        subscription = self.stream.log.subscribe(self.stream.id, lambda _: self._wake.set())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            while not self._gone:
+                body = await self._next_body(subscription.take)
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                if subscription.finished:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            self.stream.log.unsubscribe(subscription)
+            if not self.stream.ended:
+                self.stream.cancel()
+            watcher.cancel()
+
+    async def _next_body(self, take: Callable[[], list[ServerMessage]]) -> bytes:
+        try:
+            async with asyncio.timeout(self.keepalive):
+                await self._wake.wait()
+        except TimeoutError:
+            return KEEPALIVE
+        self._wake.clear()
+        return b"".join(map(self.encoder, take()))
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone = True
+        self.stream.cancel()
+        self._wake.set()

@@ -1,0 +1,182 @@
+"""``GET /v1/ws``: protocol v1 over one WebSocket, many streams multiplexed by id.
+
+Two tasks per connection: this coroutine reads client frames, a sender task writes. Streams
+append to their logs; the sender takes from each ready subscription whatever has accumulated
+(chunks merged while the socket was busy) and writes it, so a slow reader never makes the
+server buffer a message per chunk. Direct replies and ready subscriptions share one FIFO, so a
+reply to a client message never overtakes the events its earlier messages caused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+import server
+from protocol.codec import BadMessage, decode_client_message, encode
+from protocol.errors import ErrorCode
+from protocol.messages import (
+    PROTOCOL_VERSION,
+    Cancel,
+    Limits,
+    Ping,
+    Pong,
+    Ready,
+    ServerInfo,
+    ServerMessage,
+    StartRequest,
+)
+from server.eventlog import Subscription
+from server.hub import StreamHub
+from server.resolve import Refusal
+from server.runner import Stream
+
+log = logging.getLogger("tokenwire.ws")
+
+ENDED_IDS_KEPT = 1024  # ended ids remembered per connection, so a late cancel is a no-op
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, hub: StreamHub) -> None:
+        self.ws = websocket
+        self.hub = hub
+        self.active: dict[str, tuple[Stream, Subscription]] = {}
+        self.ended_ids: OrderedDict[str, None] = OrderedDict()
+        self._outbox: deque[ServerMessage | Subscription] = deque()  # replies and ready subscriptions
+        self._queued: set[Subscription] = set()  # subscriptions already in the outbox
+        self._wake = asyncio.Event()
+        self._max_bytes = hub.config.server.max_message_bytes
+
+    async def serve(self) -> None:
+        await self.ws.accept()
+        self._send_direct(self._ready_message())
+        sender = asyncio.create_task(self._sender(), name="ws-sender")
+        try:
+            await self._receive_loop()
+        finally:
+            for stream, subscription in self.active.values():
+                stream.log.unsubscribe(subscription)
+                stream.cancel()
+            sender.cancel()
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            frame = await self.ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            data = frame.get("text")
+            if data is None:
+                data = frame.get("bytes") or b""
+            if len(data) > self._max_bytes:
+                self._refuse(None, ErrorCode.BAD_MESSAGE, f"message exceeds {self._max_bytes} bytes")
+                continue
+            self._handle(decode_client_message(data))
+
+    def _handle(self, message: StartRequest | Cancel | Ping | BadMessage) -> None:
+        if type(message) is StartRequest:
+            self._start(message)
+        elif type(message) is Cancel:
+            self._cancel(message.id)
+        elif type(message) is Ping:
+            ts = message.ts if message.ts is not None else int(time.time() * 1000)
+            self._send_direct(Pong(ts=ts))
+        elif type(message) is BadMessage:
+            self._refuse(message.id, ErrorCode.BAD_MESSAGE, message.message)
+
+    def _start(self, request: StartRequest) -> None:
+        sid = request.id
+        if sid in self.active:
+            self._refuse(
+                sid, ErrorCode.DUPLICATE_STREAM, f"stream `{sid}` is already running on this connection"
+            )
+            return
+        limit = self.hub.config.streaming.max_streams_per_connection
+        if len(self.active) >= limit:
+            self._refuse(
+                sid, ErrorCode.TOO_MANY_STREAMS, f"at most {limit} streams may run on one connection"
+            )
+            return
+        stream = self.hub.open(sid, request)
+        if isinstance(stream, Refusal):
+            self._send_direct(stream.to_error(sid))
+            return
+        self.ended_ids.pop(sid, None)
+        self.active[sid] = (stream, stream.log.subscribe(sid, self._on_events))
+
+    def _cancel(self, sid: str) -> None:
+        entry = self.active.get(sid)
+        if entry is not None:
+            entry[0].cancel()
+        elif sid not in self.ended_ids:
+            self._refuse(sid, ErrorCode.UNKNOWN_STREAM, f"no stream `{sid}` on this connection")
+
+    def _refuse(self, sid: str | None, code: ErrorCode, message: str) -> None:
+        self._send_direct(Refusal(code, message).to_error(sid))
+
+    # ---- outbound --------------------------------------------------------------------------
+
+    def _send_direct(self, message: ServerMessage) -> None:
+        self._outbox.append(message)
+        self._wake.set()
+
+    def _on_events(self, subscription: Subscription) -> None:
+        if subscription not in self._queued:
+            self._queued.add(subscription)
+            self._outbox.append(subscription)
+            self._wake.set()
+
+    async def _sender(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self._flush()
+        except (WebSocketDisconnect, OSError, RuntimeError) as exc:
+            log.debug("sender stopped: %r", exc)  # the receive loop sees the disconnect
+
+    async def _flush(self) -> None:
+        send = self.ws.send_text
+        outbox = self._outbox
+        while outbox:
+            item = outbox.popleft()
+            if type(item) is not Subscription:
+                await send(encode(item).decode())  # type: ignore[arg-type]
+                continue
+            self._queued.discard(item)  # new events from here on queue it again, at the back
+            for message in item.take():
+                await send(encode(message).decode())
+            if item.finished:
+                self._forget(item)
+
+    def _forget(self, subscription: Subscription) -> None:
+        sid = subscription.stream_id
+        entry = self.active.get(sid)
+        if entry is not None and entry[1] is subscription:
+            del self.active[sid]
+            entry[0].log.unsubscribe(subscription)
+            self.ended_ids[sid] = None
+            if len(self.ended_ids) > ENDED_IDS_KEPT:
+                self.ended_ids.popitem(last=False)
+
+    def _ready_message(self) -> Ready:
+        config = self.hub.config
+        return Ready(
+            protocol=PROTOCOL_VERSION,
+            server=ServerInfo(name="tokenwire", version=server.__version__),
+            providers=self.hub.registry.infos(),
+            limits=Limits(
+                max_streams=config.streaming.max_streams_per_connection,
+                max_message_bytes=config.server.max_message_bytes,
+            ),
+        )
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    hub: StreamHub = websocket.app.state.hub
+    await Connection(websocket, hub).serve()

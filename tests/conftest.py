@@ -1,0 +1,86 @@
+"""Shared fixtures: a real uvicorn server on a free port, in a thread of its own."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from providers.base import Provider
+from server.app import create_app
+from server.config import Config
+from server.hub import StreamHub
+
+
+@dataclass
+class Gateway:
+    http: str
+    ws: str
+    app: Starlette
+
+    @property
+    def hub(self) -> StreamHub:
+        hub: StreamHub = self.app.state.hub
+        return hub
+
+
+class ServerThread(threading.Thread):
+    def __init__(self, app: Starlette, max_message_bytes: int) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", ws_max_size=max_message_bytes, lifespan="on")
+        self.server = uvicorn.Server(config)
+
+    def run(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.join(10)
+
+
+class StartGateway(Protocol):
+    def __call__(
+        self, config: dict[str, Any] | None = None, providers: Sequence[Provider] = ()
+    ) -> Gateway: ...
+
+
+@pytest.fixture
+def start_gateway() -> Iterator[StartGateway]:
+    """Start gateways with a config given as a dict shaped like tokenwire.toml."""
+    threads: list[ServerThread] = []
+
+    def start(config: dict[str, Any] | None = None, providers: Sequence[Provider] = ()) -> Gateway:
+        typed = msgspec.convert(config or {}, Config)
+        app = create_app(typed, providers)
+        thread = ServerThread(app, typed.server.max_message_bytes)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not thread.server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+        threads.append(thread)
+        base = f"127.0.0.1:{thread.port}"
+        return Gateway(http=f"http://{base}", ws=f"ws://{base}/v1/ws", app=app)
+
+    yield start
+    for thread in threads:
+        thread.stop()
+
+
+@pytest.fixture
+def gateway(start_gateway: StartGateway) -> Gateway:
+    """A gateway with defaults, the rulebased provider pacing 5 ms between chunks."""
+    return start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 5}}})

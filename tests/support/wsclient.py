@@ -1,0 +1,70 @@
+"""A small protocol v1 client over a real `websockets` connection, for assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+Message = dict[str, Any]
+
+
+async def recv(ws: ClientConnection, timeout: float = 10) -> Message:
+    async with asyncio.timeout(timeout):
+        raw = await ws.recv()
+    message: Message = json.loads(raw)
+    return message
+
+
+async def send(ws: ClientConnection, message: Message) -> None:
+    await ws.send(json.dumps(message))
+
+
+async def start(ws: ClientConnection, stream_id: str, **fields: Any) -> None:
+    await send(ws, {"type": "start", "id": stream_id, **fields})
+
+
+def is_terminal(message: Message) -> bool:
+    return message["type"] == "done" or (message["type"] == "error" and "seq" in message)
+
+
+async def collect(
+    ws: ClientConnection, ids: set[str], timeout: float = 20
+) -> tuple[dict[str, list[Message]], list[Message]]:
+    """Read until every id in ``ids`` has its terminal event (or was refused before starting).
+    Returns per-id events (in order) and every message in arrival order."""
+    per_id: dict[str, list[Message]] = {i: [] for i in ids}
+    arrival: list[Message] = []
+    open_ids = set(ids)
+    async with asyncio.timeout(timeout):
+        while open_ids:
+            message = await recv(ws)
+            arrival.append(message)
+            stream_id = message.get("id")
+            if stream_id in per_id:
+                events = per_id[stream_id]
+                events.append(message)
+                refused = message["type"] == "error" and "seq" not in message
+                if is_terminal(message) or (refused and not any(e["type"] == "start" for e in events)):
+                    open_ids.discard(stream_id)
+    return per_id, arrival
+
+
+def chunk_text(events: list[Message]) -> str:
+    return "".join(e["content"] for e in events if e["type"] == "chunk")
+
+
+def assert_gap_free(events: list[Message]) -> None:
+    """ack seq 0, chunks covering 1..n with no gap (merged chunks cover from_seq..seq), terminal n+1."""
+    assert events[0]["type"] == "start"
+    assert events[0]["seq"] == 0
+    expected = 1
+    for event in events[1:-1]:
+        assert event["type"] == "chunk", event
+        assert event.get("from_seq", event["seq"]) == expected, event
+        assert event["seq"] >= expected
+        expected = event["seq"] + 1
+    assert is_terminal(events[-1])
+    assert events[-1]["seq"] == expected
