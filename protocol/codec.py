@@ -38,8 +38,8 @@ def decode_client_message(data: bytes | str) -> ClientMessage | BadMessage:
     """Decode one WebSocket frame."""
     try:
         message: ClientMessage = _client_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return BadMessage(str(exc), _readable_id(data))
+    except msgspec.DecodeError as exc:
+        return BadMessage(_describe(exc), _readable_id(data))
     if isinstance(message, StartRequest):
         problem = request_problem(message)
         if problem is not None:
@@ -51,10 +51,15 @@ def decode_http_request(data: bytes) -> StreamRequest | BadMessage:
     """Decode the JSON body of ``POST /v1/streams`` or ``POST /v1/completions``."""
     try:
         request = _http_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return BadMessage(str(exc), _readable_id(data))
+    except msgspec.DecodeError as exc:
+        return BadMessage(_describe(exc), _readable_id(data))
     problem = request_problem(request)
     return request if problem is None else BadMessage(problem, request.id)
+
+
+def _describe(exc: msgspec.DecodeError) -> str:
+    # A ValidationError (a DecodeError too) names the path; plain decode errors are about JSON.
+    return str(exc) if isinstance(exc, msgspec.ValidationError) else f"not valid JSON: {exc}"
 
 
 def request_problem(request: StreamRequest) -> str | None:

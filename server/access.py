@@ -31,19 +31,20 @@ class AccessControl:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.accept"})
-            await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})
+            await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})  # policy violation
         else:
-            body = {"error": {"code": problem[0], "message": problem[1], "retryable": False}}
-            status = 401 if problem[0] == "unauthorized" else 403
+            status, message = problem
+            body = {"error": {"code": "unauthorized", "message": message, "retryable": False}}
             await JSONResponse(body, status_code=status)(scope, receive, send)
 
-    def _problem(self, scope: Scope) -> tuple[str, str] | None:
+    def _problem(self, scope: Scope) -> tuple[int, str] | None:
+        """(HTTP status, message) when the request may not pass."""
         headers = Headers(scope=scope)
         origin = headers.get("origin")
         if self.origins and origin is not None and origin not in self.origins:
-            return ("forbidden_origin", f"origin {origin} is not allowed")
+            return (403, f"origin {origin} is not allowed")
         if self.tokens and not self._token_ok(headers, scope):
-            return ("unauthorized", "a valid API token is required")
+            return (401, "a valid API token is required")
         return None
 
     def _token_ok(self, headers: Headers, scope: Scope) -> bool:

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from protocol.codec import BadMessage, decode_http_request, request_problem
-from protocol.errors import HTTP_STATUS, ErrorCode
+from protocol.errors import HTTP_STATUS, RETRYABLE, ErrorCode
 from protocol.messages import Done, Error, StreamRequest
 from protocol.original_app import AgentChatBody, ScriptEventEncoder, ScriptStreamBody, agent_chat_event
 from protocol.sse import v1_event
@@ -34,11 +34,15 @@ class HttpProblem(Exception):
     def __init__(self, code: ErrorCode, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status or HTTP_STATUS[code]
+        self.retryable = code in RETRYABLE
 
 
-def error_response(error: Error | Refusal | HttpProblem) -> JSONResponse:
-    retryable = error.retryable if not isinstance(error, HttpProblem) else False
-    body: dict[str, object] = {"code": error.code.value, "message": error.message, "retryable": retryable}
+def error_response(error: Error | HttpProblem) -> JSONResponse:
+    body: dict[str, object] = {
+        "code": error.code.value,
+        "message": error.message,
+        "retryable": error.retryable,
+    }
     headers = {}
     if isinstance(error, Error) and error.retry_after_s is not None:
         body["retry_after_s"] = error.retry_after_s

@@ -316,7 +316,7 @@ async def test_provider_error_mid_stream_is_a_typed_terminal(start_gateway: Star
 
 
 BAD_MESSAGES: list[tuple[str | bytes, str | None, str]] = [
-    ("not json", None, "malformed"),
+    ("not json", None, "not valid JSON"),
     ("[1, 2]", None, "Expected `object`"),
     ('"start"', None, "Expected `object`"),
     ('{"type": "launch", "id": "a"}', "a", "`$.type`"),
@@ -348,7 +348,7 @@ BAD_MESSAGES: list[tuple[str | bytes, str | None, str]] = [
         "`$.plan.pacing`",
     ),
     ('{"type": "cancel"}', None, "`id`"),
-    (b"\xff\xfe binary junk", None, "malformed"),
+    (b"\xff\xfe binary junk", None, "not valid JSON"),
 ]
 
 
