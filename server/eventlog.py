@@ -37,6 +37,10 @@ class EventLog:
         for subscription in self._subscriptions:
             subscription.notify()
 
+    def text(self) -> str:
+        """All chunk text so far."""
+        return "".join(e for e in self.entries if type(e) is str)
+
     def subscribe(self, stream_id: str, notify: Callable[[Subscription], None]) -> Subscription:
         subscription = Subscription(self, stream_id, notify)
         self._subscriptions.append(subscription)

@@ -66,7 +66,6 @@ class Stream:
         self._reader_wait = False
         self._stop_reason: str | None = None  # "cancelled" or a timeout description
         self._timer: asyncio.TimerHandle | None = None
-        self._parts: list[str] = []
         self._usage: ProviderUsage | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -76,7 +75,7 @@ class Stream:
         """Acknowledge at once, then run the provider in a task of its own."""
         self.log.append(StartAck(id=self.id, seq=0, provider=self.provider.name, model=self.request.model))
         self._task = self._loop.create_task(self._run(), name=f"stream:{self.id}")
-        self._task.add_done_callback(lambda _: on_end(self))
+        self._task.add_done_callback(lambda _: self._finished(on_end))
         self._arm_watchdog()
 
     def cancel(self) -> None:
@@ -112,13 +111,10 @@ class Stream:
                     elif type(event) is Finish:
                         finish = event.reason
         except asyncio.CancelledError:
+            self._end_stopped()
             if self._stop_reason is None:
-                raise  # cancelled from outside (shutdown): not ours to report
-            self._current_task_uncancel()
-            if self._stop_reason == "cancelled":
-                self._end_done("cancelled")
-            else:
-                self._end_error(ErrorCode.TIMEOUT, self._stop_reason, retryable=True)
+                raise  # cancelled from outside (shutdown): let the cancellation through
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # we are in a task
         except ProviderError as exc:
             self._end_provider_error(exc)
         except Exception:
@@ -126,9 +122,15 @@ class Stream:
             self._end_error(ErrorCode.INTERNAL, "internal error while streaming", retryable=True)
         else:
             self._end_done(finish)
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
+
+    def _finished(self, on_end: Callable[[Stream], None]) -> None:
+        # A task cancelled before its first step never enters _run's try block; every stream
+        # still ends with exactly one terminal event.
+        if not self.log.ended:
+            self._end_stopped()
+        if self._timer is not None:
+            self._timer.cancel()
+        on_end(self)
 
     def _events(self) -> AsyncGenerator[StreamEvent, None]:
         if self.settings.streaming_enabled:
@@ -149,7 +151,6 @@ class Stream:
         if self._first_token_at is None:
             self._first_token_at = self._last_event_at
             self._arm_watchdog()  # the idle deadline may come before the first-token one
-        self._parts.append(text)
         self.log.append(text)
         if self.log.backlog() > self.settings.buffer_size:
             # A slow reader: stop reading upstream (TCP backpressure) until it catches up.
@@ -162,16 +163,10 @@ class Stream:
                 self._last_event_at = self._loop.time()
                 self._arm_watchdog()
 
-    @staticmethod
-    def _current_task_uncancel() -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-
     # ---- terminal events ---------------------------------------------------------------------
 
     def _end_done(self, finish_reason: str) -> None:
-        content = "".join(self._parts)
+        content = self.log.text()
         usage = self._final_usage(content)
         self.log.append(
             Done(
@@ -183,6 +178,14 @@ class Stream:
                 metrics=self._metrics(usage),
             )
         )
+
+    def _end_stopped(self) -> None:
+        """The terminal event of a stream stopped by us: cancelled, or timed out."""
+        reason = self._stop_reason or "cancelled"
+        if reason == "cancelled":
+            self._end_done("cancelled")
+        else:
+            self._end_error(ErrorCode.TIMEOUT, reason, retryable=True)
 
     def _end_provider_error(self, exc: ProviderError) -> None:
         self._end_error(
