@@ -43,13 +43,16 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL: 500,
 }
 
-# Codes whose refusal a client may simply try again later.
+# Codes a client may simply try again later (the default of `retryable`; an upstream error
+# follows the upstream's status instead).
 RETRYABLE: frozenset[ErrorCode] = frozenset(
     {
         ErrorCode.TOO_MANY_STREAMS,
         ErrorCode.SERVER_BUSY,
         ErrorCode.UPSTREAM_RATE_LIMITED,
         ErrorCode.UPSTREAM_UNAVAILABLE,
+        ErrorCode.UPSTREAM_PROTOCOL,
         ErrorCode.TIMEOUT,
+        ErrorCode.INTERNAL,
     }
 )

@@ -49,7 +49,17 @@ class Finish(msgspec.Struct, frozen=True):
     reason: str
 
 
-StreamEvent = TextDelta | ReasoningDelta | Usage | Finish
+class Failure:
+    """The upstream reported an error, or sent something unreadable, mid-stream. Parsers return
+    this instead of raising, so a bad byte from a peer never escapes as an exception."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ProviderError) -> None:
+        self.error = error
+
+
+StreamEvent = TextDelta | ReasoningDelta | Usage | Finish | Failure
 
 
 class Completion(msgspec.Struct, frozen=True):

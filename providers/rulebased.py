@@ -25,6 +25,7 @@ from providers import script_templates as tpl
 from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, Usage
 from providers.tokens import estimate_tokens, tokens_for_chars
 
+DEFAULT_MODEL = "script"  # the drafter has one behaviour; the model name is only a label
 QUOTE_LIMIT = 200  # characters of the prompt quoted back in an answer
 _TOKEN = re.compile(r"\s*\S+\s*")  # a word with the whitespace around it, so chunks re-join exactly
 
@@ -234,6 +235,7 @@ class RuleBasedProvider:
         sleep: Callable[[float], Awaitable[None]],
         chunk_delay_ms: float = 50.0,
         words_per_chunk: int = 5,
+        default_model: str = DEFAULT_MODEL,
     ) -> None:
         if chunk_delay_ms < 0:
             raise ValueError("chunk_delay_ms must be >= 0")
@@ -242,6 +244,7 @@ class RuleBasedProvider:
         self._sleep = sleep
         self._delay_s = chunk_delay_ms / 1000
         self._words = words_per_chunk
+        self._default_model = default_model
 
     @property
     def name(self) -> str:
@@ -253,7 +256,7 @@ class RuleBasedProvider:
 
     @property
     def default_model(self) -> str:
-        return "script"
+        return self._default_model
 
     @property
     def configured(self) -> bool:

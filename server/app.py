@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -14,39 +15,22 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from providers.base import Provider
-from providers.registry import ProviderRegistry
-from providers.rulebased import RuleBasedProvider
+from providers.http import HttpClient
 from server import http_routes as routes
 from server.access import AccessControl
-from server.config import Config, ConfigError
+from server.config import Config
 from server.hub import StreamHub
+from server.provider_setup import build_registry
 from server.ws import websocket_endpoint
 
 STATIC = Path(__file__).parent / "static"
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 
 
-def build_providers(config: Config, extra: Sequence[Provider] = ()) -> ProviderRegistry:
-    rulebased = config.providers.get("rulebased")
-    delay = rulebased.chunk_delay_ms if rulebased and rulebased.chunk_delay_ms is not None else 50.0
-    providers: list[Provider] = [RuleBasedProvider(sleep=asyncio.sleep, chunk_delay_ms=delay), *extra]
-    registry = ProviderRegistry(providers)
-    _check_names(config, registry)
-    return registry
-
-
-def _check_names(config: Config, registry: ProviderRegistry) -> None:
-    known = ", ".join(registry.names)
-    for name in config.providers:
-        if registry.get(name) is None:
-            raise ConfigError(f"config: unknown provider `providers.{name}` (known: {known})")
-    named = [("streaming.default_provider", config.streaming.default_provider)]
-    named += [
-        (f"agents.{a}.provider", agent.provider) for a, agent in config.agents.items() if agent.provider
-    ]
-    for key, name in named:
-        if registry.get(name) is None:
-            raise ConfigError(f"config: `{key}` names unknown provider `{name}` (known: {known})")
+def _read_backstop(config: Config) -> float:
+    # A dead socket is normally caught by the stream's own idle/first-token timeouts first.
+    s = config.streaming
+    return max(s.first_token_timeout_seconds, s.idle_timeout_seconds) + 5
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
@@ -59,11 +43,28 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=404)
 
 
-def create_app(config: Config | None = None, extra_providers: Sequence[Provider] = ()) -> Starlette:
-    """The gateway. ``extra_providers`` serve beside the built-in ones (embedding, tests)."""
+def create_app(
+    config: Config | None = None,
+    extra_providers: Sequence[Provider] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Starlette:
+    """The gateway. ``extra_providers`` serve beside the built-in ones (embedding, tests);
+    provider keys and URLs not in ``config`` come from ``environ`` (default: os.environ)."""
     config = config or Config()
-    hub = StreamHub(config, build_providers(config, extra_providers))
+    client = HttpClient(read_timeout=_read_backstop(config))
+    registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
+    hub = StreamHub(config, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await client.start()
+        try:
+            yield
+        finally:
+            await client.close()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             WebSocketRoute("/v1/ws", websocket_endpoint),
             Route("/v1/streams", routes.post_stream, methods=["POST"]),

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
-        serve(config, args.host or config.server.host, args.port or config.server.port)
+        host = config.server.host if args.host is None else args.host
+        serve(config, host, config.server.port if args.port is None else args.port)
     except ConfigError as exc:
         print(f"tokenwire: {exc}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -38,7 +39,7 @@ class StreamingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     stream_timeout_seconds: Seconds = 600.0
     first_token_timeout_seconds: Seconds = 60.0
     idle_timeout_seconds: Seconds = 60.0
-    # Bytes of text queued for one slow client before its stream stops reading upstream.
+    # Characters of text waiting for one slow client before its stream stops reading upstream.
     buffer_size: Annotated[int, Meta(ge=1024)] = 262144
     keepalive_seconds: Seconds = 15.0  # SSE comment interval
 
@@ -51,7 +52,9 @@ class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    api_key: str | None = None  # else the provider's usual environment variable
     base_url: str | None = None
+    api_version: str | None = None  # azure_openai only
     default_model: str | None = None
     prices: dict[str, Price] = {}  # model name -> price; "*" applies to any model
     chunk_delay_ms: Annotated[float, Meta(ge=0, le=60000)] | None = None  # rulebased only
@@ -64,8 +67,14 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     options: Options = Options()
 
 
+# Used when the file has no [agents] table; environment overrides adjust these rather than replace them.
+DEFAULT_AGENTS: dict[str, dict[str, Any]] = {
+    "assistant": {"provider": "rulebased", "system_prompt": "You are a helpful assistant."}
+}
+
+
 def _default_agents() -> dict[str, AgentConfig]:
-    return {"assistant": AgentConfig(provider="rulebased", system_prompt="You are a helpful assistant.")}
+    return {name: msgspec.convert(agent, AgentConfig) for name, agent in DEFAULT_AGENTS.items()}
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -90,6 +99,8 @@ def load_config(path: str | None = None, environ: Mapping[str, str] | None = Non
             raise ConfigError(f"config: cannot read {path}{source}: {e.strerror or e}") from None
         except ValueError as e:  # TOMLDecodeError, or bytes that are not UTF-8
             raise ConfigError(f"config: {path}{source} is not valid TOML: {e}") from None
+    if "agents" not in raw:
+        raw["agents"] = copy.deepcopy(DEFAULT_AGENTS)
     origins = _apply_env(raw, environ)
     return _decode(raw, origins)
 

@@ -160,6 +160,8 @@ async def post_script_stream(request: Request) -> EventStreamResponse:
 
 async def post_agent_chat(request: Request) -> EventStreamResponse:
     body = await _decode(request, AgentChatBody)
+    if not body.prompt.strip():
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, "`prompt` is empty - at `$.prompt`")
     encoder: Callable[..., bytes] = agent_chat_event
     return _sse(request, _open(request, body.to_request(request.path_params["agent_id"])), encoder)
 

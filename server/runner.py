@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Metrics, StartAck, Usage
 from providers.base import (
+    Failure,
     Finish,
     GenerationRequest,
     Provider,
@@ -60,8 +62,12 @@ class Stream:
         self._cost = cost
         self.log = EventLog()
         self._loop = asyncio.get_running_loop()
+        # Deadlines run on the loop's clock (call_at); metrics on perf_counter, because uvloop's
+        # clock has millisecond resolution.
         self._accepted_at = self._loop.time()
+        self._accepted_perf = time.perf_counter()
         self._first_token_at: float | None = None
+        self._first_token_perf = 0.0
         self._last_event_at = self._accepted_at
         self._reader_wait = False
         self._stop_reason: str | None = None  # "cancelled" or a timeout description
@@ -110,6 +116,8 @@ class Stream:
                         self._usage = event
                     elif type(event) is Finish:
                         finish = event.reason
+                    elif type(event) is Failure:
+                        raise event.error
         except asyncio.CancelledError:
             self._end_stopped()
             if self._stop_reason is None:
@@ -150,6 +158,7 @@ class Stream:
             return
         if self._first_token_at is None:
             self._first_token_at = self._last_event_at
+            self._first_token_perf = time.perf_counter()
             self._arm_watchdog()  # the idle deadline may come before the first-token one
         self.log.append(text)
         if self.log.backlog() > self.settings.buffer_size:
@@ -231,15 +240,15 @@ class Stream:
         )
 
     def _metrics(self, usage: Usage) -> Metrics:
-        now = self._loop.time()
-        first = self._first_token_at
+        now = time.perf_counter()
+        first = None if self._first_token_at is None else self._first_token_perf
         generating = None if first is None else now - first
         tps = usage.completion_tokens / generating if generating else None
         return Metrics(
             provider=self.provider.name,
             model=self.request.model,
-            ttft_ms=None if first is None else round((first - self._accepted_at) * 1000, 3),
-            duration_ms=round((now - self._accepted_at) * 1000, 3),
+            ttft_ms=None if first is None else round((first - self._accepted_perf) * 1000, 3),
+            duration_ms=round((now - self._accepted_perf) * 1000, 3),
             tokens_per_second=None if tps is None else round(tps, 2),
             estimated_cost_usd=self._cost(self.request.model, usage.prompt_tokens, usage.completion_tokens),
         )

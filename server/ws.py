@@ -49,7 +49,6 @@ class Connection:
         self._outbox: deque[ServerMessage | Subscription] = deque()  # replies and ready subscriptions
         self._queued: set[Subscription] = set()  # subscriptions already in the outbox
         self._wake = asyncio.Event()
-        self._max_bytes = hub.config.server.max_message_bytes
 
     async def serve(self) -> None:
         await self.ws.accept()
@@ -73,9 +72,6 @@ class Connection:
             data = frame.get("text")
             if data is None:
                 data = frame.get("bytes") or b""
-            if len(data) > self._max_bytes:
-                self._refuse(None, ErrorCode.BAD_MESSAGE, f"message exceeds {self._max_bytes} bytes")
-                continue
             self._handle(decode_client_message(data))
 
     def _handle(self, message: StartRequest | Cancel | Ping | BadMessage) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from providers.base import Provider
 from server.app import create_app
 from server.config import Config
 from server.hub import StreamHub
+from tests.support.upstream import FakeUpstream
 
 
 @dataclass
@@ -52,18 +53,26 @@ class ServerThread(threading.Thread):
 
 class StartGateway(Protocol):
     def __call__(
-        self, config: dict[str, Any] | None = None, providers: Sequence[Provider] = ()
+        self,
+        config: dict[str, Any] | None = None,
+        providers: Sequence[Provider] = (),
+        environ: dict[str, str] | None = None,
     ) -> Gateway: ...
 
 
 @pytest.fixture
 def start_gateway() -> Iterator[StartGateway]:
-    """Start gateways with a config given as a dict shaped like tokenwire.toml."""
+    """Start gateways with a config given as a dict shaped like tokenwire.toml, and provider
+    environment variables (keys, base URLs) given as ``environ``."""
     threads: list[ServerThread] = []
 
-    def start(config: dict[str, Any] | None = None, providers: Sequence[Provider] = ()) -> Gateway:
+    def start(
+        config: dict[str, Any] | None = None,
+        providers: Sequence[Provider] = (),
+        environ: dict[str, str] | None = None,
+    ) -> Gateway:
         typed = msgspec.convert(config or {}, Config)
-        app = create_app(typed, providers)
+        app = create_app(typed, providers, environ or {})  # no provider keys from the real env
         thread = ServerThread(app, typed.server.max_message_bytes)
         thread.start()
         deadline = time.monotonic() + 10
@@ -78,6 +87,15 @@ def start_gateway() -> Iterator[StartGateway]:
     yield start
     for thread in threads:
         thread.stop()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    """A fake provider upstream on a free port (see tests/support/upstream.py)."""
+    fake = FakeUpstream()
+    await fake.start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture

@@ -369,6 +369,15 @@ def test_agent_option_from_env(tmp_path: Path) -> None:
         load_config(environ={"TOKENWIRE_AGENTS__X__OPTIONS__TEMPERATURE": "9"})
 
 
+def test_env_override_adjusts_the_default_agent_instead_of_replacing_it() -> None:
+    config = load_config(environ={"TOKENWIRE_AGENTS__ASSISTANT__MODEL": "m1"})
+    assert config.agents == {
+        "assistant": AgentConfig(
+            provider="rulebased", model="m1", system_prompt="You are a helpful assistant."
+        )
+    }
+
+
 @pytest.mark.parametrize("agent_id", ["has space", "a/b", "x" * 65, ""])
 def test_bad_agent_id_rejected(tmp_path: Path, agent_id: str) -> None:
     message = error_of(tmp_path, f'[agents."{agent_id}"]\nmodel = "m"')

@@ -311,6 +311,9 @@ async def test_original_agent_chat_route_errors(start_gateway: StartGateway) -> 
     status, payload = await _post(gw, "/api/agents/flaky/chat/stream", {"conversationHistory": []})
     assert status == 400
     assert "prompt" in payload["error"]["message"]
+    status, payload = await _post(gw, "/api/agents/flaky/chat/stream", {"prompt": "   "})
+    assert status == 400
+    assert payload["error"]["message"] == "`prompt` is empty - at `$.prompt`"
     async with (
         aiohttp.ClientSession() as http,
         http.post(gw.http + "/api/agents/flaky/chat/stream", json={"prompt": "x"}) as resp,

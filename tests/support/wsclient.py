@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 Message = dict[str, Any]
 
@@ -68,3 +68,12 @@ def assert_gap_free(events: list[Message]) -> None:
         expected = event["seq"] + 1
     assert is_terminal(events[-1])
     assert events[-1]["seq"] == expected
+
+
+async def stream_events(url: str, stream_id: str = "a", **fields: Any) -> list[Message]:
+    """Open a socket, run one stream to its end (or refusal) and return its events."""
+    async with connect(url) as ws:
+        await recv(ws)
+        await start(ws, stream_id, **fields)
+        per_id, _ = await collect(ws, {stream_id})
+    return per_id[stream_id]

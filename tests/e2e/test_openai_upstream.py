@@ -1,0 +1,293 @@
+"""OpenAI and Azure OpenAI end to end: gateway -> fake upstream speaking their exact bytes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import Gateway, StartGateway
+from tests.support.sseclient import read_events
+from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
+from tests.support.wsclient import assert_gap_free, chunk_text, recv, start, stream_events
+
+KEY = "sk-test-secret-0123456789"
+
+
+def _chunk(content: str | None, finish: str | None = None) -> bytes:
+    import json
+
+    delta = {} if content is None else {"content": content}
+    body = {
+        "id": "chatcmpl-7Qx",
+        "object": "chat.completion.chunk",
+        "created": 1767225600,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "usage": None,
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+USAGE = (
+    b'data: {"id":"chatcmpl-7Qx","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini",'
+    b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2000000,"total_tokens":2000009}}\n\n'
+)
+STREAM = [
+    _chunk(""),
+    _chunk("Hel"),
+    _chunk("lo, "),
+    _chunk("wörld 🎉"),
+    _chunk(None, "stop"),
+    USAGE,
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.fixture
+def openai_gateway(start_gateway: StartGateway, upstream: FakeUpstream) -> Gateway:
+    return start_gateway(environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"})
+
+
+async def test_ready_lists_every_provider_with_its_configuration(start_gateway: StartGateway) -> None:
+    gw = start_gateway(environ={"OPENAI_API_KEY": KEY})
+    async with connect(gw.ws) as ws:
+        ready = await recv(ws)
+    providers = {p["name"]: p for p in ready["providers"]}
+    assert set(providers) == {"rulebased", "openai", "azure_openai", "anthropic", "gemini", "ollama"}
+    assert providers["openai"] == {
+        "name": "openai",
+        "streaming": "native",
+        "configured": True,
+        "default_model": "gpt-4o-mini",
+    }
+    assert providers["anthropic"]["configured"] is False
+    assert providers["azure_openai"]["configured"] is False
+    assert providers["ollama"]["configured"] is True
+
+
+async def test_unconfigured_provider_is_refused(start_gateway: StartGateway) -> None:
+    events = await stream_events(start_gateway().ws, provider="openai", prompt="hi")
+    assert events == [
+        {
+            "type": "error",
+            "id": "a",
+            "code": "provider_not_configured",
+            "message": "provider `openai` has no API key configured",
+            "retryable": False,
+        }
+    ]
+
+
+async def test_stream_over_websocket(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(pieces=STREAM, pause=0.01))
+    events = await stream_events(
+        openai_gateway.ws,
+        provider="openai",
+        messages=[{"role": "user", "content": "Hi"}],
+        options={"max_tokens": 5},
+    )
+    assert_gap_free(events)
+    done = events[-1]
+    assert done["type"] == "done"
+    assert chunk_text(events) == done["content"] == "Hello, wörld 🎉"
+    assert done["finish_reason"] == "stop"
+    assert done["usage"] == {
+        "prompt_tokens": 9,
+        "completion_tokens": 2000000,
+        "total_tokens": 2000009,
+        "estimated": False,
+    }
+    metrics = done["metrics"]
+    assert isinstance(metrics, dict)
+    assert metrics["model"] == "gpt-4o-mini"
+    assert metrics["estimated_cost_usd"] == pytest.approx(9 * 0.15 / 1e6 + 2 * 0.60)
+    (request,) = upstream.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.json() == {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": 5,
+    }
+
+
+async def test_stream_over_sse(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(pieces=STREAM))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(openai_gateway.http + "/v1/streams", json={"provider": "openai", "prompt": "Hi"}) as resp,
+    ):
+        transcript = await read_events(resp)
+    assert transcript.events[-1].event == "done"
+    assert transcript.events[-1].data["content"] == "Hello, wörld 🎉"
+
+
+async def test_error_status_before_the_stream_ends_the_accepted_stream(
+    openai_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    body = (
+        b'{"error":{"message":"Incorrect API key provided: '
+        + KEY.encode()
+        + b". You can find your API key at "
+        b'https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,'
+        b'"code":"invalid_api_key"}}'
+    )
+    upstream.reply(Reply(status=401, headers={"content-type": "application/json"}, pieces=[body]))
+    events = await stream_events(openai_gateway.ws, provider="openai", prompt="hi")
+    assert [e["type"] for e in events] == ["start", "error"]
+    error = events[-1]
+    assert error["seq"] == 1
+    assert error["code"] == "upstream_auth"
+    assert error["status"] == 401
+    assert error["retryable"] is False
+    assert error["provider"] == "openai"
+    assert KEY not in str(error["message"])
+    assert "Incorrect API key" in str(error["message"])
+
+
+async def test_rate_limit_carries_retry_after(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
+    body = b'{"error":{"message":"Rate limit reached for gpt-4o-mini","type":"requests","code":"rate_limit_exceeded"}}'
+    upstream.reply(
+        Reply(status=429, headers={"content-type": "application/json", "retry-after": "3"}, pieces=[body])
+    )
+    error = (await stream_events(openai_gateway.ws, provider="openai", prompt="hi"))[-1]
+    assert error["code"] == "upstream_rate_limited"
+    assert error["retry_after_s"] == 3.0
+    assert error["retryable"] is True
+
+
+async def test_mid_stream_error(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
+    error_line = b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}\n\n'
+    upstream.reply(Reply(pieces=[_chunk("Hel"), error_line]))
+    events = await stream_events(openai_gateway.ws, provider="openai", prompt="hi")
+    assert_gap_free(events)
+    assert events[1]["content"] == "Hel"
+    assert events[-1]["code"] == "upstream_unavailable"
+    assert "server had an error" in str(events[-1]["message"])
+
+
+@pytest.mark.parametrize("cut", [True, False])
+async def test_truncated_stream_is_upstream_protocol(
+    openai_gateway: Gateway, upstream: FakeUpstream, cut: bool
+) -> None:
+    upstream.reply(Reply(pieces=[_chunk("Hel"), _chunk("lo")], cut=cut))
+    events = await stream_events(openai_gateway.ws, provider="openai", prompt="hi")
+    assert chunk_text(events) == "Hello"
+    assert events[-1]["code"] == "upstream_protocol"
+    assert events[-1]["retryable"] is True
+
+
+async def test_connection_refused_is_upstream_unavailable(start_gateway: StartGateway) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gw = start_gateway(environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    events = await stream_events(gw.ws, provider="openai", prompt="hi")
+    assert [e["type"] for e in events] == ["start", "error"]
+    assert events[-1]["code"] == "upstream_unavailable"
+    assert events[-1]["retryable"] is True
+
+
+async def test_cancel_closes_the_upstream_connection(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    await cancel_reaches_upstream(openai_gateway.ws, upstream, "openai", "Hel")
+
+
+async def test_socket_close_closes_the_upstream_connection(
+    openai_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    async with connect(openai_gateway.ws) as ws:
+        await recv(ws)
+        await start(ws, "a", provider="openai", prompt="hi")
+        await recv(ws)
+        await recv(ws)
+    async with asyncio.timeout(2):
+        await upstream.disconnected.wait()
+
+
+async def test_sse_client_going_away_closes_the_upstream_connection(
+    openai_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            openai_gateway.http + "/v1/streams", json={"provider": "openai", "prompt": "hi"}
+        )
+        await read_events(resp, until={"chunk"})
+        resp.close()
+    async with asyncio.timeout(2):
+        await upstream.disconnected.wait()
+
+
+async def test_idle_timeout_closes_the_upstream_connection(
+    start_gateway: StartGateway, upstream: FakeUpstream
+) -> None:
+    gw = start_gateway(
+        {"streaming": {"idle_timeout_seconds": 0.3}},
+        environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"},
+    )
+    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    events = await stream_events(gw.ws, provider="openai", prompt="hi")
+    assert events[-1]["code"] == "timeout"
+    async with asyncio.timeout(2):
+        await upstream.disconnected.wait()
+
+
+async def test_streaming_switched_off_uses_the_non_streaming_call(
+    start_gateway: StartGateway, upstream: FakeUpstream
+) -> None:
+    gw = start_gateway(
+        {"streaming": {"enabled": False}},
+        environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"},
+    )
+    body = (
+        b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"finish_reason":"length",'
+        b'"message":{"role":"assistant","content":"Whole answer"}}],"usage":{"prompt_tokens":4,"completion_tokens":2}}'
+    )
+    upstream.reply(Reply(headers={"content-type": "application/json"}, pieces=[body]))
+    events = await stream_events(gw.ws, provider="openai", prompt="hi")
+    assert [e["type"] for e in events] == ["start", "chunk", "done"]
+    assert events[-1]["content"] == "Whole answer"
+    assert events[-1]["finish_reason"] == "length"
+    assert "stream" not in upstream.requests[0].json()
+
+
+async def test_azure_stream_with_filter_chunks(start_gateway: StartGateway, upstream: FakeUpstream) -> None:
+    gw = start_gateway(
+        environ={
+            "AZURE_OPENAI_API_KEY": KEY,
+            "AZURE_OPENAI_ENDPOINT": upstream.url,
+            "OPENAI_API_VERSION": "2024-10-21",
+        },
+        config={
+            "providers": {
+                "azure_openai": {"prices": {"prod-4o": {"input_per_mtok": 1, "output_per_mtok": 2}}}
+            }
+        },
+    )
+    prompt_filter = (
+        b'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}\n\n'
+    )
+    late_filter = (
+        b'data: {"id":"","object":"","created":0,"model":"","choices":[{"index":0,"finish_reason":"content_filter",'
+        b'"content_filter_results":{"protected_material_text":{"detected":true,"filtered":true}}}],"usage":null}\n\n'
+    )
+    upstream.reply(Reply(pieces=[prompt_filter, _chunk("Hello"), late_filter, b"data: [DONE]\n\n"]))
+    events = await stream_events(gw.ws, provider="azure_openai", model="prod-4o", prompt="hi")
+    done = events[-1]
+    assert done["finish_reason"] == "content_filter"
+    assert done["content"] == "Hello"
+    assert done["usage"]["estimated"] is True
+    (request,) = upstream.requests
+    assert request.path == "/openai/deployments/prod-4o/chat/completions"
+    assert request.query == {"api-version": "2024-10-21"}
+    assert request.headers["api-key"] == KEY
+    assert "Authorization" not in request.headers

@@ -1,0 +1,256 @@
+"""OpenAI and Azure OpenAI: request building, and byte transcripts in every split."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.messages import ChatMessage, Options
+from providers.azure_openai import AzureOpenAIDialect
+from providers.base import Finish, GenerationRequest, TextDelta, Usage
+from providers.dialect import ProviderSettings
+from providers.openai import ChatStreamParser, OpenAIDialect
+from tests.support.transcripts import events_in_every_split
+
+KEY = "sk-test-0123456789abcdef"
+REQUEST = GenerationRequest(
+    model="gpt-4o-mini",
+    messages=[ChatMessage("system", "Be brief."), ChatMessage("user", "Say hi")],
+    options=Options(temperature=0.2, max_tokens=50, stop=["\n\n"]),
+)
+
+
+def _chunk(content: str | None = None, finish: str | None = None, extra: str = "") -> bytes:
+    delta = "{}" if content is None else '{"content":' + _json_str(content) + "}"
+    finish_json = "null" if finish is None else f'"{finish}"'
+    return (
+        b'data: {"id":"chatcmpl-7Qx","object":"chat.completion.chunk","created":1767225600,'
+        b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_9a8b7c",'
+        b'"choices":[{"index":0,"delta":'
+        + delta.encode()
+        + b',"logprobs":null,"finish_reason":'
+        + finish_json.encode()
+        + b"}]"
+        + extra.encode()
+        + b',"usage":null,"obfuscation":"Kq"}\n\n'
+    )
+
+
+def _json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+ROLE = (
+    b'data: {"id":"chatcmpl-7Qx","object":"chat.completion.chunk","created":1767225600,'
+    b'"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{"role":"assistant","content":"",'
+    b'"refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
+)
+USAGE = (
+    b'data: {"id":"chatcmpl-7Qx","object":"chat.completion.chunk","created":1767225600,'
+    b'"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,'
+    b'"total_tokens":11,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}},"obfuscation":"u"}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+
+
+def _parse(data: bytes, provider: str = "openai") -> list[object]:
+    return events_in_every_split(lambda: ChatStreamParser(provider), data)
+
+
+def test_plain_text_with_usage() -> None:
+    data = ROLE + _chunk("Hi") + _chunk(" there") + _chunk(finish="stop") + USAGE + DONE
+    assert _parse(data) == [TextDelta("Hi"), TextDelta(" there"), Usage(9, 2), Finish("stop")]
+
+
+def test_length_limit() -> None:
+    data = ROLE + _chunk("Hi") + _chunk(finish="length") + USAGE + DONE
+    assert _parse(data)[-1] == Finish("length")
+
+
+def test_multi_byte_characters_and_line_separators_survive_any_split() -> None:
+    text = "日本語 ✓ emoji 🎉 and a U+2028:\u2028 end"
+    data = ROLE + _chunk(text) + _chunk(finish="stop") + DONE
+    assert _parse(data) == [TextDelta(text), Finish("stop")]
+
+
+def test_comments_crlf_and_no_space_after_colon() -> None:
+    body = (ROLE + b": keep-alive\n\n" + _chunk("A") + _chunk(finish="stop") + DONE).replace(b"\n", b"\r\n")
+    body = body.replace(b"data: ", b"data:")
+    assert _parse(body) == [TextDelta("A"), Finish("stop")]
+
+
+def test_content_null_empty_or_missing_is_no_text() -> None:
+    none_content = (
+        b'data: {"choices":[{"index":0,"delta":{"content":null,"refusal":""},"finish_reason":null}]}\n\n'
+    )
+    assert _parse(none_content + _chunk("x") + _chunk(finish="stop") + DONE) == [
+        TextDelta("x"),
+        Finish("stop"),
+    ]
+
+
+def test_mid_stream_error_object() -> None:
+    error = (
+        b'data: {"error": {"message": "The server had an error while processing your request. Sorry about that!",'
+        b' "type": "server_error", "param": null, "code": null}}\n\n'
+    )
+    events = _parse(ROLE + _chunk("Hi") + error + DONE)
+    assert events[0] == TextDelta("Hi")
+    failure = events[1]
+    assert isinstance(failure, tuple)
+    assert failure[:3] == ("failure", "UpstreamUnavailable", "upstream_unavailable")
+    assert failure[4] == 500
+    assert "server had an error" in failure[3]
+    assert len(events) == 2
+
+
+def test_truncated_stream_is_a_protocol_failure() -> None:
+    events = _parse(ROLE + _chunk("Hi"))
+    assert events[0] == TextDelta("Hi")
+    assert events[1][:3] == ("failure", "UpstreamProtocolError", "upstream_protocol")  # type: ignore[index]
+    assert "[DONE]" in events[1][3]  # type: ignore[index]
+
+
+def test_garbage_is_a_protocol_failure() -> None:
+    events = _parse(ROLE + b"data: {not json\n\n" + DONE)
+    assert events == [
+        ("failure", "UpstreamProtocolError", "upstream_protocol", "openai sent malformed JSON", None, None)
+    ]
+
+
+def test_over_long_line_is_a_protocol_failure() -> None:
+    parser = ChatStreamParser("openai")
+    events = parser.feed(b"data: " + b"x" * (9 * 1024 * 1024))
+    assert len(events) == 1
+    assert "over-long" in events[0].error.message  # type: ignore[union-attr]
+
+
+AZURE_PROMPT_FILTER = (
+    b'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,'
+    b'"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,'
+    b'"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,'
+    b'"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]}\n\n'
+)
+AZURE_TEXT = (
+    b'data: {"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},'
+    b'"delta":{"content":"Hello"},"finish_reason":null,"index":0,"logprobs":null}],"created":1767225700,'
+    b'"id":"chatcmpl-Az1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk","usage":null}\n\n'
+)
+AZURE_LATE_FILTER = (
+    b'data: {"id":"","object":"","created":0,"model":"","choices":[{"index":0,"finish_reason":"content_filter",'
+    b'"content_filter_results":{"protected_material_text":{"detected":true,"filtered":true}},'
+    b'"content_filter_offsets":{"check_offset":65,"start_offset":65,"end_offset":1056}}],"usage":null}\n\n'
+)
+
+
+def test_azure_filter_chunks_and_late_content_filter() -> None:
+    data = AZURE_PROMPT_FILTER + AZURE_TEXT + AZURE_LATE_FILTER + DONE
+    assert _parse(data, "azure_openai") == [TextDelta("Hello"), Finish("content_filter")]
+
+
+SETTINGS = ProviderSettings(api_key=KEY, base_url="https://api.example/v1/", default_model="gpt-4o-mini")
+
+
+def test_openai_request() -> None:
+    http = OpenAIDialect(SETTINGS).request(REQUEST, stream=True)
+    assert http.url == "https://api.example/v1/chat/completions"
+    assert http.headers["authorization"] == f"Bearer {KEY}"
+    import json
+
+    assert json.loads(http.body) == {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.2,
+        "max_tokens": 50,
+        "stop": ["\n\n"],
+    }
+    assert "stream" not in json.loads(OpenAIDialect(SETTINGS).request(REQUEST, stream=False).body)
+
+
+def test_azure_request_uses_deployment_path_and_api_key_header() -> None:
+    settings = ProviderSettings(
+        api_key=KEY, base_url="https://res.openai.azure.com", default_model="d", api_version="2025-01-01"
+    )
+    request = GenerationRequest(model="my deploy/1", messages=[ChatMessage("user", "x")])
+    http = AzureOpenAIDialect(settings).request(request, stream=True)
+    assert http.url == (
+        "https://res.openai.azure.com/openai/deployments/my%20deploy%2F1/chat/completions?api-version=2025-01-01"
+    )
+    assert http.headers["api-key"] == KEY
+    assert "authorization" not in http.headers
+    import json
+
+    assert "model" not in json.loads(http.body)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "cls", "retry_after"),
+    [
+        (
+            401,
+            b'{"error":{"message":"Incorrect API key provided: sk-test-****cdef.","type":"invalid_request_error",'
+            b'"param":null,"code":"invalid_api_key"}}',
+            {},
+            "UpstreamAuthError",
+            None,
+        ),
+        (
+            429,
+            b'{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}',
+            {"retry-after-ms": "1500", "retry-after": "2"},
+            "UpstreamRateLimited",
+            1.5,
+        ),
+        (
+            404,
+            b'{"error":{"message":"The model `gpt-9` does not exist","code":"model_not_found"}}',
+            {},
+            "UpstreamBadRequest",
+            None,
+        ),
+        (503, b"<html>Service Unavailable</html>", {"retry-after": "7"}, "UpstreamUnavailable", 7.0),
+    ],
+)
+def test_openai_error_statuses(
+    status: int, body: bytes, headers: dict[str, str], cls: str, retry_after: float | None
+) -> None:
+    error = OpenAIDialect(SETTINGS).error(status, headers, body)
+    assert type(error).__name__ == cls
+    assert error.status == status
+    assert error.retry_after == retry_after
+    assert error.retryable is (status in (429, 503))
+    assert "<html>" not in error.message
+
+
+def test_azure_content_filter_error_body() -> None:
+    body = (
+        b'{"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI\'s content '
+        b'management policy.", "type": null, "param": "prompt", "code": "content_filter", "status": 400,'
+        b' "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"jailbreak":'
+        b' {"filtered": true, "detected": true}}}}}'
+    )
+    error = AzureOpenAIDialect(SETTINGS).error(400, {}, body)
+    assert error.code == "upstream_bad_request"
+    assert "content filter" in error.message
+    rate = AzureOpenAIDialect(SETTINGS).error(
+        429,
+        {"retry-after": "6"},
+        b'{"error": {"code": "429", "message": "Requests ... Please retry after 6 seconds."}}',
+    )
+    assert rate.code == "upstream_rate_limited"
+    assert rate.retry_after == 6.0
+
+
+def test_non_streaming_completion() -> None:
+    body = (
+        b'{"id":"chatcmpl-7Qx","object":"chat.completion","choices":[{"index":0,"finish_reason":"stop",'
+        b'"message":{"role":"assistant","content":"Hi!","refusal":null}}],"usage":{"prompt_tokens":9,'
+        b'"completion_tokens":2,"total_tokens":11}}'
+    )
+    result = OpenAIDialect(SETTINGS).completion(body)
+    assert result.text == "Hi!"  # type: ignore[union-attr]
+    assert result.usage == Usage(9, 2)  # type: ignore[union-attr]
