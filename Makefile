@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck clean
+JS := clients/js
+
+.PHONY: run test lint typecheck test-js clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +31,16 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: lint typecheck
+$(JS)/node_modules/.installed: $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-js: $(JS)/node_modules/.installed $(VENV)/.installed-dev
+	cd $(JS) && TOKENWIRE_PYTHON=$(abspath $(BIN))/python npm test
+	cd $(JS) && npm run --silent typecheck
+
+test: lint typecheck test-js
 	$(BIN)/python -m pytest --cov --cov-report=term -q
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(JS)/node_modules .coverage .mypy_cache .ruff_cache .pytest_cache

@@ -59,7 +59,9 @@ class AzureOpenAIDialect(KeyedDialect):
             f"/chat/completions?api-version={quote(version, safe='')}"
         )
         headers = {"api-key": self.settings.api_key or ""}
-        return HttpRequest.json(url, headers, chat_payload(request, stream=stream, model=None))
+        # Dated api-versions predate max_completion_tokens for most deployments: keep max_tokens.
+        payload = chat_payload(request, stream=stream, model=None, max_tokens_field="max_tokens")
+        return HttpRequest.json(url, headers, payload)
 
     def parser(self) -> ChatStreamParser:
         return ChatStreamParser(self.name)

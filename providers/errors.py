@@ -95,5 +95,5 @@ def redact(message: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             message = message.replace(secret, "[redacted]")
-    message = _SECRET_LIKE.sub("[redacted]", message)
+    message = _SECRET_LIKE.sub(lambda m: "[redacted]" + m[0][len(m[0].rstrip(".")) :], message)
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"

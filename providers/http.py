@@ -105,7 +105,7 @@ class HttpProvider:
     def _send(self, http: HttpRequest) -> _Exchange:
         if not self.configured:
             raise ProviderNotConfigured(
-                f"provider `{self.name}` has no API key configured", provider=self.name
+                f"provider `{self.name}` is not configured (no API key or endpoint)", provider=self.name
             )
         return _Exchange(self, http)
 

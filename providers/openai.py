@@ -74,7 +74,9 @@ _chunk = msgspec.json.Decoder(_Chunk)
 _completion = msgspec.json.Decoder(_CompletionBody)
 
 
-def chat_payload(request: GenerationRequest, *, stream: bool, model: str | None) -> dict[str, Any]:
+def chat_payload(
+    request: GenerationRequest, *, stream: bool, model: str | None, max_tokens_field: str
+) -> dict[str, Any]:
     """The Chat Completions body (shared with Azure, which names the model in the URL)."""
     payload: dict[str, Any] = {"messages": [_message(m) for m in request.messages]}
     if model is not None:
@@ -83,10 +85,12 @@ def chat_payload(request: GenerationRequest, *, stream: bool, model: str | None)
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}
     options = request.options
-    for name in ("temperature", "max_tokens", "top_p", "stop"):
+    for name, field in (("temperature", "temperature"), ("max_tokens", max_tokens_field), ("top_p", "top_p")):
         value = getattr(options, name)
         if value is not None:
-            payload[name] = value
+            payload[field] = value
+    if options.stop is not None:
+        payload["stop"] = options.stop
     return payload
 
 
@@ -162,7 +166,11 @@ class OpenAIDialect(KeyedDialect):
     def request(self, request: GenerationRequest, *, stream: bool) -> HttpRequest:
         url = self.settings.base_url.rstrip("/") + "/chat/completions"
         headers = {"authorization": f"Bearer {self.settings.api_key}"}
-        return HttpRequest.json(url, headers, chat_payload(request, stream=stream, model=request.model))
+        # max_tokens is deprecated and refused by reasoning models; max_completion_tokens works for all.
+        payload = chat_payload(
+            request, stream=stream, model=request.model, max_tokens_field="max_completion_tokens"
+        )
+        return HttpRequest.json(url, headers, payload)
 
     def parser(self) -> ChatStreamParser:
         return ChatStreamParser(self.name)

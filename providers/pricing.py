@@ -7,9 +7,11 @@ Cached-input discounts are not modelled, so the estimate errs high for cached pr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 Rates = tuple[float, float]
+_DATED = re.compile(r"[0-9][0-9-]*|latest")
 PRICES_CHECKED = "2026-11"
 DEFAULT_PRICES: dict[str, dict[str, Rates]] = {
     "rulebased": {"*": (0.0, 0.0)},
@@ -25,8 +27,11 @@ DEFAULT_PRICES: dict[str, dict[str, Rates]] = {
         "gpt-5-nano": (0.05, 0.40),
     },
     "anthropic": {
+        "claude-opus-4-6": (5.00, 25.00),
+        "claude-opus-4-5": (5.00, 25.00),
         "claude-opus-4-1": (15.00, 75.00),
         "claude-opus-4": (15.00, 75.00),
+        "claude-sonnet-4-6": (3.00, 15.00),
         "claude-sonnet-4-5": (3.00, 15.00),
         "claude-sonnet-4": (3.00, 15.00),
         "claude-3-7-sonnet": (3.00, 15.00),
@@ -44,11 +49,13 @@ DEFAULT_PRICES: dict[str, dict[str, Rates]] = {
 
 
 def rates_for(prices: Mapping[str, Rates], model: str) -> Rates | None:
-    """Exact model name first, then the longest priced name it extends with a dated or
-    versioned suffix ("gpt-4o-2024-08-06" -> "gpt-4o"), then "*"."""
+    """Exact model name first, then the longest priced name it extends with a date or version
+    ("gpt-4o-2024-08-06" -> "gpt-4o", "claude-sonnet-4-5-20250929" -> "claude-sonnet-4-5"; but not
+    "gpt-4o-audio-preview", a different model), then "*"."""
+    model = model.removeprefix("models/")  # Gemini's resource-name form
     if model in prices:
         return prices[model]
-    prefixes = [name for name in prices if model.startswith(name + "-")]
+    prefixes = [n for n in prices if model.startswith(n + "-") and _DATED.fullmatch(model[len(n) + 1 :])]
     if prefixes:
         return prices[max(prefixes, key=len)]
     return prices.get("*")

@@ -28,7 +28,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     port: Annotated[int, Meta(ge=1, le=65535)] = 8000
     auth_tokens: list[Annotated[str, Meta(min_length=1)]] = []
     allowed_origins: list[str] = []
-    max_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 65536
+    max_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = (
+        1_048_576  # long chat histories fit
+    )
 
 
 class StreamingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

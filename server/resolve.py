@@ -48,7 +48,9 @@ def resolve(request: StreamRequest, config: Config, registry: ProviderRegistry) 
         known = ", ".join(registry.names)
         return Refusal(ErrorCode.UNKNOWN_PROVIDER, f"unknown provider `{name}` (available: {known})")
     if not provider.configured:
-        return Refusal(ErrorCode.PROVIDER_NOT_CONFIGURED, f"provider `{name}` has no API key configured")
+        return Refusal(
+            ErrorCode.PROVIDER_NOT_CONFIGURED, f"provider `{name}` is not configured (no API key or endpoint)"
+        )
     model = request.model or (agent.model if agent else None) or provider.default_model
     return Resolved(
         provider,

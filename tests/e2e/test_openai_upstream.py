@@ -75,7 +75,7 @@ async def test_unconfigured_provider_is_refused(start_gateway: StartGateway) -> 
             "type": "error",
             "id": "a",
             "code": "provider_not_configured",
-            "message": "provider `openai` has no API key configured",
+            "message": "provider `openai` is not configured (no API key or endpoint)",
             "retryable": False,
         }
     ]
@@ -112,7 +112,7 @@ async def test_stream_over_websocket(openai_gateway: Gateway, upstream: FakeUpst
         "messages": [{"role": "user", "content": "Hi"}],
         "stream": True,
         "stream_options": {"include_usage": True},
-        "max_tokens": 5,
+        "max_completion_tokens": 5,
     }
 
 

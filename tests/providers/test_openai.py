@@ -165,7 +165,7 @@ def test_openai_request() -> None:
         "stream": True,
         "stream_options": {"include_usage": True},
         "temperature": 0.2,
-        "max_tokens": 50,
+        "max_completion_tokens": 50,
         "stop": ["\n\n"],
     }
     assert "stream" not in json.loads(OpenAIDialect(SETTINGS).request(REQUEST, stream=False).body)

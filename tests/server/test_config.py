@@ -79,7 +79,7 @@ def test_defaults_without_a_file() -> None:
     assert config.server.host == "127.0.0.1"
     assert config.server.port == 8000
     assert config.server.auth_tokens == []
-    assert config.server.max_message_bytes == 65536
+    assert config.server.max_message_bytes == 1_048_576
     assert config.streaming == StreamingConfig()
     assert config.streaming.enabled is True
     assert config.streaming.default_provider == "rulebased"

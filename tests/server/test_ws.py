@@ -31,7 +31,7 @@ async def test_ready_describes_server(gateway: Gateway) -> None:
         "configured": True,
         "default_model": "script",
     } in ready["providers"]
-    assert ready["limits"] == {"max_streams": 16, "max_message_bytes": 65536}
+    assert ready["limits"] == {"max_streams": 16, "max_message_bytes": 1_048_576}
 
 
 async def test_three_streams_interleave_and_each_is_whole(gateway: Gateway) -> None:

@@ -1,0 +1,281 @@
+/**
+ * One WebSocket connection to `GET /v1/ws`: sends `start`/`cancel`, decodes server frames and
+ * routes them to streams by id. The client makes a new one for every (re)connection, so routing
+ * state never outlives its socket.
+ *
+ * Routing: the gateway answers the `start`s of one id in order, each with an ack (`seq` 0) or a
+ * refusal (an `error` without `seq`), so the streams waiting for an answer are kept per id in a
+ * FIFO; an acked stream is "active" until its terminal message (`done`, or `error` with `seq`).
+ * @module
+ */
+
+import { badMessage, fromErrorMessage, TokenwireError } from './errors.js';
+
+/** @typedef {import('./stream.js').TokenwireStream} TokenwireStream */
+/** @typedef {import('./stream.js').StreamSink} StreamSink */
+/** @typedef {import('../index.js').Ready} Ready */
+/** @typedef {import('../index.js').ServerMessage} ServerMessage */
+/** @typedef {import('../index.js').StartRequest} StartRequest */
+/** @typedef {import('../index.js').WebSocketConstructor} WebSocketConstructor */
+
+/**
+ * The part of the WebSocket API used here (browsers' WebSocket, Node 22's, and the `ws` package).
+ * @typedef {object} SocketLike
+ * @property {number} readyState
+ * @property {string} [binaryType]
+ * @property {(data: string) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ * @property {((event: unknown) => void) | null} onopen
+ * @property {((event: {data: unknown}) => void) | null} onmessage
+ * @property {((event: {code?: number, reason?: string}) => void) | null} onclose
+ * @property {((event: unknown) => void) | null} onerror
+ */
+
+/**
+ * A stream as the connection knows it.
+ * @typedef {object} Routed
+ * @property {TokenwireStream} stream
+ * @property {StreamSink} sink
+ */
+
+/**
+ * @typedef {object} CloseInfo
+ * @property {number} code the close code (1006 when the socket failed without a close frame)
+ * @property {string} reason
+ * @property {boolean} opened whether the socket ever opened
+ * @property {boolean} ready whether the gateway's `ready` arrived
+ */
+
+/**
+ * @typedef {object} ConnectionEvents
+ * @property {() => void} onOpen
+ * @property {(ready: Ready) => void} onReady
+ * @property {(info: CloseInfo) => void} onClose
+ * @property {(error: TokenwireError) => void} onStray a connection-level error, or one for no known stream
+ */
+
+const OPEN = 1;
+const CANCELLED_IDS_KEPT = 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The text of a message event's data (text frames are strings; binary frames are JSON too).
+ * @param {unknown} data
+ * @returns {string | null}
+ */
+function frameText(data) {
+  if (typeof data === 'string') return data;
+  if (data instanceof ArrayBuffer) return decoder.decode(data);
+  if (ArrayBuffer.isView(data)) return decoder.decode(data);
+  return null;
+}
+
+export class WsConnection {
+  /** @type {SocketLike | null} */
+  #socket = null;
+  #events;
+  #opened = false;
+  /** @type {Ready | null} */
+  #ready = null;
+  #finished = false;
+  /** @type {Map<string, Routed[]>} streams sent, waiting for their ack or refusal */
+  #awaiting = new Map();
+  /** @type {Map<string, Routed>} acked streams, until their terminal message */
+  #active = new Map();
+  /** @type {Set<string>} ids this connection sent a `cancel` for */
+  #cancelled = new Set();
+
+  /**
+   * @param {string} url
+   * @param {WebSocketConstructor} WebSocketImpl
+   * @param {ConnectionEvents} events
+   */
+  constructor(url, WebSocketImpl, events) {
+    this.#events = events;
+    try {
+      this.#socket = /** @type {SocketLike} */ (new WebSocketImpl(url));
+    } catch (error) {
+      // e.g. a malformed URL or a blocked port: the same as a socket that never opened
+      setTimeout(() => this.#closed({ code: 1006, reason: String(error) }), 0);
+      return;
+    }
+    const socket = this.#socket;
+    socket.binaryType = 'arraybuffer';
+    socket.onopen = () => {
+      this.#opened = true;
+      if (!this.#finished) this.#events.onOpen();
+    };
+    socket.onmessage = (event) => this.#frame(event.data);
+    socket.onclose = (event) => this.#closed(event);
+    socket.onerror = () => {}; // a close event follows
+  }
+
+  /** The gateway's `ready`, once it arrived. */
+  get ready() {
+    return this.#ready;
+  }
+
+  /**
+   * Sends a `start`. A message the gateway would close the socket for (larger than
+   * `limits.max_message_bytes`) fails the stream instead.
+   * @param {Routed} routed
+   * @param {Omit<StartRequest, 'type'> & {id: string}} request
+   */
+  start(routed, request) {
+    const text = JSON.stringify({ ...request, type: 'start' });
+    const limit = this.#ready?.limits?.max_message_bytes;
+    if (typeof limit === 'number') {
+      const size = encoder.encode(text).length;
+      if (size > limit) {
+        const error = badMessage(request.id, `the start message is ${size} bytes; the gateway accepts at most ${limit}`);
+        routed.sink.fail(error, true);
+        return;
+      }
+    }
+    const id = request.id;
+    const waiting = this.#awaiting.get(id);
+    if (waiting) waiting.push(routed);
+    else this.#awaiting.set(id, [routed]);
+    this.#send(text);
+  }
+
+  /**
+   * Sends a `cancel`; the gateway answers with `done`/`cancelled` (or the terminal message that
+   * was already on its way).
+   * @param {Routed} routed
+   */
+  cancel(routed) {
+    const id = routed.stream.id;
+    this.#cancelled.add(id);
+    if (this.#cancelled.size > CANCELLED_IDS_KEPT) {
+      this.#cancelled.delete(/** @type {string} */ (this.#cancelled.values().next().value));
+    }
+    this.#send(JSON.stringify({ type: 'cancel', id }));
+  }
+
+  /**
+   * The client gave up on a stream (seq gap): stop it upstream. Its entry stays routed, so the
+   * rest of its messages are swallowed until the terminal one frees the id.
+   * @param {Routed} routed
+   */
+  abandon(routed) {
+    this.cancel(routed);
+  }
+
+  /**
+   * Fails every stream sent on this connection that has not ended (the socket is gone).
+   * @param {(id: string) => TokenwireError} makeError
+   */
+  failStreams(makeError) {
+    const routed = [...this.#awaiting.values()].flat().concat([...this.#active.values()]);
+    this.#awaiting.clear();
+    this.#active.clear();
+    for (const { stream, sink } of routed) sink.fail(makeError(stream.id));
+  }
+
+  /**
+   * Closes the socket; no `onClose` is reported for a connection closed this way.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = 'client closed') {
+    this.#finished = true;
+    const socket = this.#socket;
+    if (!socket) return;
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    try {
+      socket.close(code, reason);
+    } catch {
+      // already closing
+    }
+  }
+
+  /** @param {string} text */
+  #send(text) {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== OPEN) return; // the close handler fails the streams
+    try {
+      socket.send(text);
+    } catch {
+      // the socket is going away; its close event follows
+    }
+  }
+
+  /** @param {{code?: number, reason?: string}} event */
+  #closed(event) {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#events.onClose({
+      code: typeof event.code === 'number' ? event.code : 1006,
+      reason: typeof event.reason === 'string' ? event.reason : '',
+      opened: this.#opened,
+      ready: this.#ready !== null,
+    });
+  }
+
+  /** @param {unknown} data */
+  #frame(data) {
+    if (this.#finished) return;
+    const text = frameText(data);
+    if (text === null) return;
+    /** @type {ServerMessage} */
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return; // not JSON: nothing to route
+    }
+    if (!msg || typeof msg !== 'object') return;
+    switch (msg.type) {
+      case 'ready':
+        this.#ready = msg;
+        this.#events.onReady(msg);
+        return;
+      case 'start': {
+        const waiting = this.#awaiting.get(msg.id);
+        const routed = waiting?.shift();
+        if (waiting && waiting.length === 0) this.#awaiting.delete(msg.id);
+        if (!routed) return;
+        this.#active.set(msg.id, routed);
+        routed.sink.message(msg);
+        return;
+      }
+      case 'chunk':
+        this.#active.get(msg.id)?.sink.message(msg);
+        return;
+      case 'done':
+        this.#terminal(msg);
+        return;
+      case 'error':
+        if (typeof msg.seq === 'number') this.#terminal(msg);
+        else this.#reply(msg);
+        return;
+      default: // pong, and message types this client does not know
+    }
+  }
+
+  /** @param {ServerMessage & {id?: string | null}} msg */
+  #terminal(msg) {
+    const id = msg.id ?? '';
+    const routed = this.#active.get(id);
+    if (!routed) return;
+    this.#active.delete(id);
+    routed.sink.message(msg);
+  }
+
+  /**
+   * An `error` without `seq`: the refusal of the oldest unanswered `start` of that id, a reply to
+   * a `cancel`, or a connection-level error.
+   * @param {import('../index.js').ErrorMessage} msg
+   */
+  #reply(msg) {
+    const id = typeof msg.id === 'string' ? msg.id : null;
+    if (id !== null && msg.code === 'unknown_stream' && this.#cancelled.has(id)) return;
+    const waiting = id === null || msg.code === 'unknown_stream' ? undefined : this.#awaiting.get(id);
+    const routed = waiting?.shift();
+    if (waiting && waiting.length === 0) this.#awaiting.delete(/** @type {string} */ (id));
+    if (routed) routed.sink.fail(fromErrorMessage(msg));
+    else this.#events.onStray(fromErrorMessage(msg));
+  }
+}
