@@ -1,7 +1,9 @@
 """Access control in front of every route: API tokens and an origin allowlist (off by default).
 
 Tokens are accepted as ``Authorization: Bearer <token>`` or, for browser WebSockets that cannot
-set headers, as a ``token`` query parameter.
+set headers, as a ``token`` query parameter. Only the API (``/v1/``, ``/api/``) is guarded: the
+dashboard page and the JavaScript client hold no secrets, and a browser cannot add a token to
+the module imports of a page.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz"})
+GUARDED_PREFIXES = ("/v1/", "/api/")
 
 
 class AccessControl:
@@ -23,13 +25,14 @@ class AccessControl:
         self.origins = frozenset(allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(GUARDED_PREFIXES):
             await self.app(scope, receive, send)
             return
         problem = self._problem(scope)
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
+            await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})  # policy violation
         else:

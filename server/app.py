@@ -73,7 +73,9 @@ def create_app(
             Route("/api/scripts/generate-stream", routes.post_script_stream, methods=["POST"]),
             Route("/api/agents/{agent_id}/chat/stream", routes.post_agent_chat, methods=["POST"]),
             Route("/healthz", routes.healthz),
-            Mount("/clients/js", StaticFiles(directory=CLIENTS_JS, check_dir=False), name="clients-js"),
+            # Only the client's sources and examples: not its tests, package files or node_modules.
+            Mount("/clients/js/src", StaticFiles(directory=CLIENTS_JS / "src", check_dir=False)),
+            Mount("/clients/js/examples", StaticFiles(directory=CLIENTS_JS / "examples", check_dir=False)),
             Mount("/", StaticFiles(directory=STATIC, html=True, check_dir=False), name="static"),
         ],
         middleware=[Middleware(AccessControl, config.server.auth_tokens, config.server.allowed_origins)],

@@ -350,8 +350,9 @@ async def test_auth_tokens_guard_http_and_websocket(start_gateway: StartGateway)
             assert resp.status == 200
         async with http.post(gw.http + "/v1/completions?token=sekrit", json={"prompt": "x"}) as resp:
             assert resp.status == 200
-        async with http.get(gw.http + "/healthz") as resp:
-            assert resp.status == 200
+        for open_path in ("/healthz", "/", "/clients/js/src/index.js"):
+            async with http.get(gw.http + open_path) as resp:
+                assert resp.status == 200, open_path
         async with http.ws_connect(gw.ws) as ws:
             msg = await ws.receive()
             assert msg.type == aiohttp.WSMsgType.CLOSE
@@ -379,4 +380,18 @@ async def test_root_serves_the_live_page(gateway: Gateway) -> None:
         assert resp.status == 200
         assert resp.content_type == "text/html"
         page = await resp.text()
-    assert "/v1/ws" in page
+    assert "/clients/js/src/index.js" in page or "dashboard.js" in page
+
+
+async def test_only_the_js_client_sources_are_served(gateway: Gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(gateway.http + "/clients/js/src/index.js") as resp:
+            assert resp.status == 200
+            assert "TokenwireClient" in await resp.text()
+        for private in (
+            "/clients/js/package.json",
+            "/clients/js/test/gateway.js",
+            "/clients/js/node_modules/ws/package.json",
+        ):
+            async with http.get(gateway.http + private) as resp:
+                assert resp.status == 404, private

@@ -184,18 +184,23 @@ export class TokenwireStream {
    */
   [Symbol.asyncIterator]() {
     let index = 0;
+    let closed = false; // by return(), or after the error was thrown once
     /** @type {AsyncIterableIterator<StreamChunk>} */
     const iterator = {
       next: async () => {
         for (;;) {
+          if (closed) return { value: undefined, done: true };
           if (index < this.#chunks.length) return { value: this.#chunks[index++], done: false };
-          if (this.#error) throw this.#error;
+          if (this.#error) {
+            closed = true;
+            throw this.#error;
+          }
           if (this.#ended) return { value: undefined, done: true };
           await new Promise((wake) => this.#waiters.push(() => wake(undefined)));
         }
       },
       return: async () => {
-        index = Infinity;
+        closed = true;
         return { value: undefined, done: true };
       },
       [Symbol.asyncIterator]() {

@@ -15,7 +15,7 @@ import { badMessage, fromErrorMessage, TokenwireError } from './errors.js';
 /** @typedef {import('./stream.js').StreamSink} StreamSink */
 /** @typedef {import('../index.js').Ready} Ready */
 /** @typedef {import('../index.js').ServerMessage} ServerMessage */
-/** @typedef {import('../index.js').StartRequest} StartRequest */
+/** @typedef {import('../index.js').StreamRequest} StreamRequest */
 /** @typedef {import('../index.js').WebSocketConstructor} WebSocketConstructor */
 
 /**
@@ -55,6 +55,8 @@ import { badMessage, fromErrorMessage, TokenwireError } from './errors.js';
  */
 
 const OPEN = 1;
+/** A socket that has not opened by then counts as one that cannot open (e.g. a proxy that hangs on Upgrade). */
+export const OPEN_TIMEOUT_MS = 10_000;
 const CANCELLED_IDS_KEPT = 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -85,6 +87,8 @@ export class WsConnection {
   #active = new Map();
   /** @type {Set<string>} ids this connection sent a `cancel` for */
   #cancelled = new Set();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  #openTimer = null;
 
   /**
    * @param {string} url
@@ -102,8 +106,13 @@ export class WsConnection {
     }
     const socket = this.#socket;
     socket.binaryType = 'arraybuffer';
+    this.#openTimer = setTimeout(() => {
+      this.#abort();
+      this.#closed({ code: 1006, reason: `not open after ${OPEN_TIMEOUT_MS} ms` });
+    }, OPEN_TIMEOUT_MS);
     socket.onopen = () => {
       this.#opened = true;
+      this.#clearOpenTimer();
       if (!this.#finished) this.#events.onOpen();
     };
     socket.onmessage = (event) => this.#frame(event.data);
@@ -120,7 +129,7 @@ export class WsConnection {
    * Sends a `start`. A message the gateway would close the socket for (larger than
    * `limits.max_message_bytes`) fails the stream instead.
    * @param {Routed} routed
-   * @param {Omit<StartRequest, 'type'> & {id: string}} request
+   * @param {StreamRequest & {id: string}} request
    */
   start(routed, request) {
     const text = JSON.stringify({ ...request, type: 'start' });
@@ -181,14 +190,30 @@ export class WsConnection {
    */
   close(code = 1000, reason = 'client closed') {
     this.#finished = true;
+    this.#abort(code, reason);
+  }
+
+  /**
+   * Detaches from the socket and closes it.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  #abort(code, reason) {
+    this.#clearOpenTimer();
     const socket = this.#socket;
     if (!socket) return;
     socket.onopen = socket.onmessage = socket.onclose = null;
     try {
-      socket.close(code, reason);
+      if (code === undefined) socket.close();
+      else socket.close(code, reason);
     } catch {
       // already closing
     }
+  }
+
+  #clearOpenTimer() {
+    if (this.#openTimer !== null) clearTimeout(this.#openTimer);
+    this.#openTimer = null;
   }
 
   /** @param {string} text */
@@ -204,6 +229,7 @@ export class WsConnection {
 
   /** @param {{code?: number, reason?: string}} event */
   #closed(event) {
+    this.#clearOpenTimer();
     if (this.#finished) return;
     this.#finished = true;
     this.#events.onClose({

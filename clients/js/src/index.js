@@ -1,0 +1,11 @@
+/**
+ * @tokenwire/client — a browser and Node client for the tokenwire LLM streaming gateway.
+ * @module
+ */
+
+export { TokenwireClient, gatewayEndpoints, STREAM_ID_PATTERN } from './client.js';
+export { TokenwireStream } from './stream.js';
+export { TokenwireError } from './errors.js';
+export { SseParser } from './sse-parser.js';
+export { backoffDelay, DEFAULT_RECONNECT } from './backoff.js';
+export { countChars, estimateTokens, formatStats } from './stats.js';

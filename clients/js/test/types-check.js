@@ -1,0 +1,69 @@
+// Not a test file: `npm run typecheck` checks that the implementation in src/ matches the
+// hand-written declarations in index.d.ts. Nothing here runs.
+import * as impl from '../src/index.js';
+
+/** @typedef {typeof import('../index.js')} Declared */
+
+/** @type {Declared['TokenwireClient']} */
+export const client = impl.TokenwireClient;
+/** @type {Declared['TokenwireError']} */
+export const error = impl.TokenwireError;
+/** @type {Declared['SseParser']} */
+export const parser = impl.SseParser;
+/** @type {Declared['gatewayEndpoints']} */
+export const endpoints = impl.gatewayEndpoints;
+/** @type {Declared['backoffDelay']} */
+export const backoff = impl.backoffDelay;
+/** @type {Declared['DEFAULT_RECONNECT']} */
+export const reconnect = impl.DEFAULT_RECONNECT;
+/** @type {Declared['countChars']} */
+export const chars = impl.countChars;
+/** @type {Declared['estimateTokens']} */
+export const tokens = impl.estimateTokens;
+/** @type {Declared['formatStats']} */
+export const format = impl.formatStats;
+/** @type {Declared['STREAM_ID_PATTERN']} */
+export const pattern = impl.STREAM_ID_PATTERN;
+
+/**
+ * The stream class has a private constructor in the declarations; compare instances.
+ * @param {impl.TokenwireStream} stream
+ * @returns {import('../index.js').TokenwireStream}
+ */
+export const stream = (stream) => stream;
+
+/** The platform's WebSocket and fetch fit the options. */
+export const platform = () =>
+  new impl.TokenwireClient(new URL('http://127.0.0.1:8000'), {
+    WebSocket: globalThis.WebSocket,
+    fetch: globalThis.fetch,
+    transport: 'auto',
+    reconnect: { initialDelayMs: 100, jitter: 1 },
+    token: 't',
+  });
+
+/**
+ * And the public surface the declarations promise, used the way an application would.
+ * @param {import('../index.js').TokenwireClient} c
+ */
+export async function usage(c) {
+  const controller = new AbortController();
+  const s = c.stream(
+    { prompt: 'hi', options: { max_tokens: 10 } },
+    {
+      signal: controller.signal,
+      onStart: (ack) => ack.provider,
+      onChunk: (chunk, st) => chunk.content + st.text,
+      onDone: (done) => done.usage?.completion_tokens,
+      onError: (e) => e.retryAfter,
+    },
+  );
+  c.stream({ brief: { topic: 'Tides' }, plan: { pacing: 'fast' } });
+  c.stream({ messages: [{ role: 'user', content: 'hi' }], agent: 'assistant' });
+  for await (const chunk of s) chunk.fromSeq?.toFixed();
+  const done = await s.result;
+  const off = c.on('reconnect', (attempt, delayMs) => attempt + delayMs);
+  off();
+  const ready = await c.connect();
+  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, c.providers[0]?.name];
+}

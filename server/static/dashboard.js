@@ -1,0 +1,308 @@
+// tokenwire dashboard: several live streams side by side, over the bundled client.
+import { TokenwireClient } from "/clients/js/src/index.js";
+
+const SAMPLE_MS = 250; // sparkline and live metrics refresh (~4×/s)
+const SAMPLES = 48; // points kept per sparkline (12 s)
+const STATE_TEXT = {
+  idle: "offline",
+  connecting: "connecting…",
+  open: "connected",
+  reconnecting: "reconnecting…",
+  closed: "closed",
+};
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  form: $("start-form"),
+  provider: $("provider"),
+  model: $("model"),
+  prompt: $("prompt"),
+  topic: $("topic"),
+  audience: $("audience"),
+  tone: $("tone"),
+  duration: $("duration"),
+  start: $("start"),
+  promptFields: $("prompt-fields"),
+  briefFields: $("brief-fields"),
+  formError: $("form-error"),
+  streams: $("streams"),
+  notice: $("notice"),
+  conn: document.querySelector('[data-testid="connection"]'),
+  template: $("panel-template"),
+};
+
+const token = new URLSearchParams(location.search).get("token") || undefined;
+const client = new TokenwireClient(location.origin, { token });
+const live = new Set(); // panels of streams that have not ended
+let timer = null;
+
+// ---- formatting ------------------------------------------------------------------------------
+
+const dash = "—";
+const num = (value, digits = 0) =>
+  value === null || value === undefined || !Number.isFinite(value)
+    ? dash
+    : value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function formatCost(usd) {
+  if (usd === null || usd === undefined) return dash;
+  if (usd === 0) return "$0";
+  if (usd >= 0.01) return `$${usd.toFixed(4)}`;
+  return `$${usd.toLocaleString("en-US", { maximumSignificantDigits: 2, maximumFractionDigits: 10 })}`;
+}
+
+function describeError(error) {
+  const code = error?.code ?? "error";
+  const message = error?.message ?? String(error);
+  const retry = typeof error?.retryAfter === "number" ? ` (retry in ${num(error.retryAfter, error.retryAfter % 1 ? 1 : 0)} s)` : "";
+  return `${code}: ${message}${retry}`;
+}
+
+// ---- connection --------------------------------------------------------------------------------
+
+function showConnection() {
+  const state = client.state;
+  const n = client.reconnects;
+  const parts = [STATE_TEXT[state] ?? state];
+  if (state === "open" && client.transport === "sse") parts.push("HTTP fallback");
+  parts.push(`${n} reconnect${n === 1 ? "" : "s"}`);
+  els.conn.dataset.state = state;
+  els.conn.querySelector(".conn-text").textContent = parts.join(" · ");
+}
+
+function showNotice(text) {
+  els.notice.textContent = text;
+  els.notice.hidden = !text;
+}
+
+function fillProviders(providers) {
+  const select = els.provider;
+  const previous = select.value;
+  const options = providers.map((p) => {
+    const option = new Option(p.configured ? p.name : `${p.name} (not configured)`, p.name);
+    option.disabled = !p.configured;
+    option.dataset.defaultModel = p.default_model ?? "";
+    return option;
+  });
+  if (!options.length) options.push(new Option("gateway default", "")); // e.g. over the HTTP fallback
+  select.replaceChildren(...options);
+  const keep = providers.find((p) => p.configured && p.name === previous) ?? providers.find((p) => p.configured);
+  select.value = keep?.name ?? "";
+  if (!keep || keep.name !== previous) prefillModel();
+  els.start.disabled = false;
+}
+
+function prefillModel() {
+  els.model.value = els.provider.selectedOptions[0]?.dataset.defaultModel ?? "";
+}
+
+client.on("state", showConnection);
+client.on("reconnect", showConnection);
+client.on("ready", (ready) => {
+  showNotice("");
+  fillProviders(ready.providers ?? []);
+  showConnection();
+});
+client.on("error", (error) => showNotice(`Connection: ${describeError(error)}`));
+
+// ---- the form ----------------------------------------------------------------------------------
+
+const mode = () => els.form.elements.mode.value;
+
+function setMode() {
+  const brief = mode() === "brief";
+  els.briefFields.hidden = els.briefFields.disabled = !brief;
+  els.promptFields.hidden = els.promptFields.disabled = brief;
+}
+
+function buildRequest() {
+  const request = {};
+  if (els.provider.value) request.provider = els.provider.value;
+  const model = els.model.value.trim();
+  if (model) request.model = model;
+  if (mode() === "brief") {
+    const brief = { topic: els.topic.value.trim() };
+    const audience = els.audience.value.trim();
+    const tone = els.tone.value.trim();
+    if (audience) brief.audience = audience;
+    if (tone) brief.tone = tone;
+    request.brief = brief;
+    if (els.duration.value) request.plan = { target_duration_seconds: Number(els.duration.value) };
+  } else {
+    request.prompt = els.prompt.value;
+  }
+  return request;
+}
+
+els.form.addEventListener("change", (event) => {
+  if (event.target.name === "mode") setMode();
+  if (event.target === els.provider) prefillModel();
+});
+
+els.prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    els.form.requestSubmit();
+  }
+});
+
+els.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const blank = mode() === "brief" ? els.topic : els.prompt;
+  if (!blank.value.trim()) {
+    els.formError.textContent = mode() === "brief" ? "Write a topic first." : "Write a prompt first.";
+    els.formError.hidden = false;
+    blank.focus();
+    return;
+  }
+  els.formError.hidden = true;
+  openPanel(buildRequest());
+});
+
+// ---- panels ------------------------------------------------------------------------------------
+
+function openPanel(request) {
+  const node = els.template.content.firstElementChild.cloneNode(true);
+  const part = (id) => node.querySelector(`[data-testid="${id}"]`);
+  const panel = {
+    node,
+    request,
+    text: part("panel-text"),
+    status: part("panel-status"),
+    cancel: part("panel-cancel"),
+    error: part("panel-error"),
+    tokens: part("panel-tokens"),
+    tps: part("panel-tps"),
+    ttft: part("panel-ttft"),
+    cost: part("panel-cost"),
+    line: node.querySelector(".spark-line"),
+    fill: node.querySelector(".spark-fill"),
+    stick: true, // follow the text until the user scrolls up
+    samples: [0],
+    chars: 0, // text received, for the sparkline's rate (the gateway's estimate: 4 chars a token)
+    lastTokens: 0,
+    lastAt: performance.now(),
+    done: null,
+    stream: null,
+  };
+  panel.text.addEventListener("scroll", () => {
+    const t = panel.text;
+    panel.stick = t.scrollTop + t.clientHeight >= t.scrollHeight - 16;
+  });
+  panel.cancel.addEventListener("click", () => {
+    panel.cancel.disabled = true;
+    panel.cancel.textContent = "Cancelling…";
+    panel.stream.cancel(); // may end the stream at once (it was not sent yet)
+  });
+  part("panel-close").addEventListener("click", () => closePanel(panel));
+  els.streams.prepend(node);
+
+  panel.stream = client.stream(request, {
+    onStart: () => update(panel),
+    onChunk: (chunk) => append(panel, chunk.content),
+    onDone: (done) => finish(panel, done, null),
+    onError: (error) => finish(panel, null, error),
+  });
+  node.dataset.streamId = panel.stream.id;
+  node.setAttribute("aria-label", `stream ${panel.stream.id}`);
+  const what = request.brief
+    ? `brief: ${request.brief.topic}${request.plan ? ` · ${request.plan.target_duration_seconds} s` : ""}`
+    : request.prompt.trim();
+  const title = node.querySelector(".panel-id");
+  title.append(Object.assign(document.createElement("code"), { textContent: panel.stream.id }));
+  title.append(Object.assign(document.createElement("span"), { className: "panel-what", textContent: what }));
+  title.title = what;
+  panel.text.setAttribute("aria-label", `Text of stream ${panel.stream.id}`);
+  live.add(panel);
+  update(panel);
+  if (timer === null) timer = setInterval(tick, SAMPLE_MS);
+}
+
+function append(panel, content) {
+  panel.chars += content.length;
+  panel.text.append(content);
+  if (panel.stick) panel.text.scrollTop = panel.text.scrollHeight;
+}
+
+function finish(panel, done, error) {
+  panel.done = done;
+  const stream = panel.stream;
+  panel.text.textContent = stream.text; // at `done`: the gateway's whole text
+  if (panel.stick) panel.text.scrollTop = panel.text.scrollHeight;
+  if (error) {
+    panel.error.textContent = describeError(error);
+    panel.error.hidden = false;
+  }
+  if (live.delete(panel)) sample(panel, performance.now());
+  update(panel);
+}
+
+function closePanel(panel) {
+  panel.stream.cancel(); // a no-op once it has ended
+  live.delete(panel);
+  const next = panel.node.nextElementSibling ?? panel.node.previousElementSibling;
+  panel.node.remove();
+  (next?.querySelector('[data-testid="panel-close"]') ?? els.start).focus();
+}
+
+function update(panel) {
+  const { stream, done, node } = panel;
+  const status = stream.status;
+  const ended = status === "done" || status === "cancelled" || status === "error";
+  node.dataset.status = status;
+  panel.status.textContent = status;
+  const provider = stream.provider ?? panel.request.provider ?? "default provider";
+  const model = stream.model ?? panel.request.model ?? "default model";
+  const reason = done && !["stop", "cancelled"].includes(done.finish_reason) ? ` · finished: ${done.finish_reason}` : "";
+  node.querySelector(".panel-model").textContent = `${provider} / ${model}${reason}`;
+  if (ended) {
+    panel.cancel.disabled = true;
+    panel.cancel.textContent = "Cancel";
+  }
+  const stats = stream.stats;
+  const metrics = done?.metrics ?? null;
+  panel.tokens.textContent = num(stats.tokens);
+  panel.tps.textContent = num(stats.tokensPerSecond ?? metrics?.tokens_per_second, 1);
+  const ttft = stats.ttftMs ?? metrics?.ttft_ms;
+  panel.ttft.textContent = ttft === null || ttft === undefined ? dash : `${num(ttft)} ms`;
+  panel.cost.textContent = formatCost(metrics?.estimated_cost_usd);
+}
+
+function sample(panel, now) {
+  const tokens = panel.chars / 4;
+  const seconds = (now - panel.lastAt) / 1000;
+  if (seconds < 0.1) return; // a window too short for a meaningful rate
+  panel.samples.push(Math.max(0, tokens - panel.lastTokens) / seconds);
+  if (panel.samples.length > SAMPLES) panel.samples.shift();
+  panel.lastTokens = tokens;
+  panel.lastAt = now;
+  drawSparkline(panel);
+}
+
+function drawSparkline(panel) {
+  const values = panel.samples;
+  const max = Math.max(1, ...values);
+  const step = 120 / Math.max(1, values.length - 1); // stretched until the window is full
+  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(30 - (v / max) * 27).toFixed(1)}`);
+  panel.line.setAttribute("points", points.join(" "));
+  const last = ((values.length - 1) * step).toFixed(1);
+  panel.fill.setAttribute("points", values.length ? `0,32 ${points.join(" ")} ${last},32` : "");
+}
+
+function tick() {
+  const now = performance.now();
+  for (const panel of live) {
+    sample(panel, now);
+    update(panel);
+  }
+  if (!live.size) {
+    clearInterval(timer);
+    timer = null;
+  }
+}
+
+// ---- go ----------------------------------------------------------------------------------------
+
+setMode();
+showConnection();
+client.connect().catch(() => {}); // failures arrive as 'error' and 'state' events
