@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from typing import Literal
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 import aiohttp
 
@@ -41,7 +43,11 @@ class HttpClient:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=True, trust_env=True
+            # trust_env would look up netrc in a thread for every request; proxies are resolved
+            # once per provider instead (proxy_for).
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=True,
         )
 
     async def close(self) -> None:
@@ -66,6 +72,7 @@ class HttpProvider:
         self.client = client
         self.name = dialect.name
         self.default_model = dialect.settings.default_model
+        self.proxy = proxy_for(dialect.settings.base_url)
 
     @property
     def configured(self) -> bool:
@@ -135,6 +142,14 @@ class HttpProvider:
         return error
 
 
+def proxy_for(url: str) -> str | None:
+    """The HTTP(S)_PROXY that applies to ``url`` (honouring NO_PROXY), read once at start-up."""
+    parts = urlsplit(url)
+    if not parts.hostname or proxy_bypass(parts.hostname):
+        return None
+    return getproxies_environment().get(parts.scheme)
+
+
 class _Exchange:
     """``async with``: one request/response, with connection failures as typed errors."""
 
@@ -147,7 +162,7 @@ class _Exchange:
         name, http = self._provider.name, self._http
         try:
             self._response = await self._provider.client.session.request(
-                http.method, http.url, headers=http.headers, data=http.body
+                http.method, http.url, headers=http.headers, data=http.body, proxy=self._provider.proxy
             )
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(f"could not connect to {name}", provider=name) from exc

@@ -78,9 +78,10 @@ class Stream:
     # ---- control -----------------------------------------------------------------------------
 
     def start(self, on_end: Callable[[Stream], None]) -> None:
-        """Acknowledge at once, then run the provider in a task of its own."""
-        self.log.append(StartAck(id=self.id, seq=0, provider=self.provider.name, model=self.request.model))
+        """Run the provider in a task of its own and acknowledge at once. The task is created
+        first so that its first step (sending the upstream request) runs before the ack's write."""
         self._task = self._loop.create_task(self._run(), name=f"stream:{self.id}")
+        self.log.append(StartAck(id=self.id, seq=0, provider=self.provider.name, model=self.request.model))
         self._task.add_done_callback(lambda _: self._finished(on_end))
         self._arm_watchdog()
 

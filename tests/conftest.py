@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from providers.base import Provider
 from server.app import create_app
+from server.cli import uvicorn_config
 from server.config import Config
 from server.hub import StreamHub
 from tests.support.upstream import FakeUpstream
@@ -34,14 +35,13 @@ class Gateway:
 
 
 class ServerThread(threading.Thread):
-    def __init__(self, app: Starlette, max_message_bytes: int) -> None:
+    def __init__(self, app: Starlette, config: Config) -> None:
         super().__init__(daemon=True)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", ws_max_size=max_message_bytes, lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(app, config, log_level="warning"))
 
     def run(self) -> None:
         self.server.run(sockets=[self.sock])
@@ -73,7 +73,7 @@ def start_gateway() -> Iterator[StartGateway]:
     ) -> Gateway:
         typed = msgspec.convert(config or {}, Config)
         app = create_app(typed, providers, environ or {})  # no provider keys from the real env
-        thread = ServerThread(app, typed.server.max_message_bytes)
+        thread = ServerThread(app, typed)
         thread.start()
         deadline = time.monotonic() + 10
         while not thread.server.started:
