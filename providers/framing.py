@@ -41,6 +41,9 @@ class _LineSplitter:
             chunk = self._strip_bom(chunk)
         if self._cr_pending and chunk[:1] == b"\n":
             chunk = chunk[1:]
+        if b"\r" not in chunk:  # the common case: LF only, split in C
+            self._cr_pending = False
+            return self._split_lf(chunk)
         self._cr_pending = chunk.endswith(b"\r")
         ends = list(_EOL.finditer(chunk))
         if not ends:
@@ -55,6 +58,17 @@ class _LineSplitter:
             start = end.end()
         self._pieces, self._size = [], 0
         self._keep(chunk[start:])
+        return lines
+
+    def _split_lf(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            self._keep(chunk)
+            return []
+        lines = chunk.split(b"\n")
+        if self._pieces:
+            lines[0] = b"".join([*self._pieces, lines[0]])
+            self._pieces, self._size = [], 0
+        self._keep(lines.pop())
         return lines
 
     def close(self) -> list[bytes]:

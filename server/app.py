@@ -21,7 +21,7 @@ from server.access import AccessControl
 from server.config import Config
 from server.hub import StreamHub
 from server.provider_setup import build_registry
-from server.ws import websocket_endpoint
+from server.ws import WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"
@@ -66,7 +66,7 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            WebSocketRoute("/v1/ws", websocket_endpoint),
+            WebSocketRoute("/v1/ws", WebSocketEndpoint(hub)),
             Route("/v1/streams", routes.post_stream, methods=["POST"]),
             Route("/v1/streams/{stream_id}", routes.delete_stream, methods=["DELETE"]),
             Route("/v1/completions", routes.post_completion, methods=["POST"]),

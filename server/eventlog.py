@@ -18,22 +18,21 @@ Entry = StartAck | str | Terminal  # a str entry is a chunk's text
 
 
 class EventLog:
-    __slots__ = ("_drained", "_subscriptions", "entries", "text_chars")
+    __slots__ = ("_drained", "_subscriptions", "ended", "entries", "text_chars")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.text_chars = 0  # characters of chunk text appended so far
+        self.ended = False  # the terminal event is in
         self._subscriptions: list[Subscription] = []
         self._drained = asyncio.Event()
-
-    @property
-    def ended(self) -> bool:
-        return bool(self.entries) and isinstance(self.entries[-1], Done | Error)
 
     def append(self, entry: Entry) -> None:
         self.entries.append(entry)
         if type(entry) is str:
             self.text_chars += len(entry)
+        elif type(entry) is Done or type(entry) is Error:
+            self.ended = True
         for subscription in self._subscriptions:
             subscription.notify()
 
@@ -55,9 +54,12 @@ class EventLog:
 
     def backlog(self) -> int:
         """Characters of text the slowest subscription has not taken yet."""
-        if not self._subscriptions:
+        subscriptions = self._subscriptions
+        if len(subscriptions) == 1:  # the usual case, on the per-chunk path
+            return self.text_chars - subscriptions[0].taken_chars
+        if not subscriptions:
             return 0
-        return self.text_chars - min(s.taken_chars for s in self._subscriptions)
+        return self.text_chars - min(s.taken_chars for s in subscriptions)
 
     async def wait_backlog_below(self, limit: int) -> None:
         """Pause the producer (and so the upstream read) until slow readers catch up."""

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 
 import server
 from protocol.codec import BadMessage, decode_client_message, encode
@@ -41,8 +41,12 @@ ENDED_IDS_KEPT = 1024  # ended ids remembered per connection, so a late cancel i
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, hub: StreamHub) -> None:
-        self.ws = websocket
+    """One socket, spoken to in raw ASGI messages: the per-chunk send path is the hottest code
+    in the gateway, and Starlette's WebSocket wrapper adds calls and state checks to it."""
+
+    def __init__(self, receive: Receive, send: Send, hub: StreamHub) -> None:
+        self._receive = receive
+        self._send = send
         self.hub = hub
         self.active: dict[str, tuple[Stream, Subscription]] = {}
         self.ended_ids: OrderedDict[str, None] = OrderedDict()
@@ -51,7 +55,9 @@ class Connection:
         self._wake = asyncio.Event()
 
     async def serve(self) -> None:
-        await self.ws.accept()
+        if (await self._receive())["type"] != "websocket.connect":
+            return
+        await self._send({"type": "websocket.accept"})
         self._send_direct(self._ready_message())
         sender = asyncio.create_task(self._sender(), name="ws-sender")
         try:
@@ -66,7 +72,7 @@ class Connection:
 
     async def _receive_loop(self) -> None:
         while True:
-            frame = await self.ws.receive()
+            frame = await self._receive()
             if frame["type"] == "websocket.disconnect":
                 return
             data = frame.get("text")
@@ -133,20 +139,20 @@ class Connection:
                 await self._wake.wait()
                 self._wake.clear()
                 await self._flush()
-        except (WebSocketDisconnect, OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError) as exc:  # uvicorn's ClientDisconnected is an OSError
             log.debug("sender stopped: %r", exc)  # the receive loop sees the disconnect
 
     async def _flush(self) -> None:
-        send = self.ws.send_text
+        send = self._send
         outbox = self._outbox
         while outbox:
             item = outbox.popleft()
             if type(item) is not Subscription:
-                await send(encode(item).decode())  # type: ignore[arg-type]
+                await send({"type": "websocket.send", "text": encode(item).decode()})  # type: ignore[arg-type]
                 continue
             self._queued.discard(item)  # new events from here on queue it again, at the back
             for message in item.take():
-                await send(encode(message).decode())
+                await send({"type": "websocket.send", "text": encode(message).decode()})
             if item.finished:
                 self._forget(item)
 
@@ -173,6 +179,11 @@ class Connection:
         )
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    hub: StreamHub = websocket.app.state.hub
-    await Connection(websocket, hub).serve()
+class WebSocketEndpoint:
+    """The ASGI app of ``GET /v1/ws``."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await Connection(receive, send, self.hub).serve()
