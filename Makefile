@@ -44,3 +44,12 @@ test: lint typecheck test-js
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules .coverage .mypy_cache .ruff_cache .pytest_cache
+
+# The benchmark (docs/benchmarks.md): a few minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
+.PHONY: bench
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -36,6 +36,7 @@ def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Co
         "ws_per_message_deflate": False,
         "lifespan": "on",
         "log_level": "info",
+        "access_log": False,  # a log line per request and socket cost 6% of CPU in profiles
     }
     return uvicorn.Config(app, **(settings | overrides))
 

@@ -12,10 +12,9 @@ from typing import Any, Protocol
 import msgspec
 import pytest
 import uvicorn
-from starlette.applications import Starlette
 
 from providers.base import Provider
-from server.app import create_app
+from server.app import TokenwireApp, create_app
 from server.cli import uvicorn_config
 from server.config import Config
 from server.hub import StreamHub
@@ -26,7 +25,7 @@ from tests.support.upstream import FakeUpstream
 class Gateway:
     http: str
     ws: str
-    app: Starlette
+    app: TokenwireApp
 
     @property
     def hub(self) -> StreamHub:
@@ -35,7 +34,7 @@ class Gateway:
 
 
 class ServerThread(threading.Thread):
-    def __init__(self, app: Starlette, config: Config) -> None:
+    def __init__(self, app: TokenwireApp, config: Config) -> None:
         super().__init__(daemon=True)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
