@@ -1,0 +1,181 @@
+"""One stream's record (``StreamResult``) and a batch of streams awaited together."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from bench.scenario import Scenario, full_text
+
+Dialect = Literal["openai", "anthropic"]
+perf = time.perf_counter
+
+# ---- one stream's record -----------------------------------------------------------------------
+
+
+class StreamResult:
+    """What one stream delivered, when, and whether it was complete and in order."""
+
+    __slots__ = (
+        "_full",
+        "_fullb",
+        "arrivals",
+        "counts",
+        "ended",
+        "error",
+        "next_seq",
+        "on_end",
+        "scenario",
+        "sid",
+        "size",
+        "t_end",
+        "t_sent",
+    )
+
+    def __init__(self, sid: str, scenario: Scenario) -> None:
+        self.sid = sid
+        self.scenario = scenario
+        self.size = scenario.size
+        self._full = full_text(scenario)
+        self._fullb = b""
+        self.t_sent = 0.0
+        self.t_end = 0.0
+        self.arrivals: list[float] = []  # perf_counter() of each read that carried content
+        self.counts: list[int] = []  # upstream chunks carried by that arrival
+        self.next_seq = 1  # the seq of the next expected chunk (chunk i has seq i + 1)
+        self.error: str | None = None
+        self.ended = False
+        self.on_end: Callable[[StreamResult], None] | None = None
+
+    # -- feeding
+
+    def chunk(self, t: float, first: int, last: int, content: str) -> None:
+        """A gateway chunk covering ``first..last`` (``from_seq``..``seq``)."""
+        if self.ended:
+            return
+        if first != self.next_seq or last < first:
+            self.fail(t, f"expected seq {self.next_seq}, got {first}..{last}")
+            return
+        size = self.size
+        if content != self._full[(first - 1) * size : last * size]:
+            self.fail(t, f"wrong text in seq {first}..{last}")
+            return
+        self.next_seq = last + 1
+        arrivals = self.arrivals
+        if arrivals and arrivals[-1] == t:  # same read: one arrival
+            self.counts[-1] += last - first + 1
+        else:
+            arrivals.append(t)
+            self.counts.append(last - first + 1)
+
+    def text(self, t: float, content: bytes) -> None:
+        """A direct upstream content chunk (one upstream chunk)."""
+        if self.ended:
+            return
+        seq = self.next_seq
+        if not self._fullb:
+            self._fullb = self._full.encode()
+        size = self.size
+        if content != self._fullb[(seq - 1) * size : seq * size]:
+            self.fail(t, f"wrong text in chunk {seq - 1}: {content[:32]!r}")
+            return
+        self.next_seq = seq + 1
+        arrivals = self.arrivals
+        if arrivals and arrivals[-1] == t:
+            self.counts[-1] += 1
+        else:
+            arrivals.append(t)
+            self.counts.append(1)
+
+    def finish(self, t: float, terminal_seq: int | None = None) -> None:
+        if self.ended:
+            return
+        n = self.scenario.chunks
+        if self.next_seq != n + 1:
+            self.fail(t, f"ended after {self.next_seq - 1} of {n} chunks")
+            return
+        if terminal_seq is not None and terminal_seq != n + 1:
+            self.fail(t, f"terminal seq {terminal_seq}, expected {n + 1}")
+            return
+        self._end(t)
+
+    def fail(self, t: float, reason: str) -> None:
+        if self.ended:
+            return
+        self.error = reason
+        self._end(t)
+
+    def _end(self, t: float) -> None:
+        self.ended = True
+        self.t_end = t
+        if self.on_end is not None:
+            self.on_end(self)
+
+    # -- results
+
+    @property
+    def ok(self) -> bool:
+        return self.ended and self.error is None
+
+    @property
+    def delivered(self) -> int:
+        """Upstream chunks delivered in order."""
+        return self.next_seq - 1
+
+    @property
+    def ttft(self) -> float | None:
+        return self.arrivals[0] - self.t_sent if self.arrivals else None
+
+    def gaps(self) -> list[float]:
+        a = self.arrivals
+        return [a[i] - a[i - 1] for i in range(1, len(a))]
+
+    def first_indices(self) -> list[int]:
+        """The index (0-based) of the first upstream chunk each arrival carried."""
+        out, index = [], 0
+        for count in self.counts:
+            out.append(index)
+            index += count
+        return out
+
+    def delays(self, written: list[float]) -> list[float]:
+        """Per arrival: read time - when the upstream wrote the arrival's first chunk.
+
+        ``written[i]`` is the upstream's write time of chunk ``i`` (same clock: CLOCK_MONOTONIC).
+        """
+        return [t - written[i] for t, i in zip(self.arrivals, self.first_indices(), strict=True)]
+
+
+class Batch:
+    """Resolves when every stream added to it has ended."""
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.streams: list[StreamResult] = []
+
+    def add(self, stream: StreamResult) -> StreamResult:
+        self.left += 1
+        self.streams.append(stream)
+        stream.on_end = self._ended
+        return stream
+
+    def _ended(self, _: StreamResult) -> None:
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(None)
+
+    async def wait(self, timeout: float) -> bool:
+        """True when all ended in time; the others are failed with a timeout."""
+        if self.left == 0:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.future), timeout)
+            return True
+        except TimeoutError:
+            t = perf()
+            for stream in self.streams:
+                stream.fail(t, "timed out")
+            return False

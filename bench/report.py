@@ -1,0 +1,231 @@
+"""The results table: each figure against its target, and a pass/fail verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.harness import TRANSPORTS
+
+
+@dataclass
+class Row:
+    metric: str
+    direct: str
+    ws: str
+    sse: str
+    added: str
+    target: str
+    result: str
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _signed(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:+.3f}"
+
+
+def _verdict(checks: Sequence[bool | None]) -> str:
+    known = [c for c in checks if c is not None]
+    if not known:
+        return "—"
+    return "pass" if all(known) else "FAIL"
+
+
+def _stall_verdict(best: int, never_failed: bool, steps: Sequence[int]) -> str:
+    if best >= 512:
+        return "pass"
+    if never_failed and max(steps) < 512:
+        return "not reached"  # a quick run does not try 512
+    return "FAIL"
+
+
+def build_table(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    ttft = results.get("ttft")
+    if ttft:
+        r = ttft["results"]
+
+        def get(key: str, stat: str) -> float:
+            return float(r.get(key, {}).get(stat, math.nan))
+
+        for stat, ws_target, sse_target in (("p50", 0.3, 0.5), ("p99", 0.6, None)):
+            d, w, e = get("direct/openai", stat), get("ws/openai", stat), get("sse/openai", stat)
+            checks: list[bool | None] = [w - d <= ws_target]
+            target = f"WS ≤ {ws_target}"
+            if sse_target is not None:
+                checks.append(e - d <= sse_target)
+                target += f", SSE ≤ {sse_target}"
+            rows.append(
+                Row(
+                    f"TTFT {stat}, concurrency 1 (ms)",
+                    _f(d),
+                    _f(w),
+                    _f(e),
+                    f"WS {_signed(w - d)}, SSE {_signed(e - d)}",
+                    target + " added",
+                    _verdict(checks),
+                )
+            )
+        d, w, e = get("direct/anthropic", "p50"), get("ws/anthropic", "p50"), get("sse/anthropic", "p50")
+        rows.append(
+            Row(
+                "TTFT p50, Anthropic format (ms)",
+                _f(d),
+                _f(w),
+                _f(e),
+                f"WS {_signed(w - d)}, SSE {_signed(e - d)}",
+                "(info)",
+                "—",
+            )
+        )
+    gap = results.get("gap")
+    if gap:
+        g = gap["results"]
+        lost = any(g[t]["failed"] for t in TRANSPORTS)
+        d, w, e = g["direct"]["p99"], g["ws"]["p99"], g["sse"]["p99"]
+        rows.append(
+            Row(
+                "chunk gap p99 at 20 ms pacing, as read (ms)",
+                _f(d),
+                _f(w),
+                _f(e),
+                f"WS {_signed(w - d)}, SSE {_signed(e - d)}",
+                "(info: ±1 ms upstream timer)",
+                "—",
+            )
+        )
+        d, w, e = (g[t]["stretch"]["p99"] for t in TRANSPORTS)
+        rows.append(
+            Row(
+                "chunk gap p99 beyond the upstream's gap (ms)",
+                _f(d),
+                _f(w),
+                _f(e),
+                f"WS {_signed(w - d)}, SSE {_signed(e - d)}",
+                "≤ 0.5 added",
+                _verdict([w - d <= 0.5, e - d <= 0.5, not lost]),
+            )
+        )
+        for stat in ("p50", "p99"):
+            d, w, e = (g[t]["delay"][stat] for t in TRANSPORTS)
+            rows.append(
+                Row(
+                    f"chunk delay {stat}, upstream write -> read (ms)",
+                    _f(d),
+                    _f(w),
+                    _f(e),
+                    f"WS {_signed(w - d)}, SSE {_signed(e - d)}",
+                    "(info)",
+                    "—",
+                )
+            )
+    stall = results.get("stall")
+    if stall:
+        best, never, steps = stall["max_streams"], stall["never_failed"], stall["steps"]
+
+        def n(layout: str) -> str:
+            if layout not in best:
+                return "—"
+            text = f"{best[layout]}{'+' if never[layout] else ''}"
+            failed = [r for r in steps[layout] if not r["passed"]]
+            if failed and failed[0].get("limited_by") == "load generator":
+                text += " (client-bound)"
+            return text
+
+        def verdict(layout: str) -> str:
+            if layout not in best:
+                return "—"
+            return _stall_verdict(best[layout], never[layout], stall["steps_tried"])
+
+        ratio = "—"
+        if best.get("direct") and "ws-1" in best:
+            ratio = f"WS {best['ws-1'] / best['direct']:.0%} of direct"
+        rows.append(
+            Row(
+                "stall-free streams, 1 per socket",
+                n("direct"),
+                n("ws-1"),
+                n("sse"),
+                ratio,
+                "WS ≥ 512",
+                verdict("ws-1"),
+            )
+        )
+        rows.append(
+            Row("stall-free streams, 8 per socket", "—", n("ws-8"), "—", "", "WS ≥ 512", verdict("ws-8"))
+        )
+    thr = results.get("throughput")
+    if thr:
+        t = thr["results"]
+        d, w, e = t["direct"]["chunks_per_s"], t["ws"]["chunks_per_s"], t["sse"]["chunks_per_s"]
+        rows.append(
+            Row(
+                "relay throughput, no pacing (chunks/s)",
+                _f(d, 0),
+                _f(w, 0),
+                _f(e, 0),
+                f"WS {w / d:.0%}, SSE {e / d:.0%} of direct",
+                "≥ 50% of direct",
+                _verdict([w / d >= 0.5, e / d >= 0.5]),
+            )
+        )
+    mem = results.get("memory")
+    if mem:
+        rows.append(
+            Row(
+                "RSS per idle WebSocket connection (KiB)",
+                "—",
+                _f(mem["per_idle_connection_kib"], 1),
+                "—",
+                "",
+                "≤ 25",
+                _verdict([mem["per_idle_connection_kib"] <= 25]),
+            )
+        )
+        rows.append(
+            Row(
+                "RSS per active stream (KiB)",
+                "—",
+                _f(mem["per_active_stream_kib"], 1),
+                "—",
+                "",
+                "(info)",
+                "—",
+            )
+        )
+    soak = results.get("soak")
+    if soak:
+        growth = soak["growth_kib"]
+        rows.append(
+            Row(
+                f"RSS growth over a {soak['seconds']:g} s soak (KiB)",
+                "—",
+                f"{_f(growth, 0)} (slope {_f(soak['slope_kib_per_min'], 0)}/min)",
+                "",
+                f"{soak['streams_ok']} streams, {soak['streams_failed']} failed",
+                "no growth (≤ 1024)",
+                _verdict([growth <= 1024 and soak["streams_failed"] == 0]),
+            )
+        )
+    return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    header = Row("metric", "direct", "gateway WS", "gateway SSE", "added / ratio", "target", "result")
+    cells = [list(asdict(r).values()) for r in (header, *rows)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header.__dict__))]
+    lines = []
+    for k, c in enumerate(cells):
+        lines.append("| " + " | ".join(v.ljust(widths[i]) for i, v in enumerate(c)) + " |")
+        if k == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

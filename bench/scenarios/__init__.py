@@ -1,0 +1,1 @@
+"""The bench's scenarios, one module each: ``run(b)`` measures and returns its JSON results."""

@@ -1,0 +1,64 @@
+"""How long and how hard each scenario runs: the full run and the ``--quick`` smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    ttft_samples: int  # per transport, OpenAI format
+    ttft_samples_anthropic: int
+    ttft_rounds: int
+    gap_streams: int  # concurrent, started 5 ms apart
+    gap_chunks: int
+    gap_rounds: int
+    stall_steps: tuple[int, ...]
+    stall_rate: float  # streams started per second: N streams start over N / rate seconds
+    stall_steady: float  # seconds every stream of a step runs at once (streams last ramp + steady)
+    thr_streams: int
+    thr_chunks: int
+    thr_rounds: int
+    mem_connections: int
+    soak_seconds: float
+    warmup: int
+    settle: float  # seconds to let the gateway settle before an RSS reading
+    stall_layouts: tuple[str, ...] = ("direct", "ws-1", "ws-8", "sse")
+
+
+FULL = Settings(
+    ttft_samples=600,
+    ttft_samples_anthropic=200,
+    ttft_rounds=10,
+    gap_streams=4,
+    gap_chunks=100,
+    gap_rounds=4,
+    stall_steps=(64, 128, 256, 384, 512, 768, 1024),
+    stall_rate=250,
+    stall_steady=2.0,
+    thr_streams=4,
+    thr_chunks=25000,
+    thr_rounds=3,
+    mem_connections=500,
+    soak_seconds=60,
+    warmup=30,
+    settle=1.0,
+)
+QUICK = Settings(
+    ttft_samples=60,
+    ttft_samples_anthropic=20,
+    ttft_rounds=3,
+    gap_streams=4,
+    gap_chunks=25,
+    gap_rounds=1,
+    stall_steps=(16, 64),
+    stall_rate=500,
+    stall_steady=0.3,
+    thr_streams=2,
+    thr_chunks=1000,
+    thr_rounds=1,
+    mem_connections=50,
+    soak_seconds=4,
+    warmup=5,
+    settle=0.3,
+)
