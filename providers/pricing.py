@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 Rates = tuple[float, float]
 _DATED = re.compile(r"[0-9][0-9-]*|latest")
-PRICES_CHECKED = "2026-11"
 DEFAULT_PRICES: dict[str, dict[str, Rates]] = {
     "rulebased": {"*": (0.0, 0.0)},
     "ollama": {"*": (0.0, 0.0)},  # runs locally

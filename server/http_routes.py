@@ -7,7 +7,6 @@ problems arrive as ``error`` events of the stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
@@ -162,8 +161,7 @@ async def post_agent_chat(request: Request) -> EventStreamResponse:
     body = await _decode(request, AgentChatBody)
     if not body.prompt.strip():
         raise HttpProblem(ErrorCode.BAD_MESSAGE, "`prompt` is empty - at `$.prompt`")
-    encoder: Callable[..., bytes] = agent_chat_event
-    return _sse(request, _open(request, body.to_request(request.path_params["agent_id"])), encoder)
+    return _sse(request, _open(request, body.to_request(request.path_params["agent_id"])), agent_chat_event)
 
 
 async def healthz(request: Request) -> JSONResponse:

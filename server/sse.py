@@ -31,15 +31,19 @@ class EventStreamResponse:
         self.keepalive = keepalive_seconds
         self._wake = asyncio.Event()
         self._gone = False
+        self._sent = False  # something was written since the last keep-alive tick
+        self._keepalive_due = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         subscription = self.stream.log.subscribe(self.stream.id, lambda _: self._wake.set())
+        self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             while not self._gone:
                 body = await self._next_body(subscription.take)
                 if body:
+                    self._sent = True
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 if subscription.finished:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -51,15 +55,24 @@ class EventStreamResponse:
             if not self.stream.ended:
                 self.stream.cancel()
             watcher.cancel()
+            self._ticker.cancel()
 
     async def _next_body(self, take: Callable[[], list[ServerMessage]]) -> bytes:
-        try:
-            async with asyncio.timeout(self.keepalive):
-                await self._wake.wait()
-        except TimeoutError:
-            return KEEPALIVE
+        await self._wake.wait()
         self._wake.clear()
-        return b"".join(map(self.encoder, take()))
+        body = b"".join(map(self.encoder, take()))
+        if not body and self._keepalive_due:
+            body = KEEPALIVE
+        self._keepalive_due = False
+        return body
+
+    def _tick(self) -> None:
+        # One timer per response, not one per chunk: a comment goes out only after a quiet interval.
+        if not self._sent:
+            self._keepalive_due = True
+            self._wake.set()
+        self._sent = False
+        self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
