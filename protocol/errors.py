@@ -19,6 +19,8 @@ class ErrorCode(StrEnum):
     UPSTREAM_PROTOCOL = "upstream_protocol"
     TIMEOUT = "timeout"
     UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
 
 
@@ -40,6 +42,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UPSTREAM_UNAVAILABLE: 502,
     ErrorCode.UPSTREAM_PROTOCOL: 502,
     ErrorCode.TIMEOUT: 504,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.SHUTTING_DOWN: 503,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -53,6 +57,8 @@ RETRYABLE: frozenset[ErrorCode] = frozenset(
         ErrorCode.UPSTREAM_UNAVAILABLE,
         ErrorCode.UPSTREAM_PROTOCOL,
         ErrorCode.TIMEOUT,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.SHUTTING_DOWN,
         ErrorCode.INTERNAL,
     }
 )

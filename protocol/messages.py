@@ -25,11 +25,47 @@ class ChatMessage(msgspec.Struct, frozen=True):
     content: str
 
 
+FaultErrorCode = Literal[
+    "upstream_unavailable",
+    "upstream_rate_limited",
+    "upstream_auth",
+    "upstream_bad_request",
+    "upstream_protocol",
+    "timeout",
+]
+ChunkCount = Annotated[int, Meta(ge=0, le=100_000)]
+_BREAKS = ("stall_after_chunks", "error_after_chunks", "truncate_after_chunks")
+
+
+class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """Failures the ``rulebased`` provider acts out, to rehearse a client's error handling; every
+    other provider ignores it. A count N means "after N chunks" (0: before the first); at most one
+    of the three ``*_after_chunks`` is set. Unknown fields are refused: a misspelt fault must not
+    silently do nothing."""
+
+    first_token_delay_ms: Annotated[float, Meta(ge=0, le=600_000)] | None = None
+    stall_after_chunks: ChunkCount | None = None
+    error_after_chunks: ChunkCount | None = None
+    error_code: FaultErrorCode | None = None  # with error_after_chunks; None: "upstream_unavailable"
+    retry_after_s: Annotated[float, Meta(ge=0, le=3600)] | None = None  # with error_after_chunks
+    truncate_after_chunks: ChunkCount | None = None
+
+    def __post_init__(self) -> None:
+        # Raised while decoding, msgspec reports these with the path, e.g. `$.options.fault`.
+        if sum(getattr(self, name) is not None for name in _BREAKS) > 1:
+            names = "`stall_after_chunks`, `error_after_chunks` and `truncate_after_chunks`"
+            raise ValueError(f"only one of {names} may be set")
+        for name in ("error_code", "retry_after_s"):
+            if getattr(self, name) is not None and self.error_after_chunks is None:
+                raise ValueError(f"`{name}` goes with `error_after_chunks`")
+
+
 class Options(msgspec.Struct, frozen=True, omit_defaults=True):
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
     stop: Annotated[str, Meta(max_length=256)] | Annotated[list[str], Meta(max_length=16)] | None = None
+    fault: Fault | None = None  # rulebased only; the gateway moves it to GenerationRequest.fault
 
 
 class Brief(msgspec.Struct, frozen=True):
@@ -165,8 +201,22 @@ class Error(msgspec.Struct, tag="error", tag_field="type", kw_only=True, frozen=
     status: int | None = None
 
 
+class Notice(msgspec.Struct, tag="notice", tag_field="type", kw_only=True, frozen=True, omit_defaults=True):
+    """The gateway retries or fails over before the first token. It carries no ``seq``: it is
+    not one of the stream's events, only news of how the stream is being served."""
+
+    id: str
+    code: Literal["retrying", "failover"]
+    message: str
+    provider: str  # the provider tried next
+    model: str
+    attempt: int  # the try about to start: 2 is the first retry
+    reason: ErrorCode  # the failure that caused it
+    delay_s: float | None = None  # the wait before that try
+
+
 class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
     ts: int | float | str | None
 
 
-ServerMessage = Ready | StartAck | Chunk | Done | Error | Pong
+ServerMessage = Ready | StartAck | Chunk | Notice | Done | Error | Pong

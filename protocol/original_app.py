@@ -16,6 +16,7 @@ from protocol.messages import (
     Done,
     DurationSeconds,
     Error,
+    Notice,
     Pacing,
     Plan,
     ServerMessage,
@@ -102,8 +103,8 @@ class ScriptEventEncoder:
         self._model = ""
 
     def __call__(self, message: ServerMessage) -> bytes:
-        if type(message) is StartAck:
-            self._provider, self._model = message.provider, message.model
+        if type(message) is StartAck or type(message) is Notice:
+            self._provider, self._model = message.provider, message.model  # Notice: a failover
             return b""
         if type(message) is Chunk:
             self._parts.append(message.content)

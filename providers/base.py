@@ -8,20 +8,25 @@ from typing import ClassVar, Literal, Protocol
 import msgspec
 
 from protocol.errors import ErrorCode
-from protocol.messages import Brief, ChatMessage, Options, Plan
+from protocol.messages import Brief, ChatMessage, Fault, Options, Plan
 
 # ---- request ---------------------------------------------------------------------------------
 
 
 class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
     """What a provider is asked to generate. ``messages`` is always filled in (a prompt or a
-    brief is turned into messages); ``brief``/``plan`` stay for providers that use them."""
+    brief is turned into messages); ``brief``/``plan`` stay for providers that use them.
+
+    ``fault`` is the request's ``options.fault``, moved out of ``options`` (whose ``fault`` is then
+    None): failures to act out. Only the offline ``rulebased`` provider acts on it; every other
+    provider ignores it."""
 
     model: str
     messages: list[ChatMessage]
     brief: Brief | None = None
     plan: Plan | None = None
     options: Options = Options()
+    fault: Fault | None = None
 
 
 # ---- stream events ---------------------------------------------------------------------------
@@ -124,6 +129,14 @@ class UpstreamProtocolError(ProviderError):
     """A malformed or truncated upstream stream."""
 
     code = ErrorCode.UPSTREAM_PROTOCOL
+    default_retryable = True
+
+
+class UpstreamTimeout(ProviderError):
+    """The upstream itself reported a timeout (only injected faults raise it today; the gateway's
+    own first-token, idle and total timeouts are not provider errors)."""
+
+    code = ErrorCode.TIMEOUT
     default_retryable = True
 
 

@@ -7,6 +7,10 @@ SHA-256 of it, never ``hash()``), so it is identical across processes and restar
 
 Options: ``stop`` and ``max_tokens`` are honoured; ``temperature`` and ``top_p`` are accepted and
 ignored, since there is no sampling for them to steer.
+
+Faults (``GenerationRequest.fault``, see ``providers.faults``): a late first chunk, and a stall, a
+typed error or a truncated stream after N chunks. Every wait goes through the injected ``sleep``,
+so cancelling the consumer stops a delayed or stalled stream at once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Literal
 import msgspec
 
 from protocol.messages import Brief, ChatMessage, Plan
-from providers import prompts
+from providers import faults, prompts
 from providers import script_templates as tpl
 from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, Usage
 from providers.tokens import estimate_tokens, tokens_for_chars
@@ -28,6 +32,7 @@ from providers.tokens import estimate_tokens, tokens_for_chars
 DEFAULT_MODEL = "script"  # the drafter has one behaviour; the model name is only a label
 QUOTE_LIMIT = 200  # characters of the prompt quoted back in an answer
 _TOKEN = re.compile(r"\s*\S+\s*")  # a word with the whitespace around it, so chunks re-join exactly
+STALL_SLEEP_S = 3600.0  # a stalled stream sleeps this long, again and again, until cancelled
 
 
 def _rng(*parts: object) -> random.Random:
@@ -264,14 +269,31 @@ class RuleBasedProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
         text, reason = render(request)
-        for i, chunk in enumerate(split_chunks(text, self._words)):
+        chunks = split_chunks(text, self._words)
+        fault = faults.plan(request.fault, len(chunks), self.name)
+        if fault.delay_s > 0:
+            await self._sleep(fault.delay_s)
+        for i, chunk in enumerate(chunks[: fault.chunks]):
             # Sleep between chunks only: the first chunk is immediate, nothing trails the last.
             if i and self._delay_s > 0:
                 await self._sleep(self._delay_s)
             yield TextDelta(chunk)
+        await self._break(fault)
         yield _usage(request, text)
         yield Finish(reason)
 
     async def complete(self, request: GenerationRequest) -> Completion:
+        """The whole reply at once; a fault delays or breaks the call the way it would the stream."""
         text, reason = render(request)
+        fault = faults.plan(request.fault, len(split_chunks(text, self._words)), self.name)
+        if fault.delay_s > 0:
+            await self._sleep(fault.delay_s)
+        await self._break(fault)
         return Completion(text=text, finish_reason=reason, usage=_usage(request, text))
+
+    async def _break(self, fault: faults.FaultPlan) -> None:
+        """Act out the fault's break, if it has one: fail, or stall until cancelled."""
+        if fault.error is not None:
+            raise fault.error
+        while fault.stall:
+            await self._sleep(STALL_SLEEP_S)

@@ -64,7 +64,7 @@ class FramedStreamParser(Generic[Item]):
         """``data`` decoded, or None after appending the Failure for malformed JSON."""
         try:
             return decoder.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter inside strings
             out.append(self.fail(f"{self.provider} sent malformed JSON"))
             return None
 

@@ -1,9 +1,14 @@
-"""Access control in front of every route: API tokens and an origin allowlist (off by default).
+"""Access control in front of every route: API tokens, an origin allowlist and CORS (off by default).
 
 Tokens are accepted as ``Authorization: Bearer <token>`` or, for browser WebSockets that cannot
-set headers, as a ``token`` query parameter. Only the API (``/v1/``, ``/api/``) is guarded: the
-dashboard page and the JavaScript client hold no secrets, and a browser cannot add a token to
-the module imports of a page.
+set headers, as a ``token`` query parameter. Only the API (``/v1/``, ``/api/``) and ``/metrics``
+are guarded: the dashboard page and the JavaScript client hold no secrets, and a browser cannot
+add a token to the module imports of a page.
+
+``allowed_origins`` does two things: a request that carries an ``Origin`` not on the list is
+refused (403, or WebSocket close 1008), which stops cross-site WebSocket hijacking; and the HTTP
+routes answer CORS for the origins on it, so pages served elsewhere may call the SSE fallback.
+``"*"`` allows every origin.
 """
 
 from __future__ import annotations
@@ -12,43 +17,53 @@ import hmac
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-GUARDED_PREFIXES = ("/v1/", "/api/")
+GUARDED_PREFIXES = ("/v1/", "/api/", "/metrics")
+
+CORS_MAX_AGE = "600"
+CORS_ALLOW_HEADERS = "authorization, content-type, last-event-id"
+CORS_EXPOSE_HEADERS = "retry-after"
 
 
 class AccessControl:
     def __init__(self, app: ASGIApp, tokens: list[str], allowed_origins: list[str]) -> None:
         self.app = app
         self.tokens = [t.encode() for t in tokens]
-        self.origins = frozenset(allowed_origins)
+        self.any_origin = "*" in allowed_origins
+        self.origins = frozenset(o for o in allowed_origins if o != "*")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(GUARDED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        problem = self._problem(scope)
-        if problem is None:
-            await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await receive()  # websocket.connect
-            await send({"type": "websocket.accept"})
-            await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})  # policy violation
-        else:
-            status, message = problem
-            body = {"error": {"code": "unauthorized", "message": message, "retryable": False}}
-            await JSONResponse(body, status_code=status)(scope, receive, send)
-
-    def _problem(self, scope: Scope) -> tuple[int, str] | None:
-        """(HTTP status, message) when the request may not pass."""
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        if self.origins and origin is not None and origin not in self.origins:
-            return (403, f"origin {origin} is not allowed")
+        if origin is not None and not self._origin_ok(origin):
+            await self._refuse(scope, receive, send, 403, f"origin {origin} is not allowed")
+            return
+        cors = origin is not None and scope["type"] == "http" and (self.any_origin or bool(self.origins))
+        if cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await _preflight(origin)(scope, receive, send)  # browsers send no credentials here
+            return
         if self.tokens and not self._token_ok(headers, scope):
-            return (401, "a valid API token is required")
-        return None
+            send = _with_cors(send, origin) if cors else send
+            await self._refuse(scope, receive, send, 401, "a valid API token is required")
+            return
+        await self.app(scope, receive, _with_cors(send, origin) if cors else send)
+
+    def _origin_ok(self, origin: str) -> bool:
+        return self.any_origin or not self.origins or origin in self.origins
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1008, "reason": message})  # policy violation
+            return
+        body = {"error": {"code": "unauthorized", "message": message, "retryable": False}}
+        await JSONResponse(body, status_code=status)(scope, receive, send)
 
     def _token_ok(self, headers: Headers, scope: Scope) -> bool:
         auth = headers.get("authorization", "")
@@ -59,3 +74,32 @@ class AccessControl:
             return False
         candidate = given.encode()
         return any(hmac.compare_digest(candidate, token) for token in self.tokens)
+
+
+def _preflight(origin: str | None) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "access-control-allow-origin": origin or "",
+            "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
+            "access-control-allow-headers": CORS_ALLOW_HEADERS,
+            "access-control-max-age": CORS_MAX_AGE,
+            "vary": "origin",
+        },
+    )
+
+
+def _with_cors(send: Send, origin: str | None) -> Send:
+    """``send`` that adds the CORS headers to the response start (the body passes untouched)."""
+    extra = [
+        (b"access-control-allow-origin", (origin or "").encode("latin-1")),
+        (b"access-control-expose-headers", CORS_EXPOSE_HEADERS.encode()),
+        (b"vary", b"origin"),
+    ]
+
+    async def cors_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return cors_send

@@ -20,8 +20,11 @@ from providers.base import Provider
 from providers.http import HttpClient
 from server import http_routes as routes
 from server.access import AccessControl
+from server.access_log import AccessLog, Level
 from server.config import Config
 from server.hub import StreamHub
+from server.lifecycle import Shutdown
+from server.metrics import metrics_endpoint
 from server.provider_setup import build_registry
 from server.ws import WebSocketEndpoint
 
@@ -37,6 +40,8 @@ def _read_backstop(config: Config) -> float:
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, routes.HttpProblem)
+    hub: StreamHub = request.app.state.hub
+    hub.refused(exc.code)  # every HTTP refusal passes here: counted once, in tokenwire_errors_total
     return routes.error_response(exc)
 
 
@@ -45,15 +50,31 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=404)
 
 
+class CountedConnections:
+    """Wraps an ASGI app to keep a gauge of the connections it is serving (``/v1/ws``)."""
+
+    def __init__(self, app: ASGIApp, gauge: Level) -> None:
+        self.app = app
+        self.gauge = gauge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.gauge.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.gauge.dec()
+
+
 class TokenwireApp:
     """The ASGI app. ``GET /v1/ws`` is reached directly, outside Starlette's middleware stack,
     whose per-message send wrapper profiled at a fifth of the WebSocket sender's time; every
     other route is the Starlette app."""
 
-    def __init__(self, http: Starlette, websocket: ASGIApp) -> None:
+    def __init__(self, http: Starlette, websocket: ASGIApp, shutdown: Shutdown) -> None:
         self.http = http
         self.websocket = websocket
         self.state = http.state
+        self.shutdown = shutdown  # run by server.cli.GatewayServer on SIGTERM
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/v1/ws":
@@ -73,6 +94,8 @@ def create_app(
     client = HttpClient(read_timeout=_read_backstop(config))
     registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
     hub = StreamHub(config, registry)
+    endpoint = WebSocketEndpoint(hub)
+    shutdown = Shutdown(hub, endpoint, config.server.shutdown_grace_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -84,6 +107,7 @@ def create_app(
         try:
             yield
         finally:
+            shutdown.end_streams()  # served without GatewayServer: no grace period was given
             await client.close()
 
     app = Starlette(
@@ -95,14 +119,19 @@ def create_app(
             Route("/api/scripts/generate-stream", routes.post_script_stream, methods=["POST"]),
             Route("/api/agents/{agent_id}/chat/stream", routes.post_agent_chat, methods=["POST"]),
             Route("/healthz", routes.healthz),
+            Route("/metrics", metrics_endpoint),  # guarded like the API when tokens are set
             # Only the client's sources and examples: not its tests, package files or node_modules.
             Mount("/clients/js/src", StaticFiles(directory=CLIENTS_JS / "src", check_dir=False)),
             Mount("/clients/js/examples", StaticFiles(directory=CLIENTS_JS / "examples", check_dir=False)),
             Mount("/", StaticFiles(directory=STATIC, html=True, check_dir=False), name="static"),
         ],
-        middleware=[Middleware(AccessControl, config.server.auth_tokens, config.server.allowed_origins)],
+        middleware=[
+            Middleware(AccessLog, hub.metrics.sse_connections),  # outermost: logs refusals too
+            Middleware(AccessControl, config.server.auth_tokens, config.server.allowed_origins),
+        ],
         exception_handlers={routes.HttpProblem: _http_problem, 404: _not_found},
     )
     app.state.hub = hub
     access = (config.server.auth_tokens, config.server.allowed_origins)
-    return TokenwireApp(app, AccessControl(WebSocketEndpoint(hub), *access))
+    websocket = CountedConnections(endpoint, hub.metrics.ws_connections)
+    return TokenwireApp(app, AccessControl(websocket, *access), shutdown)

@@ -31,6 +31,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     max_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = (
         1_048_576  # long chat histories fit
     )
+    max_connections: Annotated[int, Meta(ge=1)] = 10000  # open WebSockets; more are closed with 1013
+    # On SIGTERM: how long running streams may go on before they end with `shutting_down`.
+    shutdown_grace_seconds: Annotated[float, Meta(ge=0)] = 10.0
 
 
 class StreamingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -44,6 +47,16 @@ class StreamingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     # Characters of text waiting for one slow client before its stream stops reading upstream.
     buffer_size: Annotated[int, Meta(ge=1024)] = 262144
     keepalive_seconds: Seconds = 15.0  # SSE comment interval
+    # Per connection: a token bucket of `start` messages (refused with `rate_limited` when empty).
+    starts_per_second: Annotated[float, Meta(gt=0)] = 20.0
+    starts_burst: Annotated[int, Meta(ge=1)] = 40
+    # A WebSocket whose client has not taken a frame for this long is closed and its streams cancelled.
+    slow_client_timeout_seconds: Seconds = 30.0
+    # Before the first token only: extra tries of a retryable upstream failure, with exponential
+    # backoff from retry_backoff_seconds; a retry-after longer than retry_max_wait_seconds is not waited.
+    retry_attempts: Annotated[int, Meta(ge=0, le=10)] = 2
+    retry_backoff_seconds: Annotated[float, Meta(ge=0, le=60)] = 0.25
+    retry_max_wait_seconds: Annotated[float, Meta(ge=0, le=600)] = 5.0
 
 
 class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -60,6 +73,9 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     default_model: str | None = None
     prices: dict[str, Price] = {}  # model name -> price; "*" applies to any model
     chunk_delay_ms: Annotated[float, Meta(ge=0, le=60000)] | None = None  # rulebased only
+    # Tried in order, before the first token, once this provider's retries are spent:
+    # "provider" (its default model) or "provider/model".
+    fallbacks: list[Annotated[str, Meta(min_length=1, max_length=200)]] = []
 
 
 class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from protocol.messages import Chunk, Done, Error, ServerMessage, StartAck
+from protocol.messages import Chunk, Done, Error, Notice, ServerMessage, StartAck
 
 Terminal = Done | Error
 Entry = StartAck | str | Terminal  # a str entry is a chunk's text
 
 
 class EventLog:
-    __slots__ = ("_drained", "_subscriptions", "ended", "entries", "text_chars")
+    __slots__ = ("_drained", "_subscriptions", "ended", "entries", "notices", "text_chars")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
+        # Retry/failover notices carry no seq; they come only between the ack and the first chunk.
+        self.notices: list[Notice] = []
         self.text_chars = 0  # characters of chunk text appended so far
         self.ended = False  # the terminal event is in
         self._subscriptions: list[Subscription] = []
@@ -33,6 +35,12 @@ class EventLog:
             self.text_chars += len(entry)
         elif type(entry) is Done or type(entry) is Error:
             self.ended = True
+        for subscription in self._subscriptions:
+            subscription.notify()
+
+    def notice(self, notice: Notice) -> None:
+        assert len(self.entries) == 1, "notices come after the ack and before any other event"
+        self.notices.append(notice)
         for subscription in self._subscriptions:
             subscription.notify()
 
@@ -74,7 +82,7 @@ class EventLog:
 class Subscription:
     """A reader's cursor into an EventLog, delivering under the reader's own stream id."""
 
-    __slots__ = ("_log", "_notify", "next_seq", "stream_id", "taken_chars")
+    __slots__ = ("_log", "_notify", "next_seq", "notices_taken", "stream_id", "taken_chars")
 
     def __init__(self, log: EventLog, stream_id: str, notify: Callable[[Subscription], None]) -> None:
         self._log = log
@@ -82,6 +90,7 @@ class Subscription:
         self.stream_id = stream_id
         self.next_seq = 0
         self.taken_chars = 0
+        self.notices_taken = 0
 
     @property
     def finished(self) -> bool:
@@ -97,6 +106,11 @@ class Subscription:
         end = len(entries)
         out: list[ServerMessage] = []
         seq = self.next_seq
+        if self.notices_taken < len(self._log.notices) and end:
+            if seq == 0:  # the ack goes first
+                out.append(entries[0])  # type: ignore[arg-type]
+                seq = 1
+            out.extend(self._notices())
         while seq < end:
             entry = entries[seq]
             if type(entry) is str:
@@ -112,6 +126,11 @@ class Subscription:
             self.taken_chars = self._log.text_chars
             self._log._taken()
         return out
+
+    def _notices(self) -> list[Notice]:
+        notices = self._log.notices[self.notices_taken :]
+        self.notices_taken += len(notices)
+        return notices
 
     def _chunk(self, entries: list[Entry], first: int, last: int) -> Chunk:
         if first == last:

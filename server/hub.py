@@ -1,17 +1,24 @@
-"""Every running stream of the gateway: global admission, and the streams started over HTTP."""
+"""Every running stream of the gateway: global admission, the streams started over HTTP, and
+what is recorded when a stream ends or a request is refused (metrics, the stream log line)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
-from functools import partial
+from typing import Any
 
 from protocol.errors import ErrorCode
-from protocol.messages import StreamRequest
+from protocol.messages import Done, Error, StreamRequest
 from providers.pricing import DEFAULT_PRICES, Rates, cost_usd
 from providers.registry import ProviderRegistry
 from server.config import Config
+from server.failover import fallback_routes
+from server.metrics import GatewayMetrics
 from server.resolve import Refusal, Resolved, resolve
 from server.runner import Stream, StreamSettings
+
+log = logging.getLogger("tokenwire.stream")
 
 
 class StreamHub:
@@ -27,11 +34,18 @@ class StreamHub:
             idle_timeout=s.idle_timeout_seconds,
             buffer_size=s.buffer_size,
             streaming_enabled=s.enabled,
+            retry_attempts=s.retry_attempts,
+            retry_backoff=s.retry_backoff_seconds,
+            retry_max_wait=s.retry_max_wait_seconds,
         )
         self._prices = {name: self._prices_for(name) for name in registry.names}
+        self.draining = False  # shutting down: no new streams (server.lifecycle)
+        self.metrics = GatewayMetrics(registry.names, lambda: len(self.running))
 
     def open(self, stream_id: str, request: StreamRequest) -> Stream | Refusal:
         """Resolve and admit a request, and start its stream (the ack is logged at once)."""
+        if self.draining:
+            return Refusal(ErrorCode.SHUTTING_DOWN, "the gateway is shutting down; try another instance")
         resolved = resolve(request, self.config, self.registry)
         if isinstance(resolved, Refusal):
             return resolved
@@ -50,18 +64,76 @@ class StreamHub:
         return stream
 
     def _start(self, stream_id: str, resolved: Resolved) -> Stream:
-        prices = self._prices[resolved.provider.name]
-        stream = Stream(
-            stream_id, resolved.provider, resolved.request, self._settings, partial(cost_usd, prices)
-        )
+        fallbacks = fallback_routes(resolved, self.config, self.registry)
+        stream = Stream(stream_id, resolved.provider, resolved.request, self._settings, self._cost, fallbacks)
         self.running.add(stream)
         stream.start(self._ended)
         return stream
 
+    def refused(self, code: ErrorCode) -> None:
+        """Count an error sent to a client before any stream existed (a refusal)."""
+        self.metrics.error(code)
+
     def _ended(self, stream: Stream) -> None:
         self.running.discard(stream)
-        if self.http_streams.get(stream.id) is stream:
+        over_http = self.http_streams.get(stream.id) is stream
+        if over_http:
             del self.http_streams[stream.id]
+        try:
+            self._record(stream, "http" if over_http else "ws")
+        except Exception:  # observability must never break the gateway
+            log.exception("recording the end of stream %s failed", stream.id)
+
+    def _record(self, stream: Stream, transport: str) -> None:
+        """Metrics and one log line for an ended stream: its figures, never its text or keys."""
+        terminal = stream.log.entries[-1]
+        fields: dict[str, Any] = {
+            "event": "stream_end",
+            "stream_id": stream.id,
+            "transport": transport,
+            "provider": stream.provider.name,
+            "model": stream.request.model,
+        }
+        if type(terminal) is Done:
+            usage = terminal.usage
+            fields.update(
+                outcome="cancelled" if terminal.finish_reason == "cancelled" else "done",
+                code=None,
+                finish_reason=terminal.finish_reason,
+                ttft_ms=terminal.metrics.ttft_ms,
+                duration_ms=terminal.metrics.duration_ms,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                tokens_estimated=usage.estimated,
+                cost_usd=terminal.metrics.estimated_cost_usd,
+            )
+        else:
+            assert type(terminal) is Error, terminal  # every ended stream's last entry is terminal
+            self.metrics.error(terminal.code)
+            fields.update(
+                outcome="error",
+                code=terminal.code.value,
+                finish_reason=None,
+                ttft_ms=None,
+                duration_ms=stream.elapsed_ms(),
+                prompt_tokens=None,
+                completion_tokens=None,
+                upstream_status=terminal.status,
+                retryable=terminal.retryable,
+            )
+        self.metrics.stream_ended(
+            stream.provider.name,
+            fields["outcome"],
+            ttft_ms=fields["ttft_ms"],
+            duration_ms=fields["duration_ms"],
+            prompt_tokens=fields["prompt_tokens"],
+            completion_tokens=fields["completion_tokens"],
+        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(json.dumps(fields, separators=(",", ":")))
+
+    def _cost(self, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        return cost_usd(self._prices[provider], model, prompt_tokens, completion_tokens)
 
     def _prices_for(self, provider: str) -> dict[str, Rates]:
         prices = dict(DEFAULT_PRICES.get(provider, {}))

@@ -114,6 +114,11 @@ def _check_names(config: Config, registry: ProviderRegistry) -> None:
     named += [
         (f"agents.{a}.provider", agent.provider) for a, agent in config.agents.items() if agent.provider
     ]
+    named += [
+        (f"providers.{p}.fallbacks", fallback.partition("/")[0])
+        for p, provider in config.providers.items()
+        for fallback in provider.fallbacks
+    ]
     for key, name in named:
         if registry.get(name) is None:
             raise ConfigError(f"config: `{key}` names unknown provider `{name}` (known: {known})")

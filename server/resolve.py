@@ -52,6 +52,7 @@ def resolve(request: StreamRequest, config: Config, registry: ProviderRegistry) 
             ErrorCode.PROVIDER_NOT_CONFIGURED, f"provider `{name}` is not configured (no API key or endpoint)"
         )
     model = request.model or (agent.model if agent else None) or provider.default_model
+    options = _options(agent.options if agent else None, request.options)
     return Resolved(
         provider,
         GenerationRequest(
@@ -59,7 +60,9 @@ def resolve(request: StreamRequest, config: Config, registry: ProviderRegistry) 
             messages=_messages(request, agent),
             brief=request.brief,
             plan=request.plan if request.brief is None else (request.plan or Plan()),
-            options=_options(agent.options if agent else None, request.options),
+            # The fault is no generation option: it travels apart, for the provider that acts it out.
+            options=options if options.fault is None else msgspec.structs.replace(options, fault=None),
+            fault=options.fault,
         ),
     )
 
@@ -77,7 +80,8 @@ def _messages(request: StreamRequest, agent: AgentConfig | None) -> list[ChatMes
 
 
 def _options(base: Options | None, override: Options | None) -> Options:
-    """The agent's options with the request's set fields on top."""
+    """The agent's options with the request's set fields on top. A request's ``fault`` replaces
+    the agent's as a whole (``{}`` switches the agent's fault off)."""
     if base is None or override is None:
         return override or base or Options()
     merged = msgspec.structs.asdict(base)

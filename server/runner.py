@@ -8,14 +8,17 @@ provider's generator closes the upstream response before the terminal event is w
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Literal
 
 from protocol.errors import ErrorCode
-from protocol.messages import Done, Error, Metrics, StartAck, Usage
+from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
 from providers.base import (
     Failure,
     Finish,
@@ -39,9 +42,20 @@ class StreamSettings:
     idle_timeout: float
     buffer_size: int
     streaming_enabled: bool = True
+    retry_attempts: int = 0  # per provider, before the first token
+    retry_backoff: float = 0.25  # seconds before the first retry, doubled for each next one
+    retry_max_wait: float = 5.0  # a longer retry-after is not waited for
 
 
-CostFn = Callable[[str, int, int], float | None]  # (model, prompt, completion) -> USD
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A provider and the request as it would serve it: the first choice, or a fallback."""
+
+    provider: Provider
+    request: GenerationRequest
+
+
+CostFn = Callable[[str, str, int, int], float | None]  # (provider, model, prompt, completion) -> USD
 
 
 class Stream:
@@ -54,12 +68,16 @@ class Stream:
         request: GenerationRequest,
         settings: StreamSettings,
         cost: CostFn,
+        fallbacks: Sequence[Route] = (),
     ) -> None:
         self.id = stream_id
-        self.provider = provider
+        self.provider = provider  # the one serving now: a fallback after a failover
         self.request = request
         self.settings = settings
         self._cost = cost
+        self._fallbacks = deque(fallbacks)
+        self._retries_left = settings.retry_attempts
+        self._attempt = 1
         self.log = EventLog()
         self._loop = asyncio.get_running_loop()
         # Deadlines run on the loop's clock (call_at); metrics on perf_counter, because uvloop's
@@ -70,7 +88,8 @@ class Stream:
         self._first_token_perf = 0.0
         self._last_event_at = self._accepted_at
         self._reader_wait = False
-        self._stop_reason: str | None = None  # "cancelled" or a timeout description
+        # Why we stopped it: (None, "cancelled"), or an error code and message (timeout, shutdown).
+        self._stopped: tuple[ErrorCode | None, str] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._usage: ProviderUsage | None = None
         self._task: asyncio.Task[None] | None = None
@@ -87,7 +106,11 @@ class Stream:
 
     def cancel(self) -> None:
         """Abort the upstream; the stream ends with ``done``/``cancelled``. No-op once ended."""
-        self._stop("cancelled")
+        self._stop(None, "cancelled")
+
+    def shut_down(self) -> None:
+        """Abort the upstream; the stream ends with the retryable error ``shutting_down``."""
+        self._stop(ErrorCode.SHUTTING_DOWN, "the gateway is shutting down; start the stream again")
 
     @property
     def ended(self) -> bool:
@@ -97,31 +120,20 @@ class Stream:
         if self._task is not None:
             await asyncio.shield(self._task)
 
-    def _stop(self, reason: str) -> None:
-        if self._task is None or self._task.done() or self._stop_reason is not None:
+    def _stop(self, code: ErrorCode | None, message: str) -> None:
+        if self._task is None or self._task.done() or self._stopped is not None:
             return
-        self._stop_reason = reason
+        self._stopped = (code, message)
         self._task.cancel()
 
     # ---- the task ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        finish = "stop"
         try:
-            async with aclosing(self._events()) as events:
-                async for event in events:
-                    self._last_event_at = self._loop.time()
-                    if type(event) is TextDelta:
-                        await self._text(event.text)
-                    elif type(event) is ProviderUsage:
-                        self._usage = event
-                    elif type(event) is Finish:
-                        finish = event.reason
-                    elif type(event) is Failure:
-                        raise event.error
+            finish = await self._serve()
         except asyncio.CancelledError:
             self._end_stopped()
-            if self._stop_reason is None:
+            if self._stopped is None:
                 raise  # cancelled from outside (shutdown): let the cancellation through
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # we are in a task
         except ProviderError as exc:
@@ -131,6 +143,70 @@ class Stream:
             self._end_error(ErrorCode.INTERNAL, "internal error while streaming", retryable=True)
         else:
             self._end_done(finish)
+
+    async def _serve(self) -> str:
+        """Stream; a retryable failure before the first token is tried again or failed over."""
+        while True:
+            try:
+                return await self._stream_once()
+            except ProviderError as exc:
+                notice = self._next_try(exc)
+                if notice is None:
+                    raise
+                log.info(_notice_line(notice))
+                self.log.notice(notice)
+                if notice.delay_s:
+                    await asyncio.sleep(notice.delay_s)
+
+    async def _stream_once(self) -> str:
+        finish = "stop"
+        self._usage = None
+        async with aclosing(self._events()) as events:
+            async for event in events:
+                self._last_event_at = self._loop.time()
+                if type(event) is TextDelta:
+                    await self._text(event.text)
+                elif type(event) is ProviderUsage:
+                    self._usage = event
+                elif type(event) is Finish:
+                    finish = event.reason
+                elif type(event) is Failure:
+                    raise event.error
+        return finish
+
+    def _next_try(self, exc: ProviderError) -> Notice | None:
+        """Move to the next try (same provider after a backoff, else the next fallback) and say
+        so; None when there is none: text was sent, the failure is final, or tries are spent."""
+        if self._first_token_at is not None or not exc.retryable:
+            return None
+        s = self.settings
+        failed = self.provider.name
+        wait = s.retry_backoff * 2 ** (s.retry_attempts - self._retries_left)
+        if exc.retry_after is not None:
+            wait = exc.retry_after
+        if self._retries_left and wait <= s.retry_max_wait:
+            self._retries_left -= 1
+            code: Literal["retrying", "failover"] = "retrying"
+            message = f"{failed} failed before the first token ({exc.code}); retrying in {wait:g} s"
+        elif self._fallbacks:
+            route = self._fallbacks.popleft()
+            self.provider, self.request = route.provider, route.request
+            self._retries_left = s.retry_attempts
+            code, wait = "failover", 0.0
+            message = f"{failed} failed before the first token ({exc.code}); trying {self.provider.name}"
+        else:
+            return None
+        self._attempt += 1
+        return Notice(
+            id=self.id,
+            code=code,
+            message=message,
+            provider=self.provider.name,
+            model=self.request.model,
+            attempt=self._attempt,
+            reason=exc.code,
+            delay_s=wait or None,
+        )
 
     def _finished(self, on_end: Callable[[Stream], None]) -> None:
         # A task cancelled before its first step never enters _run's try block; every stream
@@ -190,12 +266,12 @@ class Stream:
         )
 
     def _end_stopped(self) -> None:
-        """The terminal event of a stream stopped by us: cancelled, or timed out."""
-        reason = self._stop_reason or "cancelled"
-        if reason == "cancelled":
+        """The terminal event of a stream stopped by us: cancelled, timed out or shut down."""
+        code, message = self._stopped or (None, "cancelled")
+        if code is None:
             self._end_done("cancelled")
         else:
-            self._end_error(ErrorCode.TIMEOUT, reason, retryable=True)
+            self._end_error(code, message, retryable=True)
 
     def _end_provider_error(self, exc: ProviderError) -> None:
         self._end_error(
@@ -240,6 +316,10 @@ class Stream:
             estimated=reported.estimated,
         )
 
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the stream was accepted."""
+        return round((time.perf_counter() - self._accepted_perf) * 1000, 3)
+
     def _metrics(self, usage: Usage) -> Metrics:
         now = time.perf_counter()
         first = None if self._first_token_at is None else self._first_token_perf
@@ -249,9 +329,11 @@ class Stream:
             provider=self.provider.name,
             model=self.request.model,
             ttft_ms=None if first is None else round((first - self._accepted_perf) * 1000, 3),
-            duration_ms=round((now - self._accepted_perf) * 1000, 3),
+            duration_ms=self.elapsed_ms(),
             tokens_per_second=None if tps is None else round(tps, 2),
-            estimated_cost_usd=self._cost(self.request.model, usage.prompt_tokens, usage.completion_tokens),
+            estimated_cost_usd=self._cost(
+                self.provider.name, self.request.model, usage.prompt_tokens, usage.completion_tokens
+            ),
         )
 
     # ---- timeouts: one timer, re-armed lazily instead of per chunk ---------------------------
@@ -266,7 +348,7 @@ class Stream:
     def _check_deadline(self) -> None:
         deadline, reason = self._deadline()
         if self._loop.time() >= deadline:
-            self._stop(reason)
+            self._stop(ErrorCode.TIMEOUT, reason)
         else:
             self._timer = self._loop.call_at(deadline, self._check_deadline)
 
@@ -283,3 +365,10 @@ class Stream:
         else:
             other = (self._last_event_at + s.idle_timeout, f"no data from upstream for {s.idle_timeout:g} s")
         return min(total, other)
+
+
+def _notice_line(notice: Notice) -> str:
+    """The stream log's JSON line for a retry or failover (no message text, as for stream ends)."""
+    fields: dict[str, str | int] = {"event": "stream_notice", "stream_id": notice.id, "code": notice.code}
+    fields |= {"provider": notice.provider, "attempt": notice.attempt, "reason": notice.reason.value}
+    return json.dumps(fields, separators=(",", ":"))

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +23,7 @@ from protocol.errors import ErrorCode
 from protocol.messages import (
     PROTOCOL_VERSION,
     Cancel,
+    Error,
     Limits,
     Ping,
     Pong,
@@ -32,6 +34,7 @@ from protocol.messages import (
 )
 from server.eventlog import Subscription
 from server.hub import StreamHub
+from server.ratelimit import TokenBucket
 from server.resolve import Refusal
 from server.runner import Stream
 
@@ -53,20 +56,38 @@ class Connection:
         self._outbox: deque[ServerMessage | Subscription] = deque()  # replies and ready subscriptions
         self._queued: set[Subscription] = set()  # subscriptions already in the outbox
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        streaming = hub.config.streaming
+        self._starts = TokenBucket(streaming.starts_per_second, streaming.starts_burst, self._loop.time())
+        self._sending_since: float | None = None  # when the write in progress began
+        self._closing: tuple[int, str] | None = None  # close frame to send once the outbox is empty
+        self._sender_task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[Any] | None = None  # the one serving this socket
 
     async def serve(self) -> None:
+        self.task = asyncio.current_task()
         if (await self._receive())["type"] != "websocket.connect":
             return
         await self._send({"type": "websocket.accept"})
         self._send_direct(self._ready_message())
-        sender = asyncio.create_task(self._sender(), name="ws-sender")
+        self._sender_task = asyncio.create_task(self._sender(), name="ws-sender")
+        watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
         try:
             await self._receive_loop()
         finally:
-            for stream, subscription in self.active.values():
-                stream.log.unsubscribe(subscription)
-                stream.cancel()
-            sender.cancel()
+            watchdog.cancel()
+            self._cancel_streams()
+            self._sender_task.cancel()
+
+    def close(self, code: int, reason: str) -> None:
+        """Send what is queued, then close the socket (e.g. on shutdown, once streams ended)."""
+        self._closing = (code, reason)
+        self._wake.set()
+
+    def _cancel_streams(self) -> None:
+        for stream, subscription in self.active.values():
+            stream.log.unsubscribe(subscription)
+            stream.cancel()
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -104,8 +125,14 @@ class Connection:
                 sid, ErrorCode.TOO_MANY_STREAMS, f"at most {limit} streams may run on one connection"
             )
             return
+        wait = self._starts.take(self._loop.time())
+        if wait:
+            self.hub.refused(ErrorCode.RATE_LIMITED)
+            self._send_direct(self._rate_limited(sid, wait))
+            return
         stream = self.hub.open(sid, request)
         if isinstance(stream, Refusal):
+            self.hub.refused(stream.code)
             self._send_direct(stream.to_error(sid))
             return
         self.ended_ids.pop(sid, None)
@@ -118,7 +145,15 @@ class Connection:
         elif sid not in self.ended_ids:
             self._refuse(sid, ErrorCode.UNKNOWN_STREAM, f"no stream `{sid}` on this connection")
 
+    def _rate_limited(self, sid: str, wait: float) -> Error:
+        rate = self.hub.config.streaming.starts_per_second
+        message = f"more than {rate:g} starts a second on this connection; slow down"
+        return Error(
+            id=sid, code=ErrorCode.RATE_LIMITED, message=message, retryable=True, retry_after_s=round(wait, 3)
+        )
+
     def _refuse(self, sid: str | None, code: ErrorCode, message: str) -> None:
+        self.hub.refused(code)
         self._send_direct(Refusal(code, message).to_error(sid))
 
     # ---- outbound --------------------------------------------------------------------------
@@ -135,26 +170,59 @@ class Connection:
 
     async def _sender(self) -> None:
         try:
-            while True:
+            while self._closing is None or self._outbox:
                 await self._wake.wait()
                 self._wake.clear()
                 await self._flush()
+            code, reason = self._closing
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except (OSError, RuntimeError) as exc:  # uvicorn's ClientDisconnected is an OSError
             log.debug("sender stopped: %r", exc)  # the receive loop sees the disconnect
 
     async def _flush(self) -> None:
-        send = self._send
         outbox = self._outbox
         while outbox:
             item = outbox.popleft()
             if type(item) is not Subscription:
-                await send({"type": "websocket.send", "text": encode(item).decode()})  # type: ignore[arg-type]
+                await self._write(encode(item).decode())  # type: ignore[arg-type]
                 continue
             self._queued.discard(item)  # new events from here on queue it again, at the back
             for message in item.take():
-                await send({"type": "websocket.send", "text": encode(message).decode()})
+                await self._write(encode(message).decode())
             if item.finished:
                 self._forget(item)
+
+    async def _write(self, text: str) -> None:
+        self._sending_since = self._loop.time()  # a write that blocks means the client stopped reading
+        await self._send({"type": "websocket.send", "text": text})
+        self._sending_since = None
+
+    # ---- clients that stop reading -----------------------------------------------------------
+
+    @property
+    def _watch_interval(self) -> float:
+        return self.hub.config.streaming.slow_client_timeout_seconds / 4
+
+    def _watch_writes(self) -> None:
+        limit = self.hub.config.streaming.slow_client_timeout_seconds
+        since = self._sending_since
+        if since is not None and self._loop.time() - since >= limit:
+            self._drop_slow_client(limit)
+        else:
+            self._loop.call_later(self._watch_interval, self._watch_writes)
+
+    def _drop_slow_client(self, limit: float) -> None:
+        """Stop the streams upstream at once; the close frame goes out behind the unread data (the
+        WebSocket library aborts the TCP connection when even that cannot be written)."""
+        log.warning("closing a WebSocket whose client has not read for %g s", limit)
+        self._cancel_streams()
+        self.active.clear()
+        assert self._sender_task is not None
+        self._sender_task.cancel()
+        self._sender_task = self._loop.create_task(self._close_now(1008, "client stopped reading"))
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     def _forget(self, subscription: Subscription) -> None:
         sid = subscription.stream_id
@@ -180,10 +248,29 @@ class Connection:
 
 
 class WebSocketEndpoint:
-    """The ASGI app of ``GET /v1/ws``."""
+    """The ASGI app of ``GET /v1/ws``: one Connection per socket, at most ``max_connections``."""
 
     def __init__(self, hub: StreamHub) -> None:
         self.hub = hub
+        self.connections: set[Connection] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await Connection(receive, send, self.hub).serve()
+        if len(self.connections) >= self.hub.config.server.max_connections:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1013, "reason": "too many connections"})
+            return
+        connection = Connection(receive, send, self.hub)
+        self.connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(connection)
+
+    async def close_all(self, code: int, reason: str, timeout: float) -> None:
+        """Close every socket once what is queued for it is sent; wait up to ``timeout`` seconds."""
+        for connection in self.connections:
+            connection.close(code, reason)
+        served = [c.task for c in self.connections if c.task is not None]
+        if served:
+            await asyncio.wait(served, timeout=timeout)

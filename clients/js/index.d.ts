@@ -39,6 +39,34 @@ export interface GenerationOptions {
   top_p?: number | null;
   /** A string of at most 256 characters, or at most 16 strings. */
   stop?: string | string[] | null;
+  /** A failure for the `rulebased` provider to act out (to rehearse error handling); other providers ignore it. */
+  fault?: Fault | null;
+}
+
+/**
+ * Failures the `rulebased` provider acts out. A count N means "after N chunks" (0: before the
+ * first); at most one of the three `*_after_chunks` may be set. Unknown fields are refused.
+ */
+export interface Fault {
+  /** Wait this long before the first chunk (0 to 600,000). */
+  first_token_delay_ms?: number | null;
+  /** Send nothing more after N chunks, until cancelled or a gateway timeout fires. */
+  stall_after_chunks?: number | null;
+  /** Fail with `error_code` after N chunks (0: before the first, which the gateway retries). */
+  error_after_chunks?: number | null;
+  /** With `error_after_chunks`; default `upstream_unavailable`. */
+  error_code?:
+    | 'upstream_unavailable'
+    | 'upstream_rate_limited'
+    | 'upstream_auth'
+    | 'upstream_bad_request'
+    | 'upstream_protocol'
+    | 'timeout'
+    | null;
+  /** With `error_after_chunks`: the error's `retry_after_s`. */
+  retry_after_s?: number | null;
+  /** End the upstream stream after N chunks without its end signal (`upstream_protocol`). */
+  truncate_after_chunks?: number | null;
 }
 
 interface RequestFields {
@@ -158,6 +186,8 @@ export type ErrorCode =
   | 'upstream_protocol'
   | 'timeout'
   | 'unauthorized'
+  | 'rate_limited'
+  | 'shutting_down'
   | 'internal';
 
 /** Codes the client itself produces. */
@@ -178,12 +208,37 @@ export interface ErrorMessage {
   status?: number;
 }
 
+/** What a `notice` reports: a retry of the same provider, or a switch to a fallback. */
+export type NoticeCode = 'retrying' | 'failover';
+
+/**
+ * The gateway retries or fails over before the first token. Sent between the ack and the first
+ * chunk, never terminal, and without `seq`: it is not one of the stream's numbered events.
+ */
+export interface Notice {
+  type: 'notice';
+  id: string;
+  code: NoticeCode | (string & {});
+  /** Human-readable, e.g. `"openai failed before the first token (upstream_unavailable); retrying in 0.25 s"`. */
+  message: string;
+  /** The provider of the try about to start (after a failover: the fallback now serving). */
+  provider: string;
+  /** The model of the try about to start. */
+  model: string;
+  /** The try about to start: 2 is the first retry. */
+  attempt: number;
+  /** The error code of the failure that caused it, e.g. `"upstream_unavailable"`. */
+  reason: ErrorCode | (string & {});
+  /** Seconds the gateway waits before that try; absent for a failover. */
+  delay_s?: number;
+}
+
 export interface Pong {
   type: 'pong';
   ts: number | string;
 }
 
-export type ServerMessage = Ready | StartAck | ChunkMessage | Done | ErrorMessage | Pong;
+export type ServerMessage = Ready | StartAck | Notice | ChunkMessage | Done | ErrorMessage | Pong;
 
 // ---- errors ------------------------------------------------------------------------------------
 
@@ -239,6 +294,8 @@ export interface StreamHandlers {
   /** Aborting sends `cancel`; `result` resolves with `finish_reason: "cancelled"`. */
   signal?: AbortSignal;
   onStart?(ack: StartAck, stream: TokenwireStream): void;
+  /** The gateway retries or fails over before the first token; `stream.provider`/`model` are already updated. */
+  onNotice?(notice: Notice, stream: TokenwireStream): void;
   onChunk?(chunk: StreamChunk, stream: TokenwireStream): void;
   onDone?(done: Done, stream: TokenwireStream): void;
   onError?(error: TokenwireError, stream: TokenwireStream): void;
@@ -249,10 +306,12 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   private constructor();
   /** The stream id (generated unless the request named one). */
   readonly id: string;
-  /** From the ack; null before it. */
+  /** From the ack, then from each notice (after a failover: the fallback) and `done.metrics`; null before the ack. */
   readonly provider: string | null;
-  /** From the ack; null before it. */
+  /** Like `provider`: from the ack, each notice and `done.metrics`; null before the ack. */
   readonly model: string | null;
+  /** The gateway's notices for this stream so far, in order (a fresh array on every read). */
+  readonly notices: Notice[];
   /** All text so far; at `done`, the gateway's `content`. */
   readonly text: string;
   readonly status: StreamStatus;

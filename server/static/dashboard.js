@@ -51,6 +51,23 @@ function formatCost(usd) {
   return `$${usd.toLocaleString("en-US", { maximumSignificantDigits: 2, maximumFractionDigits: 10 })}`;
 }
 
+// The gateway's retries and failovers before the first token (`notice` messages), as one short
+// line: the try under way while the stream waits for its first token, then a summary.
+function describeNotices(notices, waiting) {
+  const last = notices.at(-1);
+  if (!last) return "";
+  if (waiting && last.code === "retrying") {
+    const delay = typeof last.delay_s === "number" ? ` in ${Number(last.delay_s.toFixed(2))} s` : "";
+    return `retrying ${last.provider} (${last.attempt})${delay}…`;
+  }
+  const parts = [];
+  const failover = notices.findLast((n) => n.code === "failover");
+  if (failover) parts.push(`failed over to ${failover.provider}`);
+  const retries = notices.filter((n) => n.code === "retrying").length;
+  if (retries) parts.push(`${retries} ${retries === 1 ? "retry" : "retries"}`);
+  return parts.join(" · ");
+}
+
 function describeError(error) {
   const code = error?.code ?? "error";
   const message = error?.message ?? String(error);
@@ -171,6 +188,7 @@ function openPanel(request) {
     status: part("panel-status"),
     cancel: part("panel-cancel"),
     error: part("panel-error"),
+    notice: part("panel-notice"),
     tokens: part("panel-tokens"),
     tps: part("panel-tps"),
     ttft: part("panel-ttft"),
@@ -199,6 +217,7 @@ function openPanel(request) {
 
   panel.stream = client.stream(request, {
     onStart: () => update(panel),
+    onNotice: () => update(panel), // a failover changes the provider/model label too
     onChunk: (chunk) => append(panel, chunk.content),
     onDone: (done) => finish(panel, done, null),
     onError: (error) => finish(panel, null, error),
@@ -255,6 +274,7 @@ function update(panel) {
   const model = stream.model ?? panel.request.model ?? "default model";
   const reason = done && !["stop", "cancelled"].includes(done.finish_reason) ? ` · finished: ${done.finish_reason}` : "";
   node.querySelector(".panel-model").textContent = `${provider} / ${model}${reason}`;
+  showNotices(panel, ended);
   if (ended) {
     panel.cancel.disabled = true;
     panel.cancel.textContent = "Cancel";
@@ -266,6 +286,20 @@ function update(panel) {
   const ttft = stats.ttftMs ?? metrics?.ttft_ms;
   panel.ttft.textContent = ttft === null || ttft === undefined ? dash : `${num(ttft)} ms`;
   panel.cost.textContent = formatCost(metrics?.estimated_cost_usd);
+}
+
+function showNotices(panel, ended) {
+  const notices = panel.stream.notices;
+  const line = panel.notice;
+  if (!notices.length) {
+    line.hidden = true;
+    return;
+  }
+  const text = describeNotices(notices, !ended && panel.stream.stats.chunks === 0);
+  if (line.textContent !== text) line.textContent = text;
+  line.dataset.notice = notices.at(-1).code;
+  line.title = notices.map((n) => n.message).join("\n"); // the gateway's own words, in full
+  line.hidden = false;
 }
 
 function sample(panel, now) {

@@ -61,7 +61,11 @@ OVERLOADED = _event(
 
 @pytest.fixture
 def anthropic_gateway(start_gateway: StartGateway, upstream: FakeUpstream) -> Gateway:
-    return start_gateway(environ={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": upstream.url})
+    # Retries are off: these tests check how each upstream failure is reported (see test_retry.py).
+    return start_gateway(
+        {"streaming": {"retry_attempts": 0}},
+        environ={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": upstream.url},
+    )
 
 
 async def test_stream_over_websocket(anthropic_gateway: Gateway, upstream: FakeUpstream) -> None:

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.support.process import free_port, tokenwire, wait_healthy
 from tests.support.wsclient import collect, recv, start
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tokenwire(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 @pytest.fixture
@@ -43,8 +18,8 @@ def served(tmp_path: Path) -> Iterator[str]:
     config.write_text(
         "[streaming]\nmax_streams_per_connection = 3\n[providers.rulebased]\nchunk_delay_ms = 1\n"
     )
-    port = _free_port()
-    process = _tokenwire("serve", "--port", str(port), "--config", str(config))
+    port = free_port()
+    process = tokenwire("serve", "--port", str(port), "--config", str(config))
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -52,19 +27,8 @@ def served(tmp_path: Path) -> Iterator[str]:
         process.wait(10)
 
 
-async def _wait_healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(20):
-        while True:
-            try:
-                async with http.get(f"http://{base}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
-
-
 async def test_serve_runs_the_gateway_with_its_config(served: str) -> None:
-    await _wait_healthy(served)
+    await wait_healthy(served)
     async with connect(f"ws://{served}/v1/ws") as ws:
         ready = await recv(ws)
         assert ready["limits"]["max_streams"] == 3
@@ -74,7 +38,7 @@ async def test_serve_runs_the_gateway_with_its_config(served: str) -> None:
 
 
 def test_bad_env_override_names_the_variable() -> None:
-    process = _tokenwire("serve", "--port", "1", env={"TOKENWIRE_STREAMING__MAX_CONCURRENT_STREAMS": "zero"})
+    process = tokenwire("serve", "--port", "1", env={"TOKENWIRE_STREAMING__MAX_CONCURRENT_STREAMS": "zero"})
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "streaming.max_concurrent_streams" in output
@@ -93,7 +57,7 @@ def test_bad_env_override_names_the_variable() -> None:
 def test_config_errors_stop_start_up_naming_the_key(tmp_path: Path, text: str, fragment: str) -> None:
     config = tmp_path / "tokenwire.toml"
     config.write_text(text)
-    process = _tokenwire("serve", "--config", str(config))
+    process = tokenwire("serve", "--config", str(config))
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     assert fragment in output
@@ -101,7 +65,7 @@ def test_config_errors_stop_start_up_naming_the_key(tmp_path: Path, text: str, f
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    process = _tokenwire("serve", "--config", str(tmp_path / "absent.toml"))
+    process = tokenwire("serve", "--config", str(tmp_path / "absent.toml"))
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "absent.toml" in output

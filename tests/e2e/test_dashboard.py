@@ -222,7 +222,7 @@ def test_provider_errors_and_refusals_are_shown_plainly(
         Reply(status=429, headers={"content-type": "application/json", "retry-after": "3"}, pieces=[body])
     )
     gateway = start_gateway(
-        {"streaming": {"max_streams_per_connection": 1}, **SLOW},
+        {"streaming": {"max_streams_per_connection": 1, "retry_attempts": 0}, **SLOW},
         environ={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{threaded_upstream.url}/v1"},
     )
     console = _open_dashboard(page, gateway)

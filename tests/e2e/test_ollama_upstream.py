@@ -154,7 +154,8 @@ async def test_error_status_before_the_stream_ends_the_accepted_stream(
     start_gateway: StartGateway, upstream: FakeUpstream, status: int, body: bytes, code: str, retryable: bool
 ) -> None:
     gw = start_gateway(
-        {"providers": {"ollama": {"api_key": CLOUD_KEY}}}, environ={"OLLAMA_HOST": _host(upstream)}
+        {"providers": {"ollama": {"api_key": CLOUD_KEY}}, "streaming": {"retry_attempts": 0}},
+        environ={"OLLAMA_HOST": _host(upstream)},
     )
     upstream.reply(Reply(status=status, headers={**JSON, "retry-after": "2"}, pieces=[body]))
     events = await stream_events(gw.ws, provider="ollama", model="llama9", prompt="hi")

@@ -14,6 +14,7 @@ from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
 from tests.support.wsclient import assert_gap_free, chunk_text, recv, start, stream_events
 
 KEY = "sk-test-secret-0123456789"
+NO_RETRY = {"streaming": {"retry_attempts": 0}}
 
 
 def _chunk(content: str | None, finish: str | None = None) -> bytes:
@@ -48,7 +49,8 @@ STREAM = [
 
 @pytest.fixture
 def openai_gateway(start_gateway: StartGateway, upstream: FakeUpstream) -> Gateway:
-    return start_gateway(environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"})
+    # Retries are off: these tests check how each upstream failure is reported (see test_retry.py).
+    return start_gateway(NO_RETRY, environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"})
 
 
 async def test_ready_lists_every_provider_with_its_configuration(start_gateway: StartGateway) -> None:
@@ -188,7 +190,7 @@ async def test_connection_refused_is_upstream_unavailable(start_gateway: StartGa
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    gw = start_gateway(environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    gw = start_gateway(NO_RETRY, environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
     events = await stream_events(gw.ws, provider="openai", prompt="hi")
     assert [e["type"] for e in events] == ["start", "error"]
     assert events[-1]["code"] == "upstream_unavailable"

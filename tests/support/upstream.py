@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from websockets.asyncio.client import connect
 
 from tests.support.wsclient import collect, recv, send, start
@@ -50,12 +51,14 @@ class FakeUpstream:
         self.disconnected = asyncio.Event()  # set when a client hung up mid-response
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.in_flight = 0  # requests being answered right now (the leak check wants 0 after a test)
 
     def reply(self, *replies: Reply) -> None:
         self.replies.extend(replies)
 
     async def start(self) -> str:
         app = web.Application()
+        app.middlewares.append(self._count_in_flight)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -68,6 +71,14 @@ class FakeUpstream:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _count_in_flight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()

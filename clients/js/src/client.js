@@ -351,7 +351,11 @@ export class TokenwireClient {
    * @param {CloseInfo} info
    */
   #afterClose(conn, info) {
-    if (info.code === AUTH_CLOSE_CODE) {
+    // The gateway refuses a token or origin with 1008 right after accepting, before `ready`. A
+    // 1008 after `ready` is another policy close (a client that stopped reading): a lost
+    // connection like any other. So are 1001 (the gateway shuts down; it has sent the terminal
+    // events of its streams before) and 1013 (too many connections).
+    if (info.code === AUTH_CLOSE_CODE && !info.ready) {
       const reason = info.reason || 'a valid API token is required';
       conn.failStreams((id) => unauthorized(id, reason));
       this.#failQueue((id) => unauthorized(id, reason));

@@ -14,6 +14,7 @@ import { StatsTracker, now } from './stats.js';
 /** @typedef {import('../index.js').StreamStats} StreamStats */
 /** @typedef {import('../index.js').Done} Done */
 /** @typedef {import('../index.js').StartAck} StartAck */
+/** @typedef {import('../index.js').Notice} Notice */
 /** @typedef {import('../index.js').ServerMessage} ServerMessage */
 
 /**
@@ -30,7 +31,7 @@ import { StatsTracker, now } from './stats.js';
 /**
  * The transports' handle on a stream. Messages must already be routed to this stream.
  * @typedef {object} StreamSink
- * @property {(msg: ServerMessage) => void} message the ack, a chunk, `done` or a terminal `error`
+ * @property {(msg: ServerMessage) => void} message the ack, a notice, a chunk, `done` or a terminal `error`
  * @property {(error: TokenwireError, deferCallbacks?: boolean) => void} fail a refusal or a local failure (connection lost, closed…); a stream being cancelled resolves as cancelled instead
  * @property {(deferCallbacks?: boolean) => void} cancelled end as cancelled with the text so far (nothing more will come from the gateway); `deferCallbacks` runs `onDone` in a microtask (used while `stream()` has not returned yet)
  * @property {(id: string) => void} rename change the id before anything was sent
@@ -63,6 +64,8 @@ export class TokenwireStream {
   #status = 'queued';
   /** @type {StreamChunk[]} */
   #chunks = [];
+  /** @type {Notice[]} */
+  #notices = [];
   /** @type {TokenwireError | null} */
   #error = null;
   #ended = false;
@@ -128,14 +131,26 @@ export class TokenwireStream {
     return this.#id;
   }
 
-  /** The provider serving the stream, from the gateway's ack (null before it). */
+  /**
+   * The provider serving the stream: from the gateway's ack (null before it), then from each
+   * notice (after a failover: the fallback now serving) and from `done.metrics`.
+   */
   get provider() {
     return this.#provider;
   }
 
-  /** The model, as resolved by the gateway (null before the ack). */
+  /** The model, as resolved by the gateway (null before the ack); like `provider`, updated on failover. */
   get model() {
     return this.#model;
+  }
+
+  /**
+   * The gateway's `notice` messages for this stream, in order: retries and failovers before the
+   * first token. A fresh array on every read.
+   * @returns {Notice[]}
+   */
+  get notices() {
+    return this.#notices.slice();
   }
 
   /** All text received so far (at `done`: the gateway's `content`). */
@@ -225,6 +240,14 @@ export class TokenwireStream {
         this.#status = 'streaming';
         this.#call('onStart', msg);
         return;
+      case 'notice':
+        // No seq: news of how the stream is served, never one of its numbered events.
+        if (!this.#acked) return; // the gateway sends notices only after the ack
+        if (typeof msg.provider === 'string' && msg.provider) this.#provider = msg.provider;
+        if (typeof msg.model === 'string' && msg.model) this.#model = msg.model;
+        this.#notices.push(msg);
+        this.#call('onNotice', msg);
+        return;
       case 'chunk': {
         const first = msg.from_seq ?? msg.seq;
         if (first !== this.#expected || msg.seq < first) return this.#gap(this.#expected, first);
@@ -296,6 +319,9 @@ export class TokenwireStream {
   /** @param {Done} done */
   #finish(done) {
     if (typeof done.content === 'string') this.#text = done.content;
+    // The gateway's metrics name the provider that served the stream in the end.
+    if (typeof done.metrics?.provider === 'string' && done.metrics.provider) this.#provider = done.metrics.provider;
+    if (typeof done.metrics?.model === 'string' && done.metrics.model) this.#model = done.metrics.model;
     this.#stats.end(done.usage);
     this.#end(done.finish_reason === 'cancelled' ? 'cancelled' : 'done', null, done);
   }
@@ -331,7 +357,7 @@ export class TokenwireStream {
   }
 
   /**
-   * @template {'onStart' | 'onChunk' | 'onDone' | 'onError'} K
+   * @template {'onStart' | 'onNotice' | 'onChunk' | 'onDone' | 'onError'} K
    * @param {K} name
    * @param {Parameters<NonNullable<StreamHandlers[K]>>[0]} value
    */

@@ -268,6 +268,7 @@ export class WsConnection {
         return;
       }
       case 'chunk':
+      case 'notice': // no seq: it goes to the acked stream of its id, like a chunk
         this.#active.get(msg.id)?.sink.message(msg);
         return;
       case 'done':

@@ -53,17 +53,22 @@ export async function usage(c) {
     {
       signal: controller.signal,
       onStart: (ack) => ack.provider,
+      onNotice: (notice, st) => `${notice.code} ${notice.attempt} ${notice.delay_s ?? 0} ${st.provider}`,
       onChunk: (chunk, st) => chunk.content + st.text,
       onDone: (done) => done.usage?.completion_tokens,
       onError: (e) => e.retryAfter,
     },
   );
   c.stream({ brief: { topic: 'Tides' }, plan: { pacing: 'fast' } });
+  c.stream({ prompt: 'hi', options: { fault: { error_after_chunks: 0, error_code: 'upstream_unavailable' } } });
   c.stream({ messages: [{ role: 'user', content: 'hi' }], agent: 'assistant' });
   for await (const chunk of s) chunk.fromSeq?.toFixed();
   const done = await s.result;
   const off = c.on('reconnect', (attempt, delayMs) => attempt + delayMs);
   off();
   const ready = await c.connect();
-  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, c.providers[0]?.name];
+  /** @type {import('../index.js').ErrorCode[]} */
+  const drain = ['shutting_down', 'rate_limited'];
+  const reasons = s.notices.map((n) => n.reason);
+  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, c.providers[0]?.name, drain, reasons];
 }

@@ -20,7 +20,9 @@ const client = (transport) => {
 before(async () => {
   upstream = await startFakeOpenAI();
   gw = await startGateway({
-    config: { streaming: { idle_timeout_seconds: 0.5, max_streams_per_connection: 1 } },
+    // retry_attempts 0: the 429 (retry-after 3 s) would otherwise be retried twice before it is
+    // reported; retries and their notices are tested in notices.test.js.
+    config: { streaming: { idle_timeout_seconds: 0.5, max_streams_per_connection: 1, retry_attempts: 0 } },
     env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: upstream.baseUrl },
   });
 });
@@ -63,6 +65,7 @@ for (const transport of /** @type {const} */ (['websocket', 'sse'])) {
       assert.equal(error.retryAfter, 3);
       assert.equal(error.status, 429); // the upstream's status
       assert.equal(error.provider, 'openai');
+      assert.deepEqual(s.notices, []);
     });
 
     test('a normal upstream stream: stats.tokens is the provider-reported usage', async () => {

@@ -1,0 +1,67 @@
+"""CORS for the HTTP routes, from the same allowlist that refuses foreign origins."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.conftest import StartGateway
+
+APP = "https://app.example"
+
+
+async def test_preflight_is_answered_without_a_token(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"allowed_origins": [APP], "auth_tokens": ["sekrit"]}})
+    headers = {
+        "Origin": APP,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.options(gw.http + "/v1/streams", headers=headers) as resp,
+    ):
+        assert resp.status == 204
+        assert resp.headers["access-control-allow-origin"] == APP
+        assert "POST" in resp.headers["access-control-allow-methods"]
+        assert "authorization" in resp.headers["access-control-allow-headers"]
+
+
+async def test_responses_carry_cors_headers_for_allowed_origins(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"allowed_origins": [APP], "auth_tokens": ["sekrit"]}})
+    async with aiohttp.ClientSession() as http:
+        ok = {"Origin": APP, "Authorization": "Bearer sekrit"}
+        async with http.post(gw.http + "/v1/streams", json={"prompt": "hi"}, headers=ok) as resp:
+            assert resp.status == 200
+            assert resp.headers["access-control-allow-origin"] == APP
+            assert "retry-after" in resp.headers["access-control-expose-headers"]
+            assert "event: done" in await resp.text()
+        # A refusal is readable by the page too, so it can show why.
+        async with http.post(gw.http + "/v1/streams", json={"prompt": "hi"}, headers={"Origin": APP}) as resp:
+            assert resp.status == 401
+            assert resp.headers["access-control-allow-origin"] == APP
+        evil = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        async with http.options(gw.http + "/v1/streams", headers=evil) as resp:
+            assert resp.status == 403
+            assert "access-control-allow-origin" not in resp.headers
+
+
+async def test_wildcard_allows_any_origin(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"allowed_origins": ["*"]}})
+    headers = {"Origin": "https://anywhere.example"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gw.http + "/v1/completions", json={"prompt": "hi"}, headers=headers) as resp:
+            assert resp.status == 200
+            assert resp.headers["access-control-allow-origin"] == "https://anywhere.example"
+        async with http.ws_connect(gw.ws, headers=headers) as ws:
+            assert (await ws.receive_json())["type"] == "ready"
+
+
+async def test_without_an_allowlist_no_cors_headers_are_sent(start_gateway: StartGateway) -> None:
+    gw = start_gateway({})
+    headers = {"Origin": "https://anywhere.example"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(gw.http + "/v1/completions", json={"prompt": "hi"}, headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        assert "access-control-allow-origin" not in resp.headers
