@@ -39,11 +39,17 @@ test-js: $(JS)/node_modules/.installed $(VENV)/.installed-dev
 	cd $(JS) && TOKENWIRE_PYTHON=$(abspath $(BIN))/python npm test
 	cd $(JS) && npm run --silent typecheck
 
-test: lint typecheck test-js
+# The official openai npm package, for the OpenAI-compatible API's tests.
+OPENAI_NODE := tests/openai_node
+$(OPENAI_NODE)/node_modules/.installed: $(OPENAI_NODE)/package-lock.json
+	cd $(OPENAI_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: lint typecheck test-js $(OPENAI_NODE)/node_modules/.installed
 	$(BIN)/python -m pytest --cov --cov-report=term -q
 
 clean:
-	rm -rf $(VENV) $(JS)/node_modules .coverage .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(JS)/node_modules $(OPENAI_NODE)/node_modules .coverage .mypy_cache .ruff_cache .pytest_cache
 
 # The benchmark (docs/benchmarks.md): a few minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
 .PHONY: bench

@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     RATE_LIMITED = "rate_limited"
     SHUTTING_DOWN = "shutting_down"
+    STREAM_EXPIRED = "stream_expired"
+    STREAM_LOST = "stream_lost"
     INTERNAL = "internal"
 
 
@@ -44,6 +46,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TIMEOUT: 504,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.SHUTTING_DOWN: 503,
+    ErrorCode.STREAM_EXPIRED: 404,
+    ErrorCode.STREAM_LOST: 502,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -59,6 +63,7 @@ RETRYABLE: frozenset[ErrorCode] = frozenset(
         ErrorCode.TIMEOUT,
         ErrorCode.RATE_LIMITED,
         ErrorCode.SHUTTING_DOWN,
+        ErrorCode.STREAM_LOST,
         ErrorCode.INTERNAL,
     }
 )

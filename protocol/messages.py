@@ -13,6 +13,8 @@ PROTOCOL_VERSION = 1
 STREAM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 StreamId = Annotated[str, Meta(pattern=STREAM_ID_PATTERN, min_length=1, max_length=64)]
+# A stream key: the gateway's unguessable name for one stream (see StartAck.key).
+StreamKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
 Name = Annotated[str, Meta(min_length=1, max_length=128)]
 ShortText = Annotated[str, Meta(max_length=2000)]
 
@@ -113,15 +115,31 @@ class StartRequest(StreamRequest, tag="start", tag_field="type", kw_only=True, f
     id: StreamId
 
 
-class Cancel(msgspec.Struct, tag="cancel", tag_field="type", frozen=True):
-    id: StreamId
+class Cancel(msgspec.Struct, tag="cancel", tag_field="type", frozen=True, kw_only=True):
+    """Stop a stream: by ``id`` on this connection, or by ``key`` wherever it runs."""
+
+    id: StreamId | None = None
+    key: StreamKey | None = None
+
+    def __post_init__(self) -> None:
+        if (self.id is None) == (self.key is None):
+            raise ValueError("give exactly one of `id` and `key`")
+
+
+class Resume(msgspec.Struct, tag="resume", tag_field="type", frozen=True, kw_only=True):
+    """Attach to a stream by its key and get every event after ``after_seq`` (-1: from its
+    ``start`` ack on), then the live rest. ``id`` names it on this connection (default: its id)."""
+
+    key: StreamKey
+    after_seq: Annotated[int, Meta(ge=-1)] = -1
+    id: StreamId | None = None
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type", frozen=True):
     ts: int | float | str | None = None
 
 
-ClientMessage = StartRequest | Cancel | Ping
+ClientMessage = StartRequest | Cancel | Resume | Ping
 
 
 # ---- server -> client ------------------------------------------------------------------------
@@ -172,6 +190,7 @@ class StartAck(msgspec.Struct, tag="start", tag_field="type", kw_only=True, froz
     seq: int
     provider: str
     model: str
+    key: str  # unguessable; resuming and cancelling from elsewhere take it
 
 
 class Chunk(msgspec.Struct, tag="chunk", tag_field="type", kw_only=True, frozen=True, omit_defaults=True):

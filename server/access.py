@@ -14,6 +14,7 @@ routes answer CORS for the origins on it, so pages served elsewhere may call the
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
@@ -26,10 +27,21 @@ CORS_MAX_AGE = "600"
 CORS_ALLOW_HEADERS = "authorization, content-type, last-event-id"
 CORS_EXPOSE_HEADERS = "retry-after"
 
+# A route family with an error shape of its own (the OpenAI-compatible API) answers its 401/403
+# refusals through one of these: (status, message) -> the response.
+RefusalResponse = Callable[[int, str], Response]
+
 
 class AccessControl:
-    def __init__(self, app: ASGIApp, tokens: list[str], allowed_origins: list[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: list[str],
+        allowed_origins: list[str],
+        refusals: Mapping[str, RefusalResponse] | None = None,  # by path prefix
+    ) -> None:
         self.app = app
+        self.refusals = tuple((refusals or {}).items())
         self.tokens = [t.encode() for t in tokens]
         self.any_origin = "*" in allowed_origins
         self.origins = frozenset(o for o in allowed_origins if o != "*")
@@ -62,6 +74,10 @@ class AccessControl:
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1008, "reason": message})  # policy violation
             return
+        for prefix, respond in self.refusals:
+            if scope["path"].startswith(prefix):
+                await respond(status, message)(scope, receive, send)
+                return
         body = {"error": {"code": "unauthorized", "message": message, "retryable": False}}
         await JSONResponse(body, status_code=status)(scope, receive, send)
 

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from providers.base import Provider
 from providers.http import HttpClient
 from server import http_routes as routes
+from server import openai_routes
 from server.access import AccessControl
 from server.access_log import AccessLog, Level
 from server.config import Config
@@ -26,6 +27,7 @@ from server.hub import StreamHub
 from server.lifecycle import Shutdown
 from server.metrics import metrics_endpoint
 from server.provider_setup import build_registry
+from server.resume import make_store
 from server.ws import WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
@@ -93,13 +95,14 @@ def create_app(
     config = config or Config()
     client = HttpClient(read_timeout=_read_backstop(config))
     registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
-    hub = StreamHub(config, registry)
+    hub = StreamHub(config, registry, make_store(config))
     endpoint = WebSocketEndpoint(hub)
     shutdown = Shutdown(hub, endpoint, config.server.shutdown_grace_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await client.start()
+        await hub.store.start()
         # What exists now lives as long as the process: keep it out of every collection, so
         # full collections (tens of ms with many streams) stay short.
         gc.collect()
@@ -108,14 +111,19 @@ def create_app(
             yield
         finally:
             shutdown.end_streams()  # served without GatewayServer: no grace period was given
+            await hub.store.close()
             await client.close()
 
     app = Starlette(
         lifespan=lifespan,
         routes=[
             Route("/v1/streams", routes.post_stream, methods=["POST"]),
-            Route("/v1/streams/{stream_id}", routes.delete_stream, methods=["DELETE"]),
+            Route("/v1/streams/{key}", routes.get_stream, methods=["GET"]),
+            Route("/v1/streams/{key}", routes.delete_stream, methods=["DELETE"]),
             Route("/v1/completions", routes.post_completion, methods=["POST"]),
+            Route("/v1/chat/completions", openai_routes.chat_completions, methods=["POST"]),
+            Route("/v1/models", openai_routes.list_models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", openai_routes.retrieve_model, methods=["GET"]),
             Route("/api/scripts/generate-stream", routes.post_script_stream, methods=["POST"]),
             Route("/api/agents/{agent_id}/chat/stream", routes.post_agent_chat, methods=["POST"]),
             Route("/healthz", routes.healthz),
@@ -127,7 +135,12 @@ def create_app(
         ],
         middleware=[
             Middleware(AccessLog, hub.metrics.sse_connections),  # outermost: logs refusals too
-            Middleware(AccessControl, config.server.auth_tokens, config.server.allowed_origins),
+            Middleware(
+                AccessControl,
+                config.server.auth_tokens,
+                config.server.allowed_origins,
+                refusals=openai_routes.REFUSALS,  # OpenAI's error shape on its routes
+            ),
         ],
         exception_handlers={routes.HttpProblem: _http_problem, 404: _not_found},
     )

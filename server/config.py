@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -59,6 +59,19 @@ class StreamingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     retry_max_wait_seconds: Annotated[float, Meta(ge=0, le=600)] = 5.0
 
 
+class ResumeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # A stream whose client went away runs this long waiting for a resume, then is cancelled.
+    resume_grace_seconds: Annotated[float, Meta(ge=0, le=3600)] = 30.0
+    # An ended stream's events stay resumable this long.
+    retention_seconds: Annotated[float, Meta(ge=0, le=86400)] = 300.0
+    # Bytes of events kept per stream (longer ones are not kept after they end) and in total
+    # (memory store: the oldest ended streams are evicted first).
+    max_stream_bytes: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024
+    max_total_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024
+
+
 class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """USD per million tokens."""
 
@@ -98,6 +111,7 @@ def _default_agents() -> dict[str, AgentConfig]:
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     server: ServerConfig = ServerConfig()
     streaming: StreamingConfig = StreamingConfig()
+    resume: ResumeConfig = ResumeConfig()
     providers: dict[str, ProviderConfig] = {}
     agents: dict[AgentId, AgentConfig] = msgspec.field(default_factory=_default_agents)
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TypeVar
+
+import msgspec
 
 from protocol.messages import Chunk, Done, Error, Notice, ServerMessage, StartAck
 
 Terminal = Done | Error
+M = TypeVar("M", StartAck, Notice, Done, Error)
 Entry = StartAck | str | Terminal  # a str entry is a chunk's text
 
 
@@ -48,12 +52,21 @@ class EventLog:
         """All chunk text so far."""
         return "".join(e for e in self.entries if type(e) is str)
 
-    def subscribe(self, stream_id: str, notify: Callable[[Subscription], None]) -> Subscription:
+    def subscribe(
+        self, stream_id: str, notify: Callable[[Subscription], None], after_seq: int = -1
+    ) -> Subscription:
+        """A reader of every event after ``after_seq`` (a resume), or of all of them."""
         subscription = Subscription(self, stream_id, notify)
+        if after_seq >= 0:
+            subscription.skip_to(after_seq + 1)
         self._subscriptions.append(subscription)
-        if self.entries:
+        if len(self.entries) > subscription.next_seq:
             subscription.notify()
         return subscription
+
+    @property
+    def has_readers(self) -> bool:
+        return bool(self._subscriptions)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
@@ -95,7 +108,14 @@ class Subscription:
     @property
     def finished(self) -> bool:
         """True once the terminal event has been taken."""
-        return self._log.ended and self.next_seq == len(self._log.entries)
+        return self._log.ended and self.next_seq >= len(self._log.entries)
+
+    def skip_to(self, seq: int) -> None:
+        """Start at ``seq``: the reader has every event before it (and the notices, after the first chunk)."""
+        self.next_seq = seq
+        self.taken_chars = sum(len(e) for e in self._log.entries[:seq] if type(e) is str)
+        if seq > 1:
+            self.notices_taken = len(self._log.notices)
 
     def notify(self) -> None:
         self._notify(self)
@@ -108,7 +128,7 @@ class Subscription:
         seq = self.next_seq
         if self.notices_taken < len(self._log.notices) and end:
             if seq == 0:  # the ack goes first
-                out.append(entries[0])  # type: ignore[arg-type]
+                out.append(self._own(entries[0]))  # type: ignore[type-var,arg-type]  # the ack
                 seq = 1
             out.extend(self._notices())
         while seq < end:
@@ -119,9 +139,10 @@ class Subscription:
                     seq += 1
                 out.append(self._chunk(entries, first, seq))
             else:
-                out.append(entry)  # type: ignore[arg-type]  # StartAck | Done | Error
+                out.append(self._own(entry))  # type: ignore[type-var,arg-type]  # not a str
             seq += 1
-        self.next_seq = end
+        if seq > self.next_seq:  # a resume may start beyond what exists yet
+            self.next_seq = seq
         if out and self.taken_chars != self._log.text_chars:
             self.taken_chars = self._log.text_chars
             self._log._taken()
@@ -130,7 +151,13 @@ class Subscription:
     def _notices(self) -> list[Notice]:
         notices = self._log.notices[self.notices_taken :]
         self.notices_taken += len(notices)
-        return notices
+        return [self._own(n) for n in notices]
+
+    def _own(self, message: M) -> M:
+        """``message`` under this reader's id (a resume may name the stream anew)."""
+        if message.id == self.stream_id:
+            return message
+        return msgspec.structs.replace(message, id=self.stream_id)
 
     def _chunk(self, entries: list[Entry], first: int, last: int) -> Chunk:
         if first == last:

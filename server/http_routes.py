@@ -21,6 +21,7 @@ from protocol.original_app import AgentChatBody, ScriptEventEncoder, ScriptStrea
 from protocol.sse import v1_event
 from server.hub import StreamHub
 from server.resolve import Refusal
+from server.resume import Source
 from server.runner import Stream
 from server.sse import EventEncoder, EventStreamResponse
 
@@ -79,33 +80,65 @@ async def _stream_request(request: Request) -> StreamRequest:
     return decoded
 
 
-def _open(request: Request, stream_request: StreamRequest) -> Stream:
+async def _open(request: Request, stream_request: StreamRequest) -> Stream:
     problem = request_problem(stream_request)
     if problem is not None:
         raise HttpProblem(ErrorCode.BAD_MESSAGE, problem)
-    stream = _hub(request).open_http(stream_request)
+    stream = await _hub(request).open_http(stream_request)
     if isinstance(stream, Refusal):
         raise HttpProblem(stream.code, stream.message)
     return stream
 
 
 def _sse(request: Request, stream: Stream, encoder: EventEncoder) -> EventStreamResponse:
+    """The original application's routes: no key reaches their clients, so leaving cancels."""
     return EventStreamResponse(stream, encoder, _hub(request).config.streaming.keepalive_seconds)
+
+
+def _resumable_sse(request: Request, source: Source, after_seq: int = -1) -> EventStreamResponse:
+    """Protocol v1 events; a client that goes away may resume by the stream's key."""
+    hub = _hub(request)
+    keepalive = hub.config.streaming.keepalive_seconds
+    return EventStreamResponse(source, v1_event, keepalive, after_seq=after_seq, on_gone=hub.detached)
 
 
 # ---- protocol v1 routes ----------------------------------------------------------------------
 
 
 async def post_stream(request: Request) -> EventStreamResponse:
-    return _sse(request, _open(request, await _stream_request(request)), v1_event)
+    return _resumable_sse(request, await _open(request, await _stream_request(request)))
+
+
+async def get_stream(request: Request) -> EventStreamResponse:
+    """Resume: the events after ``Last-Event-ID`` (or ``?after=``), then the live rest."""
+    source = await _hub(request).store.find(request.path_params["key"])
+    if source is None:
+        raise HttpProblem(ErrorCode.STREAM_EXPIRED, "no stream with this key: unknown, or expired")
+    after = _after_seq(request)
+    last = len(source.log.entries) - 1
+    if source.ended and after >= last:
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, f"the stream ended at seq {last}: nothing after it")
+    return _resumable_sse(request, source, after)
+
+
+def _after_seq(request: Request) -> int:
+    given = request.headers.get("last-event-id") or request.query_params.get("after") or "-1"
+    try:
+        after = int(given)
+    except ValueError:
+        raise HttpProblem(
+            ErrorCode.BAD_MESSAGE, f"`Last-Event-ID`/`after` must be a seq, not {given!r}"
+        ) from None
+    if after < -1:
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, "`Last-Event-ID`/`after` must be -1 or more")
+    return after
 
 
 async def delete_stream(request: Request) -> Response:
-    stream_id = request.path_params["stream_id"]
-    stream = _hub(request).http_streams.get(stream_id)
-    if stream is None:
-        raise HttpProblem(ErrorCode.UNKNOWN_STREAM, f"no running stream `{stream_id}`")
-    stream.cancel()
+    hub = _hub(request)
+    key = request.path_params["key"]
+    if not await hub.store.cancel(key) and await hub.store.find(key) is None:
+        raise HttpProblem(ErrorCode.UNKNOWN_STREAM, "no stream with this key")
     return Response(status_code=204)
 
 
@@ -146,7 +179,7 @@ async def _cancel_on_disconnect(receive: Receive, stream: Stream) -> None:
 
 
 async def post_completion(request: Request) -> CompletionResponse:
-    return CompletionResponse(_open(request, await _stream_request(request)))
+    return CompletionResponse(await _open(request, await _stream_request(request)))
 
 
 # ---- the original application's routes -------------------------------------------------------
@@ -154,14 +187,15 @@ async def post_completion(request: Request) -> CompletionResponse:
 
 async def post_script_stream(request: Request) -> EventStreamResponse:
     body = await _decode(request, ScriptStreamBody)
-    return _sse(request, _open(request, body.to_request()), ScriptEventEncoder())
+    return _sse(request, await _open(request, body.to_request()), ScriptEventEncoder())
 
 
 async def post_agent_chat(request: Request) -> EventStreamResponse:
     body = await _decode(request, AgentChatBody)
     if not body.prompt.strip():
         raise HttpProblem(ErrorCode.BAD_MESSAGE, "`prompt` is empty - at `$.prompt`")
-    return _sse(request, _open(request, body.to_request(request.path_params["agent_id"])), agent_chat_event)
+    stream = await _open(request, body.to_request(request.path_params["agent_id"]))
+    return _sse(request, stream, agent_chat_event)
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -3,6 +3,7 @@ what is recorded when a stream ends or a request is refused (metrics, the stream
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -16,15 +17,19 @@ from server.config import Config
 from server.failover import fallback_routes
 from server.metrics import GatewayMetrics
 from server.resolve import Refusal, Resolved, resolve
+from server.resume import ResumeStore, Source
 from server.runner import Stream, StreamSettings
 
 log = logging.getLogger("tokenwire.stream")
 
+KEY_BYTES = 24  # stream keys: 192 random bits, URL-safe base64
+
 
 class StreamHub:
-    def __init__(self, config: Config, registry: ProviderRegistry) -> None:
+    def __init__(self, config: Config, registry: ProviderRegistry, store: ResumeStore) -> None:
         self.config = config
         self.registry = registry
+        self.store = store
         self.running: set[Stream] = set()
         self.http_streams: dict[str, Stream] = {}  # streams started over HTTP, by id
         s = config.streaming
@@ -40,33 +45,58 @@ class StreamHub:
         )
         self._prices = {name: self._prices_for(name) for name in registry.names}
         self.draining = False  # shutting down: no new streams (server.lifecycle)
+        self._background: set[asyncio.Task[None]] = set()
         self.metrics = GatewayMetrics(registry.names, lambda: len(self.running))
 
-    def open(self, stream_id: str, request: StreamRequest) -> Stream | Refusal:
+    async def open(self, stream_id: str, request: StreamRequest) -> Stream | Refusal:
         """Resolve and admit a request, and start its stream (the ack is logged at once)."""
         if self.draining:
             return Refusal(ErrorCode.SHUTTING_DOWN, "the gateway is shutting down; try another instance")
         resolved = resolve(request, self.config, self.registry)
         if isinstance(resolved, Refusal):
             return resolved
-        if len(self.running) >= self.config.streaming.max_concurrent_streams:
+        key = secrets.token_urlsafe(KEY_BYTES)
+        if not await self.store.admit(key):
             return Refusal(ErrorCode.SERVER_BUSY, "the gateway is at its stream limit; try again shortly")
-        return self._start(stream_id, resolved)
+        return self._start(stream_id, key, resolved)
 
-    def open_http(self, request: StreamRequest) -> Stream | Refusal:
+    async def open_http(self, request: StreamRequest) -> Stream | Refusal:
         """Like ``open``, for HTTP routes: ids are unique among running HTTP streams."""
         stream_id = request.id or "s-" + secrets.token_hex(8)
         if stream_id in self.http_streams:
             return Refusal(ErrorCode.DUPLICATE_STREAM, f"a stream with id `{stream_id}` is already running")
-        stream = self.open(stream_id, request)
+        stream = await self.open(stream_id, request)
         if isinstance(stream, Stream):
             self.http_streams[stream_id] = stream
         return stream
 
-    def _start(self, stream_id: str, resolved: Resolved) -> Stream:
+    def detached(self, source: Source) -> None:
+        """Its client went away: the stream runs on for ``resume_grace_seconds``, waiting for a
+        resume, and is cancelled upstream if nobody reads it by then."""
+        if source.ended:
+            return
+        grace = self.config.resume.resume_grace_seconds
+        if grace <= 0:
+            source.cancel()
+        else:
+            asyncio.get_running_loop().call_later(grace, self._grace_over, source)
+
+    def _grace_over(self, source: Source) -> None:
+        if not source.ended and not source.log.has_readers:
+            task = asyncio.get_running_loop().create_task(self._cancel_unless_read_elsewhere(source))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _cancel_unless_read_elsewhere(self, source: Source) -> None:
+        if not await self.store.read_elsewhere(source.key) and not source.log.has_readers:
+            source.cancel()
+
+    def _start(self, stream_id: str, key: str, resolved: Resolved) -> Stream:
         fallbacks = fallback_routes(resolved, self.config, self.registry)
-        stream = Stream(stream_id, resolved.provider, resolved.request, self._settings, self._cost, fallbacks)
+        settings, cost = self._settings, self._cost
+        stream = Stream(stream_id, resolved.provider, resolved.request, settings, cost, fallbacks, key)
         self.running.add(stream)
+        self.store.started(stream)
         stream.start(self._ended)
         return stream
 
@@ -76,6 +106,7 @@ class StreamHub:
 
     def _ended(self, stream: Stream) -> None:
         self.running.discard(stream)
+        self.store.ended(stream)
         over_http = self.http_streams.get(stream.id) is stream
         if over_http:
             del self.http_streams[stream.id]

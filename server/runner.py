@@ -69,8 +69,10 @@ class Stream:
         settings: StreamSettings,
         cost: CostFn,
         fallbacks: Sequence[Route] = (),
+        key: str = "",
     ) -> None:
         self.id = stream_id
+        self.key = key  # unguessable: resuming and cancelling from elsewhere take it
         self.provider = provider  # the one serving now: a fallback after a failover
         self.request = request
         self.settings = settings
@@ -100,7 +102,8 @@ class Stream:
         """Run the provider in a task of its own and acknowledge at once. The task is created
         first so that its first step (sending the upstream request) runs before the ack's write."""
         self._task = self._loop.create_task(self._run(), name=f"stream:{self.id}")
-        self.log.append(StartAck(id=self.id, seq=0, provider=self.provider.name, model=self.request.model))
+        ack = StartAck(id=self.id, seq=0, provider=self.provider.name, model=self.request.model, key=self.key)
+        self.log.append(ack)
         self._task.add_done_callback(lambda _: self._finished(on_end))
         self._arm_watchdog()
 

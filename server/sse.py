@@ -1,7 +1,8 @@
 """An ASGI response that serves one stream's log as Server-Sent Events.
 
 It watches for the client going away while it waits (not only when it writes), so a vanished
-client cancels its stream upstream at once; a comment line keeps idle connections open.
+client is noticed at once (its stream is cancelled, or waits for a resume); a comment line keeps
+idle connections open.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from protocol.messages import ServerMessage
 from protocol.sse import KEEPALIVE
-from server.runner import Stream
+from server.resume import Source
 
 EventEncoder = Callable[[ServerMessage], bytes]
 
@@ -25,10 +26,23 @@ HEADERS = [
 
 
 class EventStreamResponse:
-    def __init__(self, stream: Stream, encoder: EventEncoder, keepalive_seconds: float) -> None:
+    """``on_gone`` is called when the client goes away before the end (default: cancel the
+    stream); ``after_seq`` starts the events after that seq (a resume)."""
+
+    def __init__(
+        self,
+        stream: Source,
+        encoder: EventEncoder,
+        keepalive_seconds: float,
+        *,
+        after_seq: int = -1,
+        on_gone: Callable[[Source], None] | None = None,
+    ) -> None:
         self.stream = stream
         self.encoder = encoder
         self.keepalive = keepalive_seconds
+        self.after_seq = after_seq
+        self.on_gone = on_gone or (lambda source: source.cancel())
         self._wake = asyncio.Event()
         self._gone = False
         self._sent = False  # something was written since the last keep-alive tick
@@ -36,7 +50,7 @@ class EventStreamResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch_disconnect(receive))
-        subscription = self.stream.log.subscribe(self.stream.id, lambda _: self._wake.set())
+        subscription = self.stream.log.subscribe(self.stream.id, lambda _: self._wake.set(), self.after_seq)
         self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
@@ -53,7 +67,7 @@ class EventStreamResponse:
         finally:
             self.stream.log.unsubscribe(subscription)
             if not self.stream.ended:
-                self.stream.cancel()
+                self.on_gone(self.stream)
             watcher.cancel()
             self._ticker.cancel()
 
@@ -78,5 +92,4 @@ class EventStreamResponse:
         while (await receive())["type"] != "http.disconnect":
             pass
         self._gone = True
-        self.stream.cancel()
-        self._wake.set()
+        self._wake.set()  # the loop ends, and `on_gone` decides the stream's fate

@@ -23,11 +23,13 @@ from protocol.errors import ErrorCode
 from protocol.messages import (
     PROTOCOL_VERSION,
     Cancel,
+    ClientMessage,
     Error,
     Limits,
     Ping,
     Pong,
     Ready,
+    Resume,
     ServerInfo,
     ServerMessage,
     StartRequest,
@@ -36,7 +38,7 @@ from server.eventlog import Subscription
 from server.hub import StreamHub
 from server.ratelimit import TokenBucket
 from server.resolve import Refusal
-from server.runner import Stream
+from server.resume import Source
 
 log = logging.getLogger("tokenwire.ws")
 
@@ -51,7 +53,7 @@ class Connection:
         self._receive = receive
         self._send = send
         self.hub = hub
-        self.active: dict[str, tuple[Stream, Subscription]] = {}
+        self.active: dict[str, tuple[Source, Subscription]] = {}
         self.ended_ids: OrderedDict[str, None] = OrderedDict()
         self._outbox: deque[ServerMessage | Subscription] = deque()  # replies and ready subscriptions
         self._queued: set[Subscription] = set()  # subscriptions already in the outbox
@@ -76,7 +78,7 @@ class Connection:
             await self._receive_loop()
         finally:
             watchdog.cancel()
-            self._cancel_streams()
+            self._detach_streams()
             self._sender_task.cancel()
 
     def close(self, code: int, reason: str) -> None:
@@ -84,10 +86,16 @@ class Connection:
         self._closing = (code, reason)
         self._wake.set()
 
+    def _detach_streams(self) -> None:
+        """The client is gone: its streams wait for a resume (server.hub.StreamHub.detached)."""
+        for source, subscription in self.active.values():
+            source.log.unsubscribe(subscription)
+            self.hub.detached(source)
+
     def _cancel_streams(self) -> None:
-        for stream, subscription in self.active.values():
-            stream.log.unsubscribe(subscription)
-            stream.cancel()
+        for source, subscription in self.active.values():
+            source.log.unsubscribe(subscription)
+            source.cancel()
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -99,38 +107,49 @@ class Connection:
             data = frame.get("text")
             if data is None:
                 data = frame.get("bytes") or b""
-            self._handle(decode_client_message(data))
+            await self._handle(decode_client_message(data))
 
-    def _handle(self, message: StartRequest | Cancel | Ping | BadMessage) -> None:
+    async def _handle(self, message: ClientMessage | BadMessage) -> None:
         if type(message) is StartRequest:
-            self._start(message)
+            await self._start(message)
         elif type(message) is Cancel:
-            self._cancel(message.id)
+            if message.id is not None:
+                self._cancel(message.id)
+            else:
+                await self._cancel_key(message.key)  # type: ignore[arg-type]  # one of the two is set
+        elif type(message) is Resume:
+            await self._resume(message)
         elif type(message) is Ping:
             ts = message.ts if message.ts is not None else int(time.time() * 1000)
             self._send_direct(Pong(ts=ts))
         elif type(message) is BadMessage:
             self._refuse(message.id, ErrorCode.BAD_MESSAGE, message.message)
 
-    def _start(self, request: StartRequest) -> None:
-        sid = request.id
+    def _admissible(self, sid: str) -> bool:
+        """Whether one more stream may be read under ``sid`` here (else the refusal is sent)."""
         if sid in self.active:
             self._refuse(
                 sid, ErrorCode.DUPLICATE_STREAM, f"stream `{sid}` is already running on this connection"
             )
-            return
+            return False
         limit = self.hub.config.streaming.max_streams_per_connection
         if len(self.active) >= limit:
             self._refuse(
                 sid, ErrorCode.TOO_MANY_STREAMS, f"at most {limit} streams may run on one connection"
             )
+            return False
+        return True
+
+    async def _start(self, request: StartRequest) -> None:
+        sid = request.id
+        if not self._admissible(sid):
             return
         wait = self._starts.take(self._loop.time())
         if wait:
             self.hub.refused(ErrorCode.RATE_LIMITED)
             self._send_direct(self._rate_limited(sid, wait))
             return
-        stream = self.hub.open(sid, request)
+        stream = await self.hub.open(sid, request)
         if isinstance(stream, Refusal):
             self.hub.refused(stream.code)
             self._send_direct(stream.to_error(sid))
@@ -151,6 +170,25 @@ class Connection:
         return Error(
             id=sid, code=ErrorCode.RATE_LIMITED, message=message, retryable=True, retry_after_s=round(wait, 3)
         )
+
+    async def _resume(self, message: Resume) -> None:
+        source = await self.hub.store.find(message.key)
+        sid = message.id or (source.id if source is not None else None)
+        if source is None or sid is None:
+            self._refuse(message.id, ErrorCode.STREAM_EXPIRED, "no stream with this key: unknown, or expired")
+            return
+        if source.ended and message.after_seq >= len(source.log.entries) - 1:
+            last = len(source.log.entries) - 1
+            self._refuse(sid, ErrorCode.BAD_MESSAGE, f"the stream ended at seq {last}: nothing after it")
+            return
+        if self._admissible(sid):
+            self.ended_ids.pop(sid, None)
+            subscription = source.log.subscribe(sid, self._on_events, message.after_seq)
+            self.active[sid] = (source, subscription)
+
+    async def _cancel_key(self, key: str) -> None:
+        if not await self.hub.store.cancel(key) and await self.hub.store.find(key) is None:
+            self._refuse(None, ErrorCode.UNKNOWN_STREAM, "no stream with this key")
 
     def _refuse(self, sid: str | None, code: ErrorCode, message: str) -> None:
         self.hub.refused(code)

@@ -202,31 +202,42 @@ async def test_cancel_closes_the_upstream_connection(openai_gateway: Gateway, up
     await cancel_reaches_upstream(openai_gateway.ws, upstream, "openai", "Hel")
 
 
+@pytest.fixture
+def short_grace_gateway(start_gateway: StartGateway, upstream: FakeUpstream) -> Gateway:
+    config = {"streaming": {"retry_attempts": 0}, "resume": {"resume_grace_seconds": 0.3}}
+    return start_gateway(config, environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"})
+
+
+async def _closed_after_the_grace_period(upstream: FakeUpstream) -> None:
+    await asyncio.sleep(0.15)
+    assert not upstream.disconnected.is_set(), "a client that went away may still resume"
+    async with asyncio.timeout(2):
+        await upstream.disconnected.wait()
+
+
 async def test_socket_close_closes_the_upstream_connection(
-    openai_gateway: Gateway, upstream: FakeUpstream
+    short_grace_gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
-    async with connect(openai_gateway.ws) as ws:
+    async with connect(short_grace_gateway.ws) as ws:
         await recv(ws)
         await start(ws, "a", provider="openai", prompt="hi")
         await recv(ws)
         await recv(ws)
-    async with asyncio.timeout(2):
-        await upstream.disconnected.wait()
+    await _closed_after_the_grace_period(upstream)
 
 
 async def test_sse_client_going_away_closes_the_upstream_connection(
-    openai_gateway: Gateway, upstream: FakeUpstream
+    short_grace_gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
     async with aiohttp.ClientSession() as http:
         resp = await http.post(
-            openai_gateway.http + "/v1/streams", json={"provider": "openai", "prompt": "hi"}
+            short_grace_gateway.http + "/v1/streams", json={"provider": "openai", "prompt": "hi"}
         )
         await read_events(resp, until={"chunk"})
         resp.close()
-    async with asyncio.timeout(2):
-        await upstream.disconnected.wait()
+    await _closed_after_the_grace_period(upstream)
 
 
 async def test_idle_timeout_closes_the_upstream_connection(

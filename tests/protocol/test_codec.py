@@ -51,7 +51,7 @@ SERVER_MESSAGES: list[ServerMessage] = [
         providers=[ProviderInfo("rulebased", "native", True, "script")],
         limits=Limits(16, 65536),
     ),
-    StartAck(id="a", seq=0, provider="rulebased", model="script"),
+    StartAck(id="a", seq=0, provider="rulebased", model="script", key="k" * 32),
     Chunk(id="a", seq=1, content="Hello "),
     Chunk(id="a", seq=4, content="merged", from_seq=2),
     Done(id="a", seq=5, finish_reason="stop", content="Hello merged", usage=USAGE, metrics=METRICS),
@@ -97,7 +97,7 @@ def test_optional_fields_are_left_out_of_the_wire() -> None:
     }
     done = json.loads(encode(SERVER_MESSAGES[4]))
     assert set(done) == {"type", "id", "seq", "finish_reason", "content", "usage", "metrics"}
-    assert json.loads(encode(StartAck(id="a", seq=0, provider="p", model="m")))["seq"] == 0
+    assert json.loads(encode(StartAck(id="a", seq=0, provider="p", model="m", key="k" * 32)))["seq"] == 0
 
 
 @pytest.mark.parametrize(

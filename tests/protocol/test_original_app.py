@@ -40,7 +40,7 @@ def _events(frames: bytes) -> list[tuple[str, Any]]:
 def test_script_encoder_accumulates_and_marks_the_final_chunk() -> None:
     encode = ScriptEventEncoder()
     messages: list[ServerMessage] = [
-        StartAck(id="s", seq=0, provider="rulebased", model="script"),
+        StartAck(id="s", seq=0, provider="rulebased", model="script", key="k" * 32),
         Chunk(id="s", seq=1, content="a"),
         Chunk(id="s", seq=3, content="bc", from_seq=2),
         DONE,
@@ -70,7 +70,7 @@ def test_errors_in_both_formats() -> None:
 
 
 def test_agent_chat_events() -> None:
-    assert agent_chat_event(StartAck(id="s", seq=0, provider="p", model="m")) == b""
+    assert agent_chat_event(StartAck(id="s", seq=0, provider="p", model="m", key="k" * 32)) == b""
     assert _events(agent_chat_event(Chunk(id="s", seq=1, content="hi"))) == [("token", {"content": "hi"})]
     assert _events(agent_chat_event(DONE)) == [("done", {"totalTokens": 3, "finishReason": "stop"})]
 

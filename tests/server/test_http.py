@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import aiohttp
@@ -38,6 +39,8 @@ async def test_post_streams_serves_v1_events_with_seq_ids(gateway: Gateway) -> N
         transcript = await read_events(resp)
     events = transcript.events
     assert events[0].event == "start"
+    key = events[0].data.pop("key")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", key), "192 random bits, URL-safe"
     assert events[0].data == {
         "type": "start",
         "id": "s1",
@@ -138,12 +141,15 @@ async def test_delete_cancels_a_running_stream(start_gateway: StartGateway) -> N
             gw.http + "/v1/streams", json={"id": "d1", "provider": "scripted", "prompt": "x"}
         ) as resp:
             head = await read_events(resp, until={"chunk"})
-            async with http.delete(gw.http + "/v1/streams/d1") as deleted:
+            key = head.events[0].data["key"]
+            async with http.delete(gw.http + "/v1/streams/d1") as by_id:  # an id alone is not enough
+                assert by_id.status == 404
+                assert (await by_id.json())["error"]["code"] == "unknown_stream"
+            async with http.delete(gw.http + f"/v1/streams/{key}") as deleted:
                 assert deleted.status == 204
             rest = await read_events(resp)
-        async with http.delete(gw.http + "/v1/streams/d1") as again:
-            assert again.status == 404
-            assert (await again.json())["error"]["code"] == "unknown_stream"
+        async with http.delete(gw.http + f"/v1/streams/{key}") as again:
+            assert again.status == 204  # ended: a no-op, like a late cancel
     done = rest.events[-1]
     assert done.event == "done"
     assert done.data["finish_reason"] == "cancelled"
@@ -153,14 +159,16 @@ async def test_delete_cancels_a_running_stream(start_gateway: StartGateway) -> N
     assert upstream.finished == 0
 
 
-async def test_client_going_away_cancels_upstream(start_gateway: StartGateway) -> None:
+async def test_client_going_away_cancels_upstream_after_the_grace_period(start_gateway: StartGateway) -> None:
     upstream = ScriptedProvider(count=1000, delay=0.01)
-    gw = start_gateway(providers=[upstream])
+    gw = start_gateway({"resume": {"resume_grace_seconds": 0.4}}, [upstream])
     async with aiohttp.ClientSession() as http:
         resp = await http.post(gw.http + "/v1/streams", json={"provider": "scripted", "prompt": "x"})
         await read_events(resp, until={"chunk"})
         assert await _active(gw) == 1
         resp.close()
+    await asyncio.sleep(0.2)
+    assert await _active(gw) == 1, "the stream waits for a resume"
     async with asyncio.timeout(3):
         while await _active(gw):
             await asyncio.sleep(0.02)

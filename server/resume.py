@@ -1,0 +1,143 @@
+"""Resumable streams: where a stream's events are kept so a client can come back for them.
+
+A ``Source`` is what a transport reads: a ``Stream`` running here, or (with the Redis store) a
+stream running on another instance, mirrored into a local EventLog. A ``ResumeStore`` keeps every
+stream findable by its key while it runs and for ``retention_seconds`` after it ended, admits
+streams against the gateway-wide limit, and routes a cancel to the stream's owner.
+
+The memory store serves one instance; ``server.redis_store`` shares streams between instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Protocol
+
+from server.config import Config
+from server.eventlog import EventLog
+from server.runner import Stream
+
+ENTRY_OVERHEAD = 64  # bytes counted per event besides its text, for the retention bounds
+
+
+class Source(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def log(self) -> EventLog: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class ResumeStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def admit(self, key: str) -> bool:
+        """Take a slot of ``max_concurrent_streams`` for a new stream (False: the gateway is full)."""
+        ...
+
+    def started(self, stream: Stream) -> None:
+        """A stream runs here: make it findable (and mirror its events, for a shared store)."""
+        ...
+
+    def ended(self, stream: Stream) -> None:
+        """A stream of ours ended: free its slot; keep its events for the retention window."""
+        ...
+
+    async def find(self, key: str) -> Source | None:
+        """The stream of ``key``, running or within its retention window, or None."""
+        ...
+
+    async def cancel(self, key: str) -> bool:
+        """Cancel the stream of ``key`` wherever it runs; False when no such stream runs."""
+        ...
+
+    async def read_elsewhere(self, key: str) -> bool:
+        """Whether a client reads the stream through another instance."""
+        ...
+
+
+def stream_bytes(log: EventLog) -> int:
+    return log.text_chars + ENTRY_OVERHEAD * len(log.entries)
+
+
+class MemoryStore:
+    """One instance: running streams by key, and ended ones until they expire or are evicted
+    (oldest first) to keep ``max_total_bytes``."""
+
+    def __init__(self, config: Config) -> None:
+        self._resume = config.resume
+        self._max_streams = config.streaming.max_concurrent_streams
+        self._running: dict[str, Stream] = {}
+        # key -> (stream, expiry, bytes), in the order they ended: expiries rise along it.
+        self._kept: OrderedDict[str, tuple[Stream, float, int]] = OrderedDict()
+        self._kept_bytes = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self._kept.clear()
+        self._kept_bytes = 0
+
+    async def admit(self, key: str) -> bool:
+        return len(self._running) < self._max_streams
+
+    def started(self, stream: Stream) -> None:
+        self._running[stream.key] = stream
+
+    def ended(self, stream: Stream) -> None:
+        self._running.pop(stream.key, None)
+        size = stream_bytes(stream.log)
+        if size > self._resume.max_stream_bytes or self._resume.retention_seconds <= 0:
+            return
+        now = asyncio.get_running_loop().time()
+        self._prune(now)
+        self._kept[stream.key] = (stream, now + self._resume.retention_seconds, size)
+        self._kept_bytes += size
+        while self._kept_bytes > self._resume.max_total_bytes:
+            self._drop(next(iter(self._kept)))
+
+    async def find(self, key: str) -> Source | None:
+        stream = self._running.get(key)
+        if stream is not None:
+            return stream
+        self._prune(asyncio.get_running_loop().time())
+        kept = self._kept.get(key)
+        return None if kept is None else kept[0]
+
+    async def cancel(self, key: str) -> bool:
+        stream = self._running.get(key)
+        if stream is None:
+            return False
+        stream.cancel()
+        return True
+
+    async def read_elsewhere(self, key: str) -> bool:
+        return False
+
+    def _prune(self, now: float) -> None:
+        while self._kept and next(iter(self._kept.values()))[1] <= now:
+            self._drop(next(iter(self._kept)))
+
+    def _drop(self, key: str) -> None:
+        _, _, size = self._kept.pop(key)
+        self._kept_bytes -= size
+
+
+def make_store(config: Config) -> ResumeStore:
+    if config.resume.store == "redis":
+        from server.redis_store import RedisStore  # the redis package is needed only then
+
+        return RedisStore(config)
+    return MemoryStore(config)
