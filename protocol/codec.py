@@ -17,6 +17,9 @@ _client_decoder = msgspec.json.Decoder(ClientMessage)
 _http_decoder = msgspec.json.Decoder(StreamRequest)
 _encoder = msgspec.json.Encoder()
 _stream_id = re.compile(STREAM_ID_PATTERN)
+# What msgspec raises for input it cannot even parse: besides DecodeError, JSON nested ~1000 deep
+# overflows its recursion limit, and invalid UTF-8 inside a string fails its decode step.
+UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeError)
 
 
 class BadMessage(msgspec.Struct, frozen=True):
@@ -38,8 +41,8 @@ def decode_client_message(data: bytes | str) -> ClientMessage | BadMessage:
     """Decode one WebSocket frame."""
     try:
         message: ClientMessage = _client_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        return BadMessage(_describe(exc), _readable_id(data))
+    except UNREADABLE as exc:
+        return BadMessage(describe(exc), _readable_id(data))
     if isinstance(message, StartRequest):
         problem = request_problem(message)
         if problem is not None:
@@ -51,15 +54,21 @@ def decode_http_request(data: bytes) -> StreamRequest | BadMessage:
     """Decode the JSON body of ``POST /v1/streams`` or ``POST /v1/completions``."""
     try:
         request = _http_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        return BadMessage(_describe(exc), _readable_id(data))
+    except UNREADABLE as exc:
+        return BadMessage(describe(exc), _readable_id(data))
     problem = request_problem(request)
     return request if problem is None else BadMessage(problem, request.id)
 
 
-def _describe(exc: msgspec.DecodeError) -> str:
-    # A ValidationError (a DecodeError too) names the path; plain decode errors are about JSON.
-    return str(exc) if isinstance(exc, msgspec.ValidationError) else f"not valid JSON: {exc}"
+def describe(exc: Exception) -> str:
+    # A ValidationError (a DecodeError too) names the path; the rest are about the JSON itself.
+    if isinstance(exc, msgspec.ValidationError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "not valid JSON: nested too deeply"
+    if isinstance(exc, UnicodeError):
+        return "not valid JSON: not UTF-8 (or a lone surrogate)"
+    return f"not valid JSON: {exc}"
 
 
 def request_problem(request: StreamRequest) -> str | None:
@@ -81,7 +90,7 @@ def _readable_id(data: bytes | str) -> str | None:
     """The stream id of a message that failed to decode, if it has a valid one."""
     try:
         probe = msgspec.json.decode(data, type=_IdProbe)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except UNREADABLE:
         return None
     if isinstance(probe.id, str) and _stream_id.match(probe.id):
         return probe.id

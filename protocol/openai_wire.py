@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from protocol.codec import UNREADABLE, describe
 from protocol.errors import HTTP_STATUS, ErrorCode
 from protocol.messages import ChatMessage, Chunk, Done, Error, Options, ServerMessage, StartAck
 
@@ -91,8 +92,8 @@ def decode_chat_request(data: bytes) -> ChatCompletionRequest | Problem:
         if missing:
             param = f"{param}.{missing[1]}" if param else missing[1]
         return Problem(text, param or None)
-    except msgspec.DecodeError as exc:
-        return Problem(f"We could not parse the JSON body of your request: {exc}")
+    except UNREADABLE as exc:
+        return Problem(f"We could not parse the JSON body of your request: {describe(exc)}")
     if request.n is not None and request.n != 1:
         return Problem("only `n: 1` is supported: the gateway returns one choice", "n")
     for i, message in enumerate(request.messages):

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from protocol.codec import BadMessage, decode_http_request, request_problem
+from protocol.codec import UNREADABLE, BadMessage, decode_http_request, describe, request_problem
 from protocol.errors import HTTP_STATUS, RETRYABLE, ErrorCode
 from protocol.messages import Done, Error, StreamRequest
 from protocol.original_app import AgentChatBody, ScriptEventEncoder, ScriptStreamBody, agent_chat_event
@@ -69,8 +69,8 @@ async def _read_body(request: Request) -> bytes:
 async def _decode(request: Request, body_type: type[T]) -> T:
     try:
         return msgspec.json.decode(await _read_body(request), type=body_type)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise HttpProblem(ErrorCode.BAD_MESSAGE, str(exc)) from None
+    except UNREADABLE as exc:
+        raise HttpProblem(ErrorCode.BAD_MESSAGE, describe(exc)) from None
 
 
 async def _stream_request(request: Request) -> StreamRequest:
