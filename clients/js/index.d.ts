@@ -122,6 +122,12 @@ export interface StartAck {
   seq: 0;
   provider: string;
   model: string;
+  /**
+   * The stream's unguessable key (32 URL-safe characters): resuming (`resume`,
+   * `GET /v1/streams/{key}`) and cancelling from anywhere (`DELETE /v1/streams/{key}`) take it.
+   * Absent only from gateways older than resumable streams.
+   */
+  key?: string;
 }
 
 export interface ChunkMessage {
@@ -188,6 +194,10 @@ export type ErrorCode =
   | 'unauthorized'
   | 'rate_limited'
   | 'shutting_down'
+  /** A resume of a key the gateway no longer knows (unknown, restarted, or past its retention). */
+  | 'stream_expired'
+  /** Terminal: the gateway instance running a resumed stream died. */
+  | 'stream_lost'
   | 'internal';
 
 /** Codes the client itself produces. */
@@ -264,6 +274,11 @@ export declare class TokenwireError extends Error {
   status: number | null;
   provider: string | null;
   streamId: string | null;
+  /**
+   * What caused it, when known: for `connection_lost` after a failed resume, the gateway's
+   * refusal (a `TokenwireError` with code `stream_expired`, say) or the network error.
+   */
+  cause?: unknown;
 }
 
 // ---- streams -----------------------------------------------------------------------------------
@@ -306,6 +321,12 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   private constructor();
   /** The stream id (generated unless the request named one). */
   readonly id: string;
+  /**
+   * The gateway's key for the stream, from its ack (null before it): the client resumes the
+   * stream with it after a dropped connection; `DELETE /v1/streams/{key}` cancels it from
+   * anywhere. Keep it private.
+   */
+  readonly key: string | null;
   /** From the ack, then from each notice (after a failover: the fallback) and `done.metrics`; null before the ack. */
   readonly provider: string | null;
   /** Like `provider`: from the ack, each notice and `done.metrics`; null before the ack. */
@@ -321,7 +342,10 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   readonly stats: StreamStats;
   /** The terminal `done` (also when cancelled); rejects with a TokenwireError. */
   readonly result: Promise<Done>;
-  /** Sends `cancel`; `result` resolves with `finish_reason: "cancelled"` and the text so far. */
+  /**
+   * Sends `cancel` (by key once reconnected, while the connection is down; SSE: `DELETE
+   * /v1/streams/{key}`); `result` resolves with `finish_reason: "cancelled"` and the text so far.
+   */
   cancel(): void;
   /** Chunks from the first; ends after `done`, throws the TokenwireError on failure. */
   [Symbol.asyncIterator](): AsyncIterableIterator<StreamChunk>;
@@ -355,7 +379,10 @@ export interface ClientOptions {
   token?: string;
   /** Default `'auto'`: WebSocket; SSE from then on if WebSockets cannot open while the gateway answers HTTP. */
   transport?: 'auto' | 'websocket' | 'sse';
-  /** Default on. `false` turns reconnecting off. */
+  /**
+   * Default on. Reconnecting (WebSocket) and resuming broken streams (both transports; over SSE
+   * at most 5 attempts in a row, with these delays). `false` turns both off.
+   */
   reconnect?: boolean | ReconnectOptions;
   /** Default `globalThis.WebSocket`. */
   WebSocket?: WebSocketConstructor;

@@ -1,6 +1,7 @@
 /**
  * TokenwireClient: one gateway, many streams. Owns the connection state (lazy connect, queueing
- * until `ready`, reconnect with backoff, the SSE fallback) and hands each stream to a transport.
+ * until `ready`, reconnect with backoff, resuming the streams of a lost socket, the SSE fallback)
+ * and hands each stream to a transport.
  * @module
  */
 
@@ -31,8 +32,9 @@ import { WsConnection } from './ws-transport.js';
  * @property {StreamSink} sink
  * @property {StreamRequest} request
  * @property {boolean} generatedId
- * @property {WsConnection | null} conn the connection it was sent on
+ * @property {WsConnection | null} conn the connection it was sent (or resumed) on
  * @property {boolean} viaSse
+ * @property {string} [lost] why its last connection ended, while it waits to be resumed
  */
 
 export const STREAM_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -119,6 +121,8 @@ export class TokenwireClient {
   #sse = null;
   /** @type {Entry[]} streams waiting for the connection */
   #queue = [];
+  /** @type {Entry[]} acked streams of a lost connection, waiting to be resumed on the next one */
+  #resuming = [];
   /** @type {Map<keyof ClientEvents, Set<Function>>} */
   #listeners = new Map();
   /** @type {Deferred<Ready>} */
@@ -265,8 +269,18 @@ export class TokenwireClient {
     const conn = this.#conn;
     this.#conn = null;
     this.#setState('closed');
+    // A closed socket no longer cancels its streams (the gateway keeps them for a resume): cancel
+    // them first, and those waiting to be resumed by key over HTTP.
+    conn?.cancelStreams();
     conn?.close(1000, 'client closed');
     conn?.failStreams(clientClosed);
+    const resuming = this.#resuming;
+    this.#resuming = [];
+    for (const { stream, sink } of resuming) {
+      const key = sink.key();
+      if (key) this.#deleteByKey(key);
+      sink.fail(clientClosed(stream.id));
+    }
     this.#failQueue(clientClosed);
     this.#sse?.closeAll(clientClosed);
     this.#failReady(clientClosed(null));
@@ -294,6 +308,7 @@ export class TokenwireClient {
       onReady: (ready) => this.#onReady(conn, ready),
       onClose: (info) => this.#onClose(conn, info),
       onStray: (error) => this.#emit('error', error),
+      onResumeRefused: (routed, error) => this.#resumeRefused(/** @type {Entry} */ (routed), error),
     });
     this.#conn = conn;
   }
@@ -307,9 +322,46 @@ export class TokenwireClient {
     this.#attempt = 0;
     this.#providers = Array.isArray(ready.providers) ? ready.providers : [];
     this.#setState('open');
+    this.#resumeStreams(conn);
     this.#flushQueue();
     this.#ready.resolve(ready);
     this.#emit('ready', ready);
+  }
+
+  /**
+   * Resumes the streams of the lost connection on this one, each from the last event it has (a
+   * stream cancelled meanwhile is cancelled by key right after its resume, which then brings
+   * the gateway's cancelled `done`).
+   * @param {WsConnection} conn
+   */
+  #resumeStreams(conn) {
+    const resuming = this.#resuming;
+    this.#resuming = [];
+    let sent = 0;
+    for (const entry of resuming) {
+      const { sink } = entry;
+      const key = sink.key();
+      if (sink.ended() || !key) continue;
+      entry.conn = conn;
+      sink.resuming();
+      conn.resume(entry, key, sink.lastSeq());
+      if (sink.cancelRequested()) conn.cancelKey(key);
+      sent += 1;
+    }
+    if (sent) conn.endResumes();
+  }
+
+  /**
+   * The gateway cannot resume a stream (`stream_expired`: it no longer knows the key, e.g. it
+   * restarted, or the stream is past its retention): the stream fails with `connection_lost`,
+   * the refusal as its `cause`.
+   * @param {Entry} entry
+   * @param {TokenwireError} refusal
+   */
+  #resumeRefused(entry, refusal) {
+    const { stream, sink } = entry;
+    const detail = `${entry.lost ?? 'the connection to the gateway was lost'}; the stream could not be resumed (${refusal.code}: ${refusal.message})`;
+    sink.fail(connectionLost(stream.id, detail, refusal));
   }
 
   /**
@@ -358,6 +410,7 @@ export class TokenwireClient {
     if (info.code === AUTH_CLOSE_CODE && !info.ready) {
       const reason = info.reason || 'a valid API token is required';
       conn.failStreams((id) => unauthorized(id, reason));
+      this.#failResuming((id) => unauthorized(id, reason));
       this.#failQueue((id) => unauthorized(id, reason));
       const error = unauthorized(null, reason);
       this.#failReady(error);
@@ -368,12 +421,27 @@ export class TokenwireClient {
     const detail = info.opened
       ? `the connection to the gateway closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`
       : 'could not connect to the gateway';
-    conn.failStreams((id) => connectionLost(id, detail));
     const policy = this.#policy;
-    if (policy && this.#attempt < policy.maxAttempts) {
+    const retrying = policy !== null && this.#attempt < policy.maxAttempts;
+    // Acked streams wait for the next connection, to be resumed by key; a stream never acked has
+    // no key (the gateway may have started it: it cancels it when nobody resumes it in time).
+    const { acked, unacked } = conn.takeStreams();
+    for (const routed of unacked) routed.sink.fail(connectionLost(routed.stream.id, detail));
+    for (const routed of acked) {
+      const entry = /** @type {Entry} */ (routed);
+      if (retrying && routed.sink.key()) {
+        entry.conn = null;
+        entry.lost = detail;
+        this.#resuming.push(entry);
+      } else {
+        routed.sink.fail(connectionLost(routed.stream.id, detail));
+      }
+    }
+    if (retrying) {
       if (this.#ready.settled) this.#ready = deferred();
-      this.#scheduleReconnect(policy);
+      this.#scheduleReconnect(/** @type {import('./backoff.js').ReconnectPolicy} */ (policy));
     } else {
+      this.#failResuming((id) => connectionLost(id, `${detail}; reconnecting gave up, so the stream could not be resumed`));
       this.#failQueue((id) => connectionLost(id, detail));
       this.#failReady(connectionLost(null, detail));
       this.#setState('idle');
@@ -394,7 +462,7 @@ export class TokenwireClient {
   }
 
   #useSse() {
-    this.#sse ??= new SseTransport(this.#httpBase, this.#token, this.#fetch);
+    this.#sse ??= new SseTransport(this.#httpBase, this.#token, this.#fetch, this.#policy);
     /** @type {Ready} */
     const ready = {
       type: 'ready',
@@ -440,6 +508,8 @@ export class TokenwireClient {
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
       entry.sink.cancelled();
+    } else if (this.#resuming.includes(entry)) {
+      // disconnected: `#resumeStreams` sends `cancel` by key once the next connection is ready
     } else if (entry.viaSse) {
       this.#sse?.cancel(entry.stream);
     } else {
@@ -457,6 +527,30 @@ export class TokenwireClient {
     const queue = this.#queue;
     this.#queue = [];
     for (const entry of queue) this.#dispatch(entry);
+  }
+
+  /** @param {(id: string) => TokenwireError} makeError */
+  #failResuming(makeError) {
+    const resuming = this.#resuming;
+    this.#resuming = [];
+    for (const { stream, sink } of resuming) sink.fail(makeError(stream.id));
+  }
+
+  /**
+   * Cancels a stream by key over HTTP, best effort (`close()` while it waits to be resumed).
+   * @param {string} key
+   */
+  #deleteByKey(key) {
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    try {
+      this.#fetch(`${this.#httpBase}/v1/streams/${encodeURIComponent(key)}`, { method: 'DELETE', headers })
+        .then((response) => response.body?.cancel().catch(() => {}))
+        .catch(() => {});
+    } catch {
+      // no fetch here: the gateway cancels the stream when nobody resumes it in time
+    }
   }
 
   /** @param {(id: string) => TokenwireError} makeError */

@@ -1,15 +1,19 @@
 /**
  * The HTTP fallback: one `POST {base}/v1/streams` per stream, its `text/event-stream` body read
- * with `fetch` and SseParser; cancelling is `DELETE {base}/v1/streams/{id}`, and the request is
- * aborted when the stream does not end promptly after that.
+ * with `fetch` and SseParser. When the body breaks before the stream's terminal event, the stream
+ * is resumed with `GET {base}/v1/streams/{key}` and `Last-Event-ID` (a few attempts, with
+ * backoff). Cancelling is `DELETE {base}/v1/streams/{key}`, and the request is aborted when the
+ * stream does not end promptly after that.
  * @module
  */
 
+import { backoffDelay } from './backoff.js';
 import { connectionLost, fromHttpError, TokenwireError } from './errors.js';
 import { SseParser } from './sse-parser.js';
 
 /** @typedef {import('./stream.js').TokenwireStream} TokenwireStream */
 /** @typedef {import('./stream.js').StreamSink} StreamSink */
+/** @typedef {import('./backoff.js').ReconnectPolicy} ReconnectPolicy */
 /** @typedef {import('../index.js').StreamRequest} StreamRequest */
 /** @typedef {import('../index.js').FetchLike} FetchLike */
 /** @typedef {import('../index.js').ServerMessage} ServerMessage */
@@ -27,11 +31,22 @@ import { SseParser } from './sse-parser.js';
 export const CANCEL_GRACE_MS = 2000;
 /** After a `DELETE` failed (e.g. 404: the gateway does not know the stream yet or any more). */
 const CANCEL_FALLBACK_MS = 250;
+/** Consecutive failed `GET /v1/streams/{key}` attempts before a broken stream fails (at most `reconnect.maxAttempts`). */
+export const SSE_RESUME_ATTEMPTS = 5;
+
+/**
+ * Why one response stopped delivering events before the stream ended.
+ * @typedef {object} Break
+ * @property {string} detail
+ * @property {unknown} [cause]
+ * @property {boolean} progressed whether it delivered at least one event
+ */
 
 export class SseTransport {
   #base;
   #token;
   #fetch;
+  #policy;
   /** @type {Map<TokenwireStream, SseEntry>} */
   #entries = new Map();
 
@@ -39,11 +54,13 @@ export class SseTransport {
    * @param {string} httpBase e.g. `http://127.0.0.1:8000` (no trailing slash)
    * @param {string | undefined} token
    * @param {FetchLike} fetchImpl
+   * @param {ReconnectPolicy | null} [policy] resume delays; null: a broken stream fails at once
    */
-  constructor(httpBase, token, fetchImpl) {
+  constructor(httpBase, token, fetchImpl, policy = null) {
     this.#base = httpBase;
     this.#token = token;
     this.#fetch = fetchImpl;
+    this.#policy = policy;
   }
 
   /**
@@ -67,25 +84,30 @@ export class SseTransport {
   cancel(stream) {
     const entry = this.#entries.get(stream);
     if (!entry) return;
-    // The gateway knows the id once it has answered the POST; the ack is the first event.
+    // The key comes with the ack, the first event: until then, the DELETE waits for it.
     if (entry.sink.acked()) this.#delete(entry);
     this.#abortAfter(entry, CANCEL_GRACE_MS + CANCEL_FALLBACK_MS);
   }
 
   /**
-   * The client gave up on the stream (seq gap): closing the request cancels it upstream.
+   * The client gave up on the stream (seq gap): cancel it on the gateway (closing the request
+   * alone would leave it running there, waiting for a resume) and stop reading.
    * @param {TokenwireStream} stream
    */
   abandon(stream) {
-    this.#entries.get(stream)?.controller.abort();
+    const entry = this.#entries.get(stream);
+    if (!entry) return;
+    if (entry.sink.acked()) this.#delete(entry);
+    entry.controller.abort();
   }
 
   /**
-   * Fails and aborts every running request.
+   * Fails and aborts every running request, cancelling the streams on the gateway.
    * @param {(id: string) => TokenwireError} makeError
    */
   closeAll(makeError) {
     for (const entry of [...this.#entries.values()]) {
+      if (entry.sink.acked()) this.#delete(entry);
       entry.sink.fail(makeError(entry.stream.id));
       entry.controller.abort();
     }
@@ -123,28 +145,100 @@ export class SseTransport {
       sink.fail(await httpError(response, stream.id));
       return;
     }
-    if (!response.body) {
-      sink.fail(connectionLost(stream.id, 'the gateway answered without a body'));
-      return;
-    }
+    const broke = await this.#read(entry, response);
+    if (broke) await this.#resume(entry, broke);
+  }
+
+  /**
+   * Reads one event-stream response until the stream ends or the response does.
+   * @param {SseEntry} entry
+   * @param {Response} response
+   * @returns {Promise<Break | null>} null once the stream has ended
+   */
+  async #read(entry, response) {
+    const { sink } = entry;
+    if (!response.body) return { detail: 'the gateway answered without a body', progressed: false };
     const reader = response.body.getReader();
     const parser = new SseParser();
+    let progressed = false;
     try {
       while (!sink.ended()) {
         const { value, done } = await reader.read();
         if (done) break;
         for (const event of parser.push(value)) {
+          progressed = true;
           this.#event(entry, event.data);
           if (sink.ended()) break;
         }
       }
     } catch (error) {
-      sink.fail(connectionLost(stream.id, `the event stream broke: ${describe(error)}`, error));
+      if (!sink.ended()) return { detail: `the event stream broke: ${describe(error)}`, cause: error, progressed };
     } finally {
       parser.end();
       if (sink.ended()) reader.cancel().catch(() => {});
     }
-    sink.fail(connectionLost(stream.id, "the event stream ended before the stream's last message"));
+    if (sink.ended()) return null;
+    return { detail: "the event stream ended before the stream's last message", progressed };
+  }
+
+  /**
+   * The response broke before the terminal event: `GET /v1/streams/{key}` with `Last-Event-ID`
+   * (the last seq the stream has) until the stream ends. A response that delivered events resets
+   * the count of attempts; `SSE_RESUME_ATTEMPTS` failed ones in a row (or a refusal such as
+   * `stream_expired`) fail the stream with `connection_lost`.
+   * @param {SseEntry} entry
+   * @param {Break} broke
+   */
+  async #resume(entry, broke) {
+    const { stream, sink, controller } = entry;
+    const policy = this.#policy;
+    const key = sink.key();
+    const attempts = policy ? Math.min(SSE_RESUME_ATTEMPTS, policy.maxAttempts) : 0;
+    if (!policy || !key || attempts < 1) {
+      sink.fail(connectionLost(stream.id, broke.detail, broke.cause));
+      return;
+    }
+    const lost = broke.detail;
+    let failed = 0;
+    while (!sink.ended()) {
+      if (failed >= attempts) {
+        const detail = `${lost}; resuming failed ${failed} times in a row (last: ${broke.detail})`;
+        sink.fail(connectionLost(stream.id, detail, broke.cause));
+        return;
+      }
+      failed += 1;
+      await sleep(backoffDelay(failed, policy), controller.signal);
+      if (sink.ended() || controller.signal.aborted) return;
+      /** @type {Response} */
+      let response;
+      try {
+        response = await this.#fetch(`${this.#base}/v1/streams/${encodeURIComponent(key)}`, {
+          method: 'GET',
+          headers: { ...this.#headers(), 'last-event-id': String(sink.lastSeq()) },
+          signal: controller.signal,
+          cache: 'no-store',
+        });
+      } catch (error) {
+        broke = { detail: `could not reach the gateway: ${describe(error)}`, cause: error, progressed: false };
+        continue;
+      }
+      if (!response.ok) {
+        const refusal = await httpError(response, stream.id);
+        if (!refusal.retryable) {
+          // stream_expired (the gateway no longer knows the key), unauthorized…: no resume
+          const detail = `${lost}; the stream could not be resumed (${refusal.code}: ${refusal.message})`;
+          sink.fail(connectionLost(stream.id, detail, refusal));
+          return;
+        }
+        broke = { detail: `${refusal.code}: ${refusal.message}`, cause: refusal, progressed: false };
+        continue;
+      }
+      sink.resuming();
+      const next = await this.#read(entry, response);
+      if (!next) return;
+      broke = next;
+      if (next.progressed) failed = 0;
+    }
   }
 
   /**
@@ -164,11 +258,15 @@ export class SseTransport {
     if (msg.type === 'start' && entry.sink.cancelRequested() && !entry.deleteSent) this.#delete(entry);
   }
 
-  /** @param {SseEntry} entry */
+  /**
+   * `DELETE /v1/streams/{key}` (by id only for a gateway that sends no key).
+   * @param {SseEntry} entry
+   */
   #delete(entry) {
     if (entry.deleteSent) return;
     entry.deleteSent = true;
-    const url = `${this.#base}/v1/streams/${encodeURIComponent(entry.stream.id)}`;
+    const name = entry.sink.key() ?? entry.stream.id;
+    const url = `${this.#base}/v1/streams/${encodeURIComponent(name)}`;
     this.#fetch(url, { method: 'DELETE', headers: this.#headers() })
       .then((response) => {
         response.body?.cancel().catch(() => {});
@@ -207,6 +305,25 @@ async function httpError(response, streamId) {
     // not JSON (e.g. a proxy's HTML error page)
   }
   return fromHttpError(response.status, body, response.headers.get('retry-after'), streamId);
+}
+
+/**
+ * Waits `ms`, or less when `signal` aborts.
+ * @param {number} ms
+ * @param {AbortSignal} signal
+ * @returns {Promise<void>}
+ */
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** @param {unknown} error */

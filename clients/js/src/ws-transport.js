@@ -1,11 +1,16 @@
 /**
- * One WebSocket connection to `GET /v1/ws`: sends `start`/`cancel`, decodes server frames and
- * routes them to streams by id. The client makes a new one for every (re)connection, so routing
- * state never outlives its socket.
+ * One WebSocket connection to `GET /v1/ws`: sends `start`/`cancel`/`resume`, decodes server
+ * frames and routes them to streams by id. The client makes a new one for every (re)connection,
+ * so routing state never outlives its socket.
  *
  * Routing: the gateway answers the `start`s of one id in order, each with an ack (`seq` 0) or a
  * refusal (an `error` without `seq`), so the streams waiting for an answer are kept per id in a
  * FIFO; an acked stream is "active" until its terminal message (`done`, or `error` with `seq`).
+ *
+ * Resuming: a `resume` has no ack (its next event is the reply), so a resumed stream is active at
+ * once. Its resumes are sent first on a new connection, then a `ping` as a barrier: an `error`
+ * without `seq` for a resumed id before that `pong` (or before the stream's first event) is the
+ * refusal of the resume, and an `unknown_stream` without id the reply to a `cancel` by key.
  * @module
  */
 
@@ -52,12 +57,14 @@ import { badMessage, fromErrorMessage, TokenwireError } from './errors.js';
  * @property {(ready: Ready) => void} onReady
  * @property {(info: CloseInfo) => void} onClose
  * @property {(error: TokenwireError) => void} onStray a connection-level error, or one for no known stream
+ * @property {(routed: Routed, error: TokenwireError) => void} onResumeRefused the gateway refused to resume a stream (it is no longer routed here)
  */
 
 const OPEN = 1;
 /** A socket that has not opened by then counts as one that cannot open (e.g. a proxy that hangs on Upgrade). */
 export const OPEN_TIMEOUT_MS = 10_000;
 const CANCELLED_IDS_KEPT = 1024;
+const BARRIER_TS = 'tokenwire:resumed';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -87,6 +94,10 @@ export class WsConnection {
   #active = new Map();
   /** @type {Set<string>} ids this connection sent a `cancel` for */
   #cancelled = new Set();
+  /** @type {Set<string>} resumed ids the gateway has not confirmed yet (no event, no barrier `pong`) */
+  #resumesPending = new Set();
+  #keyCancels = 0; // `cancel`s by key sent before the barrier
+  #barrier = false; // a barrier `ping` is on its way
   /** @type {ReturnType<typeof setTimeout> | null} */
   #openTimer = null;
 
@@ -164,6 +175,36 @@ export class WsConnection {
   }
 
   /**
+   * Sends a `resume`: the gateway replays the stream's events after `afterSeq` under the stream's
+   * id, then the live rest. The stream is active at once. Call `endResumes()` after the last one.
+   * @param {Routed} routed
+   * @param {string} key
+   * @param {number} afterSeq
+   */
+  resume(routed, key, afterSeq) {
+    const id = routed.stream.id;
+    this.#active.set(id, routed);
+    this.#resumesPending.add(id);
+    this.#send(JSON.stringify({ type: 'resume', key, after_seq: afterSeq, id }));
+  }
+
+  /**
+   * Sends a `cancel` by key (a stream cancelled while the client was disconnected); call it
+   * after its `resume`, before `endResumes()`.
+   * @param {string} key
+   */
+  cancelKey(key) {
+    this.#keyCancels += 1;
+    this.#send(JSON.stringify({ type: 'cancel', key }));
+  }
+
+  /** After the `resume`s: a `ping` whose `pong` confirms every resume not refused before it. */
+  endResumes() {
+    this.#barrier = true;
+    this.#send(JSON.stringify({ type: 'ping', ts: BARRIER_TS }));
+  }
+
+  /**
    * The client gave up on a stream (seq gap): stop it upstream. Its entry stays routed, so the
    * rest of its messages are swallowed until the terminal one frees the id.
    * @param {Routed} routed
@@ -177,10 +218,31 @@ export class WsConnection {
    * @param {(id: string) => TokenwireError} makeError
    */
   failStreams(makeError) {
-    const routed = [...this.#awaiting.values()].flat().concat([...this.#active.values()]);
+    const { acked, unacked } = this.takeStreams();
+    for (const { stream, sink } of unacked.concat(acked)) sink.fail(makeError(stream.id));
+  }
+
+  /**
+   * Hands back the streams that have not ended and forgets them (the socket is gone): `acked`
+   * ones (resumed ones included) may be resumed elsewhere; `unacked` ones were never answered.
+   * @returns {{acked: Routed[], unacked: Routed[]}}
+   */
+  takeStreams() {
+    const unacked = [...this.#awaiting.values()].flat();
+    const acked = [...this.#active.values()];
     this.#awaiting.clear();
     this.#active.clear();
-    for (const { stream, sink } of routed) sink.fail(makeError(stream.id));
+    this.#resumesPending.clear();
+    return { acked, unacked };
+  }
+
+  /**
+   * Sends a `cancel` for every stream of this connection that has not ended (before `close()`:
+   * a closed socket no longer cancels its streams; the gateway keeps them for a resume).
+   */
+  cancelStreams() {
+    const ids = new Set([...this.#awaiting.keys(), ...this.#active.keys()]);
+    for (const id of ids) this.#send(JSON.stringify({ type: 'cancel', id }));
   }
 
   /**
@@ -268,6 +330,9 @@ export class WsConnection {
         return;
       }
       case 'chunk':
+        this.#resumesPending.delete(msg.id); // an event: the resume was accepted
+        this.#active.get(msg.id)?.sink.message(msg);
+        return;
       case 'notice': // no seq: it goes to the acked stream of its id, like a chunk
         this.#active.get(msg.id)?.sink.message(msg);
         return;
@@ -278,7 +343,15 @@ export class WsConnection {
         if (typeof msg.seq === 'number') this.#terminal(msg);
         else this.#reply(msg);
         return;
-      default: // pong, and message types this client does not know
+      case 'pong':
+        if (this.#barrier && msg.ts === BARRIER_TS) {
+          // every resume before the barrier that was not refused was accepted
+          this.#barrier = false;
+          this.#resumesPending.clear();
+          this.#keyCancels = 0;
+        }
+        return;
+      default: // message types this client does not know
     }
   }
 
@@ -288,6 +361,7 @@ export class WsConnection {
     const routed = this.#active.get(id);
     if (!routed) return;
     this.#active.delete(id);
+    this.#resumesPending.delete(id);
     routed.sink.message(msg);
   }
 
@@ -298,6 +372,18 @@ export class WsConnection {
    */
   #reply(msg) {
     const id = typeof msg.id === 'string' ? msg.id : null;
+    if (id !== null && this.#resumesPending.has(id)) {
+      // the refusal of a resume (stream_expired, duplicate_stream, too_many_streams…)
+      this.#resumesPending.delete(id);
+      const resumed = this.#active.get(id);
+      this.#active.delete(id);
+      if (resumed) this.#events.onResumeRefused(resumed, fromErrorMessage(msg));
+      return;
+    }
+    if (id === null && msg.code === 'unknown_stream' && this.#keyCancels > 0) {
+      this.#keyCancels -= 1; // a key cancelled while disconnected is no longer known: the resume says why
+      return;
+    }
     if (id !== null && msg.code === 'unknown_stream' && this.#cancelled.has(id)) return;
     const waiting = id === null || msg.code === 'unknown_stream' ? undefined : this.#awaiting.get(id);
     const routed = waiting?.shift();

@@ -1,5 +1,6 @@
-// Losing the gateway: in-flight streams fail with connection_lost, the client reconnects with
-// backoff, new streams use the new socket; client.close() ends everything.
+// Losing the gateway: the client reconnects with backoff and new streams use the new socket.
+// In-flight streams are resumed by key (resume.test.js); a restarted gateway no longer knows the
+// keys, so they fail with connection_lost. client.close() ends everything.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TokenwireClient } from '../src/index.js';
@@ -25,7 +26,7 @@ after(async () => {
   await gw?.stop();
 });
 
-test('the gateway restarts: connection_lost, reconnect, then new streams work', async () => {
+test('the gateway restarts: reconnect, the resume is refused (connection_lost), then new streams work', async () => {
   const counting = countingWebSocket();
   const c = client({ WebSocket: counting.WebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
   const states = [];
@@ -44,6 +45,7 @@ test('the gateway restarts: connection_lost, reconnect, then new streams work', 
   assert.equal(error.code, 'connection_lost');
   assert.equal(error.retryable, true);
   assert.equal(error.streamId, inflight.id);
+  assert.equal(error.cause?.code, 'stream_expired', 'the restarted gateway does not know the key');
   assert.equal(inflight.status, 'error');
   assert.ok(inflight.text.length > 0, 'the text received before the drop stays');
 
@@ -103,6 +105,6 @@ test('close(): streams fail with code closed; the client cannot be used again', 
   assert.equal((await rejection(c2.ready)).code, 'closed');
   assert.equal((await rejection(c2.stream({ prompt: 'late' }).result)).code, 'closed');
   c2.close(); // idempotent
-  // closing the socket cancelled the stream on the gateway
+  // close() cancelled the stream on the gateway (a socket that merely drops would not: it waits for a resume)
   await waitFor(async () => (await activeStreams(gw.url)) === 0, 5000, 'the gateway to drop the stream');
 });

@@ -59,7 +59,7 @@ describe('SSE transport', () => {
     assert.equal(ready.synthetic, true);
   });
 
-  test('cancel(): DELETE /v1/streams/{id}; result is cancelled with the text so far', async () => {
+  test('cancel(): DELETE /v1/streams/{key}; result is cancelled with the text so far', async () => {
     const c = client(slow.url);
     let chunks = 0;
     const s = c.stream(LONG, { onChunk: (_, st) => ++chunks === 2 && st.cancel() });

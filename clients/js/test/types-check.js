@@ -68,7 +68,10 @@ export async function usage(c) {
   off();
   const ready = await c.connect();
   /** @type {import('../index.js').ErrorCode[]} */
-  const drain = ['shutting_down', 'rate_limited'];
+  const drain = ['shutting_down', 'rate_limited', 'stream_expired', 'stream_lost'];
   const reasons = s.notices.map((n) => n.reason);
-  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, c.providers[0]?.name, drain, reasons];
+  /** @type {string | null} */
+  const key = s.key;
+  const resumable = (/** @type {import('../index.js').TokenwireError} */ e) => e.cause instanceof impl.TokenwireError && e.cause.code === 'stream_expired';
+  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, c.providers[0]?.name, drain, reasons, key, resumable];
 }
