@@ -92,14 +92,24 @@ async def _open(request: Request, stream_request: StreamRequest) -> Stream:
 
 def _sse(request: Request, stream: Stream, encoder: EventEncoder) -> EventStreamResponse:
     """The original application's routes: no key reaches their clients, so leaving cancels."""
-    return EventStreamResponse(stream, encoder, _hub(request).config.streaming.keepalive_seconds)
+    s = _hub(request).config.streaming
+    return EventStreamResponse(
+        stream, encoder, s.keepalive_seconds, slow_client_seconds=s.slow_client_timeout_seconds
+    )
 
 
 def _resumable_sse(request: Request, source: Source, after_seq: int = -1) -> EventStreamResponse:
     """Protocol v1 events; a client that goes away may resume by the stream's key."""
     hub = _hub(request)
-    keepalive = hub.config.streaming.keepalive_seconds
-    return EventStreamResponse(source, v1_event, keepalive, after_seq=after_seq, on_gone=hub.detached)
+    s = hub.config.streaming
+    return EventStreamResponse(
+        source,
+        v1_event,
+        s.keepalive_seconds,
+        after_seq=after_seq,
+        on_gone=hub.detached,
+        slow_client_seconds=s.slow_client_timeout_seconds,
+    )
 
 
 # ---- protocol v1 routes ----------------------------------------------------------------------

@@ -39,6 +39,7 @@ from protocol.openai_wire import (
     model_json,
     refusal_error,
 )
+from server.config import StreamingConfig
 from server.http_routes import HttpProblem, _read_body
 from server.hub import StreamHub
 from server.resolve import Refusal
@@ -171,7 +172,7 @@ async def chat_completions(request: Request) -> Response | ChatStream | ChatComp
     completion_id, created = stream.id, int(time.time())
     if chat.stream:
         encoder = ChunkEncoder(completion_id, created, chat.model, chat.include_usage)
-        return ChatStream(stream, encoder, hub.config.streaming.keepalive_seconds)
+        return ChatStream(stream, encoder, hub.config.streaming)
     return ChatCompletionAnswer(stream, completion_id, created, chat.model)
 
 
@@ -247,8 +248,8 @@ class ChatStream:
     """``stream: true``: the 200 and the chunks once the first event is in; an error before any
     text is an HTTP error instead."""
 
-    def __init__(self, stream: Stream, encoder: ChunkEncoder, keepalive_seconds: float) -> None:
-        self.stream, self.encoder, self.keepalive = stream, encoder, keepalive_seconds
+    def __init__(self, stream: Stream, encoder: ChunkEncoder, settings: StreamingConfig) -> None:
+        self.stream, self.encoder, self.settings = stream, encoder, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await _watching(self.stream, receive, asyncio.ensure_future(_first_event(self.stream))):
@@ -257,7 +258,10 @@ class ChatStream:
         if type(first) is Error:
             await _stream_error(first)(scope, receive, send)
             return
-        await EventStreamResponse(self.stream, self.encoder, self.keepalive)(scope, receive, send)
+        s = self.settings
+        keepalive, slow = s.keepalive_seconds, s.slow_client_timeout_seconds
+        response = EventStreamResponse(self.stream, self.encoder, keepalive, slow_client_seconds=slow)
+        await response(scope, receive, send)
 
 
 class ChatCompletionAnswer:

@@ -8,7 +8,9 @@ idle connections open.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -17,6 +19,7 @@ from protocol.sse import KEEPALIVE
 from server.resume import Source
 
 EventEncoder = Callable[[ServerMessage], bytes]
+log = logging.getLogger("tokenwire.sse")
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -27,7 +30,8 @@ HEADERS = [
 
 class EventStreamResponse:
     """``on_gone`` is called when the client goes away before the end (default: cancel the
-    stream); ``after_seq`` starts the events after that seq (a resume)."""
+    stream); ``after_seq`` starts the events after that seq (a resume). A client that takes no
+    data for ``slow_client_seconds`` is dropped and the stream cancelled."""
 
     def __init__(
         self,
@@ -37,6 +41,7 @@ class EventStreamResponse:
         *,
         after_seq: int = -1,
         on_gone: Callable[[Source], None] | None = None,
+        slow_client_seconds: float = 30.0,
     ) -> None:
         self.stream = stream
         self.encoder = encoder
@@ -47,29 +52,58 @@ class EventStreamResponse:
         self._gone = False
         self._sent = False  # something was written since the last keep-alive tick
         self._keepalive_due = False
+        self.slow_client_seconds = slow_client_seconds
+        self._writing_since: float | None = None  # when the write in progress began
+        self._dropped = False  # we gave up on a client that stopped reading
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         subscription = self.stream.log.subscribe(self.stream.id, lambda _: self._wake.set(), self.after_seq)
-        self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.call_later(self.keepalive, self._tick)
+        self._watchdog = loop.call_later(
+            self.slow_client_seconds / 4, self._watch_writes, asyncio.current_task()
+        )
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             while not self._gone:
                 body = await self._next_body(subscription.take)
                 if body:
                     self._sent = True
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    await self._write(send, body)
                 if subscription.finished:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return
         except OSError:
             pass  # the client went away mid-write
+        except asyncio.CancelledError:
+            if not self._dropped:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours: the server closes the connection
         finally:
             self.stream.log.unsubscribe(subscription)
             if not self.stream.ended:
-                self.on_gone(self.stream)
+                self.stream.cancel() if self._dropped else self.on_gone(self.stream)
             watcher.cancel()
             self._ticker.cancel()
+            self._watchdog.cancel()
+
+    async def _write(self, send: Send, body: bytes) -> None:
+        self._writing_since = asyncio.get_running_loop().time()  # a write that blocks: not reading
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        self._writing_since = None
+
+    def _watch_writes(self, task: asyncio.Task[Any] | None) -> None:
+        loop = asyncio.get_running_loop()
+        since = self._writing_since
+        if task is not None and since is not None and loop.time() - since >= self.slow_client_seconds:
+            log.warning(
+                "dropping an event stream whose client has not read for %g s", self.slow_client_seconds
+            )
+            self._dropped = True
+            task.cancel()  # the write cannot finish: cancelling it is the only way out
+        else:
+            self._watchdog = loop.call_later(self.slow_client_seconds / 4, self._watch_writes, task)
 
     async def _next_body(self, take: Callable[[], list[ServerMessage]]) -> bytes:
         await self._wake.wait()

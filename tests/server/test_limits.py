@@ -94,3 +94,28 @@ async def test_a_client_that_reads_slowly_but_within_the_limit_loses_nothing(
     done = per_id["a"][-1]
     assert done["type"] == "done"
     assert done["content"] == "".join(upstream.emitted)
+
+
+async def test_an_sse_client_that_stops_reading_is_dropped_and_its_stream_cancelled(
+    start_gateway: StartGateway,
+) -> None:
+    upstream = ScriptedProvider(count=1_000_000, text="y" * 1000, incompressible=True)
+    gw = start_gateway({"streaming": {"slow_client_timeout_seconds": 0.5, "buffer_size": 16384}}, [upstream])
+    host, port = gw.http.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), limit=4096)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    body = b'{"provider":"scripted","prompt":"hi"}'
+    writer.write(
+        b"POST /v1/streams HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    await writer.drain()
+    await reader.readline()  # the status line; then not reading at all
+    for _ in range(200):
+        if upstream.closed:
+            break
+        await asyncio.sleep(0.05)
+    assert upstream.closed == 1, "the stream should be cancelled upstream"
+    assert upstream.finished == 0
+    writer.close()
