@@ -101,8 +101,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.store.start()  # first: when Redis is unreachable, nothing else was opened
         await client.start()
-        await hub.store.start()
         # What exists now lives as long as the process: keep it out of every collection, so
         # full collections (tens of ms with many streams) stay short.
         gc.collect()

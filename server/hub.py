@@ -88,7 +88,11 @@ class StreamHub:
             task.add_done_callback(self._background.discard)
 
     async def _cancel_unless_read_elsewhere(self, source: Source) -> None:
-        if not await self.store.read_elsewhere(source.key) and not source.log.has_readers:
+        if source.log.has_readers or source.ended:
+            return
+        if await self.store.read_elsewhere(source.key):  # look again later: that reader may leave too
+            self.detached(source)
+        else:
             source.cancel()
 
     def _start(self, stream_id: str, key: str, resolved: Resolved) -> Stream:

@@ -1,0 +1,837 @@
+"""The resume store shared by every gateway instance, on Redis (``[resume] store = "redis"``).
+
+Keys, all under ``tw:`` (``{key}`` is a stream's key, ``{instance}`` a random id per gateway process):
+
+``tw:s:{key}`` (stream)
+    The stream's events. Entry ID ``{seq+1}-0`` holds the event of that seq; ``1-{n}`` (n >= 1) the
+    n-th retry/failover notice (they come between the ack, seq 0, and the first chunk). A chunk is
+    field ``t``: its text; any other event is field ``j``: its protocol JSON (protocol.codec).
+    Explicit IDs make writes idempotent (Redis refuses an ID that is not above the last one, so a
+    batch sent again after a failure adds nothing twice), give the seq back without parsing, and
+    show a gap. ``MAXLEN ~`` caps it at the most events a stream of ``max_stream_bytes`` can have.
+``tw:m:{key}`` (hash)
+    ``owner`` (instance), ``id`` (stream id), ``ended`` ("1" once the terminal event is mirrored).
+``tw:i:{instance}`` (string)
+    The instance's heartbeat: set with a TTL of ``heartbeat_ttl`` every ``beat_interval`` while the
+    instance runs streams or reads remote ones.
+``tw:leases`` (sorted set)
+    Stream key -> lease expiry (ms on Redis's clock): the gateway-wide ``max_concurrent_streams``.
+    Admission is one Lua script (drop expired, count, add); the owner renews its leases on every
+    beat and removes one when its stream ends; a crashed instance's leases expire.
+``tw:r:{key}`` (sorted set)
+    Instance -> expiry (ms): the instances where a client reads the stream now, so the owner does
+    not cancel it when its own client's grace period ends (``read_elsewhere``).
+``tw:cancel:{instance}`` (pub/sub channel)
+    Stream keys to cancel on that instance (``cancel`` publishes to the owner named in the meta).
+
+The pump. One task per store, running while the store has a running stream or a remote one,
+does all the Redis work of streams in one round trip per ``flush_interval`` (10 ms):
+
+* Mirroring, off the hot path: every event that any of our streams appended since the last tick
+  goes out in one Lua call (one XADD each, inside Redis), so the cost per event is a few
+  microseconds of argument building, not a Redis command of its own; the stream's task never
+  waits on Redis, and Redis being slow or gone never slows a stream. The pump reads
+  ``log.entries`` and ``log.notices`` by index instead of subscribing: a Subscription would
+  count as a reader (``EventLog.has_readers``, which decides whether a detached stream is
+  cancelled after its grace period) and as a slow reader in the backpressure accounting
+  (``EventLog.backlog``), and it merges chunks, while the mirror needs each seq on its own. The
+  price is up to one tick before another instance can see an event.
+* Relaying: one XREAD (not blocking) over the mirrors of every remote stream read here.
+* Between ticks it waits on the cancel channel, so a cancel from elsewhere acts at once.
+* Every ``beat_interval``: the heartbeat, lease renewal, reader registration, and the liveness
+  check of remote streams that have been silent for ``lost_after``.
+
+Another instance resumes a stream as a ``RemoteStream``: a local EventLog filled from the
+mirror (XRANGE from the start, so index == seq holds) and then by the pump. When it is silent for
+``lost_after`` and its owner's heartbeat is gone, it ends with a retryable ``stream_lost`` error
+instead of hanging: an owner's death shows 2-4 s after it (its heartbeat expires 2-3 s after its
+last beat; the check runs every second once the stream has been silent for 2 s). A remote stream
+that nobody reads for ``remote_idle`` is no longer followed (found again, it is read afresh).
+
+An idle gateway has no task of the store: the pump returns when there is nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from protocol.codec import encode
+from protocol.errors import ErrorCode
+from protocol.messages import Done, Error, Notice, StartAck
+from server.config import Config, ConfigError
+from server.eventlog import Entry, EventLog
+from server.resume import ENTRY_OVERHEAD, MemoryStore, Source, stream_bytes
+from server.runner import Stream
+
+log = logging.getLogger("tokenwire.resume")
+
+STREAM = "tw:s:"
+META = "tw:m:"
+HEARTBEAT = "tw:i:"
+LEASES = "tw:leases"
+READERS = "tw:r:"
+CANCEL = "tw:cancel:"
+
+START_TIMEOUT = 5.0  # seconds to reach Redis at start-up
+CLOSE_TIMEOUT = 1.0  # seconds for the last flush and clean-up at shutdown
+TOO_BIG_LINGER_MS = 5000  # a stream over max_stream_bytes is kept this long after it ends
+FLUSH_BUDGET = 5000  # events per tick at most (after an outage, the backlog goes out in slices)
+READ_COUNT = 1000  # entries per remote stream per tick at most
+LOAD_TRIES = 5  # flush intervals a find waits for a just-started stream's first events
+LOST_MESSAGE = "the instance running the stream is gone; start it again"
+UNREACHABLE_MESSAGE = "the store relaying the stream cannot be reached; start it again"
+MISSING_MESSAGE = "events of the stream are missing from the store; start it again"
+
+_events = msgspec.json.Decoder(StartAck | Notice | Done | Error)
+
+# KEYS: leases, the stream's meta. ARGV: max streams, stream key, lease ttl ms, instance, meta
+# ttl ms. 1: admitted (and the meta names its owner at once, so a cancel from another instance
+# finds it even before the first mirror flush).
+ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('HSET', KEYS[2], 'owner', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+# KEYS: heartbeat, leases, reader sets... ARGV: instance, heartbeat ttl ms, lease ttl ms,
+# reader ttl ms, the leased stream keys...
+BEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+local lease = now + tonumber(ARGV[3])
+for i = 5, #ARGV do
+  redis.call('ZADD', KEYS[2], lease, ARGV[i])
+end
+local reader = now + tonumber(ARGV[4])
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], reader, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
+return 1
+"""
+
+# KEYS[1] a reader set. ARGV: instance, reader ttl ms.
+READING = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS[1] a reader set. ARGV: instance. 1: another instance has a reader now.
+ELSEWHERE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  if member ~= ARGV[1] then
+    return 1
+  end
+end
+return 0
+"""
+
+# KEYS: streams. ARGV[1]: MAXLEN; then per stream: its count of events n, then n triples
+# (entry ID, field, value). An ID already there (sent before by a flush that failed after
+# reaching Redis) is skipped. Returns {other failures, the last of their messages}.
+MIRROR = """
+local maxlen = ARGV[1]
+local a = 2
+local failed, last = 0, ''
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, n do
+    local r = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, ARGV[a], ARGV[a + 1], ARGV[a + 2])
+    if type(r) == 'table' and r.err and not string.find(r.err, 'equal or smaller', 1, true) then
+      failed = failed + 1
+      last = r.err
+    end
+    a = a + 3
+  end
+end
+return {failed, last}
+"""
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis could not be reached at start-up (the message names the URL without its password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Seconds. The defaults suit production; tests shorten them."""
+
+    flush_interval: float = 0.01  # the pump's tick
+    beat_interval: float = 1.0
+    heartbeat_ttl: float = 3.0
+    lease_ttl: float = 10.0
+    reader_ttl: float = 3.0
+    lost_after: float = 2.0  # a remote stream's silence before its owner's heartbeat is checked
+    remote_idle: float = 5.0  # a remote stream without readers this long stops being followed
+    reader_linger: float = 0.2  # a remote stream found counts as read this long (its client subscribes)
+    retry: float = 1.0  # after Redis failed, wait this long before using it again
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the userinfo or the query) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, host = netloc.rpartition("@")
+            user = userinfo.partition(":")[0]
+            netloc = f"{user}:***@{host}"
+        query = urlencode(
+            [(k, "***" if "pass" in k.lower() else v) for k, v in parse_qsl(parts.query)], safe="*"
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+class _Mirror:
+    """What of one running stream of ours has reached Redis."""
+
+    __slots__ = ("announced", "ended_at", "next_seq", "notices", "stream")
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.next_seq = 0  # events before it are in Redis
+        self.notices = 0  # notices in Redis
+        self.announced = False  # the meta is written
+        self.ended_at: float | None = None  # loop time of ended(); its terminal is in the log
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one tick sends of one mirror, and where the mirror stands once it is sent."""
+
+    mirror: _Mirror
+    events: list[tuple[str, str, str | bytes]] = field(default_factory=list)  # (entry ID, field, value)
+    next_seq: int = 0
+    notices: int = 0
+    finishing: bool = False
+
+
+class RemoteStream:
+    """A stream running on another instance, read from its Redis mirror (a ``Source``)."""
+
+    def __init__(self, store: RedisStore, key: str, owner: str, events: EventLog, last_id: bytes) -> None:
+        ack = events.entries[0]
+        assert type(ack) is StartAck
+        self._store = store
+        self._key = key
+        self._id = ack.id
+        self._log = events
+        self.owner = owner
+        self.provider = ack.provider
+        self.last_id = last_id  # the last Redis entry taken
+        now = asyncio.get_running_loop().time()
+        self.heard = now  # when events last came
+        self.wanted = now  # when a reader last had it
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def log(self) -> EventLog:
+        return self._log
+
+    @property
+    def ended(self) -> bool:
+        return self._log.ended
+
+    def cancel(self) -> None:
+        """Ask the owner to cancel it (asynchronously: its ``done`` comes back through the mirror)."""
+        if not self.ended:
+            self._store.cancel_soon(self._key)
+
+    def take(self, items: list[Any]) -> bool:
+        """Append the mirror's entries ``items``; False (and the stream lost) when some are missing."""
+        for entry_id, fields in items:
+            if not _apply(self._log, entry_id, fields):
+                self.lose(MISSING_MESSAGE)
+                return False
+            self.last_id = entry_id
+        return True
+
+    def lose(self, message: str = LOST_MESSAGE) -> None:
+        """End it here with a retryable ``stream_lost``: its owner or its mirror is gone."""
+        if not self.ended:
+            self._log.append(
+                Error(
+                    id=self._id,
+                    seq=len(self._log.entries),
+                    code=ErrorCode.STREAM_LOST,
+                    message=message,
+                    retryable=True,
+                    provider=self.provider,
+                )
+            )
+
+
+def _apply(events: EventLog, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
+    """Append one mirror entry to ``events``; False when it does not follow (events are missing)."""
+    ms, _, sub = entry_id.partition(b"-")
+    seq, notice = int(ms) - 1, int(sub)
+    if events.ended:
+        return False
+    if notice:
+        decoded = _events.decode(fields[b"j"])
+        if len(events.entries) != 1 or type(decoded) is not Notice:
+            return False
+        events.notice(decoded)
+        return True
+    if seq != len(events.entries):
+        return False
+    text = fields.get(b"t")
+    entry: Entry
+    if text is not None:
+        entry = text.decode()
+    else:
+        decoded = _events.decode(fields[b"j"])
+        if type(decoded) is Notice or (seq == 0) != (type(decoded) is StartAck):
+            return False
+        entry = decoded
+    events.append(entry)
+    return True
+
+
+class RedisStore:
+    """A ``ResumeStore`` shared by every instance using the same Redis (see the module doc)."""
+
+    def __init__(self, config: Config, *, timing: Timing | None = None) -> None:
+        resume = config.resume
+        self._resume = resume
+        self._max_streams = config.streaming.max_concurrent_streams
+        self._timing = timing or Timing()
+        self.instance = secrets.token_hex(8)
+        self._url = redact_url(resume.redis_url)
+        self._password = urlsplit(resume.redis_url).password if "://" in resume.redis_url else None
+        try:
+            self._client = aioredis.from_url(
+                resume.redis_url,
+                socket_connect_timeout=START_TIMEOUT,
+                socket_timeout=START_TIMEOUT,
+                retry=Retry(NoBackoff(), 1),  # one immediate retry (a reconnect); never a long stall
+                client_name=f"tokenwire-{self.instance}",
+            )
+        except ValueError as exc:
+            raise ConfigError(f"config: `resume.redis_url`: {_scrub(str(exc), self._password)}") from None
+        self._admit = self._client.register_script(ADMIT)
+        self._beat_script = self._client.register_script(BEAT)
+        self._reading_script = self._client.register_script(READING)
+        self._elsewhere = self._client.register_script(ELSEWHERE)
+        self._mirror = self._client.register_script(MIRROR)
+        # Longest a running stream's keys may live: a crashed owner leaves no key behind for long.
+        self._running_ttl_ms = int(
+            (config.streaming.stream_timeout_seconds + resume.retention_seconds + 60) * 1000
+        )
+        self._maxlen = resume.max_stream_bytes // ENTRY_OVERHEAD + 16
+        self._local = MemoryStore(config)  # our running streams, and ended ones within retention
+        self._mirrors: dict[str, _Mirror] = {}  # by key: our streams whose events are not all in Redis
+        self._remote: dict[str, RemoteStream] = {}  # by key: remote streams followed here
+        self._reading: set[str] = set()  # keys of the streams this instance is registered as reading
+        self._pubsub: PubSub | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()  # short errands: cancels sent, scripts reloaded
+        self._failed_at: float | None = None  # loop time of the last Redis failure, while failing
+        self._closed = False
+
+    # ---- life ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            async with asyncio.timeout(START_TIMEOUT * 2):
+                await self._client.ping()
+                await self._load_scripts()
+                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(CANCEL + self.instance)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._shut(release=False)
+            detail = _scrub(f"{type(exc).__name__}: {exc}", self._password)
+            raise RedisUnavailable(f"resume store: cannot reach Redis at {self._url} ({detail})") from None
+        log.info("resume store: Redis at %s, instance %s", self._url, self.instance)
+
+    async def close(self) -> None:
+        """Send what is left (the terminal events of streams shut down just before) and release
+        our leases and heartbeat, for at most CLOSE_TIMEOUT, then close the connections."""
+        await self._shut(release=True)
+
+    async def abort(self) -> None:
+        """Stop as a crashed process would: nothing more reaches Redis (leases and heartbeat
+        are left to expire). For tests of a dying instance."""
+        await self._shut(release=False)
+
+    async def _shut(self, *, release: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._remote.clear()
+        for task in self._tasks:
+            task.cancel()
+        pump = self._pump_task
+        if pump is not None and not pump.done():
+            if release and self._mirrors:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pump), CLOSE_TIMEOUT)
+            pump.cancel()
+        await asyncio.gather(*self._tasks, *([pump] if pump else []), return_exceptions=True)
+        if release:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    pipe = self._client.pipeline(transaction=False)
+                    pipe.delete(HEARTBEAT + self.instance)
+                    if self._mirrors:
+                        pipe.zrem(LEASES, *self._mirrors)
+                    for key in self._reading:
+                        pipe.zrem(READERS + key, self.instance)
+                    await pipe.execute()
+        with contextlib.suppress(RedisError, OSError):
+            if self._pubsub is not None:
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._client.aclose()
+        self._mirrors.clear()
+        await self._local.close()
+
+    async def _load_scripts(self) -> None:
+        """Load the scripts sent by SHA in pipelines (Redis forgets them when it restarts)."""
+        for script in (self._mirror, self._reading_script):
+            script.sha = await self._client.script_load(script.script)
+
+    async def _reload_scripts(self) -> None:
+        try:
+            await self._load_scripts()
+        except RedisError as exc:
+            self._failed(exc)
+
+    # ---- admission -------------------------------------------------------------------------
+
+    async def admit(self, key: str) -> bool:
+        if not self._failing():
+            try:
+                lease_ms = int(self._timing.lease_ttl * 1000)
+                admitted = await self._admit(
+                    keys=[LEASES, META + key],
+                    args=[self._max_streams, key, lease_ms, self.instance, self._running_ttl_ms],
+                )
+                self._recovered()
+                return bool(admitted)
+            except RedisError as exc:
+                self._failed(exc)
+        # Redis is gone: this instance's own running streams against the limit.
+        return sum(m.ended_at is None for m in self._mirrors.values()) < self._max_streams
+
+    # ---- our streams -----------------------------------------------------------------------
+
+    def started(self, stream: Stream) -> None:
+        self._local.started(stream)
+        self._mirrors[stream.key] = _Mirror(stream)
+        self._ensure_pump()
+
+    def ended(self, stream: Stream) -> None:
+        self._local.ended(stream)
+        mirror = self._mirrors.get(stream.key)
+        if mirror is not None and mirror.stream is stream:
+            mirror.ended_at = asyncio.get_running_loop().time()
+
+    # ---- finding, cancelling ---------------------------------------------------------------
+
+    async def find(self, key: str) -> Source | None:
+        local = await self._local.find(key)
+        if local is not None:
+            return local
+        remote = self._remote.get(key)
+        if remote is not None:
+            remote.wanted = asyncio.get_running_loop().time()
+            return remote
+        if self._closed or self._failing():
+            return None
+        try:
+            loaded = await self._load(key)
+            self._recovered()
+        except RedisError as exc:
+            self._failed(exc)
+            return None
+        remote = self._remote.get(key)  # another find of the same key may have loaded it meanwhile
+        if remote is not None or loaded is None:
+            return remote or loaded
+        if not loaded.ended and not self._closed:
+            self._remote[key] = loaded
+            self._reading.add(key)  # _load registered it
+            self._ensure_pump()
+        return loaded
+
+    async def cancel(self, key: str) -> bool:
+        if await self._local.cancel(key):
+            return True
+        if self._closed or self._failing():
+            return False
+        try:
+            meta: list[Any] = await self._client.hmget(META + key, ["owner", "ended"])
+            owner, ended = meta
+            receivers = 0
+            if owner is not None and ended is None:
+                receivers = await self._client.publish(CANCEL + owner.decode(), key)
+            self._recovered()
+        except RedisError as exc:
+            self._failed(exc)
+            return False
+        return bool(receivers)
+
+    def cancel_soon(self, key: str) -> None:
+        """``cancel``, from synchronous code (RemoteStream.cancel)."""
+        if not self._closed:
+            self._spawn(self.cancel(key))
+
+    async def read_elsewhere(self, key: str) -> bool:
+        if self._closed or self._failing():
+            return False
+        try:
+            elsewhere = await self._elsewhere(keys=[READERS + key], args=[self.instance])
+            self._recovered()
+        except RedisError as exc:
+            self._failed(exc)
+            return False
+        return bool(elsewhere)
+
+    async def _load(self, key: str) -> RemoteStream | None:
+        """The stream of ``key`` from its mirror, complete from seq 0 (None: not there, or not whole)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hget(META + key, "owner")
+        pipe.xrange(STREAM + key)
+        # The caller is about to read it: say so at once, before the owner's grace may end.
+        _evalsha(
+            pipe, self._reading_script, [READERS + key], [self.instance, int(self._timing.reader_ttl * 1000)]
+        )
+        owner, items, registered = await pipe.execute(raise_on_error=False)
+        if isinstance(registered, NoScriptError):
+            await self._load_scripts()
+        for result in (owner, items):
+            if isinstance(result, Exception):
+                raise result
+        for _ in range(LOAD_TRIES):
+            if owner is None or items:
+                break
+            # Admitted, not mirrored yet (within a tick of its start): wait for its first flush.
+            await asyncio.sleep(self._timing.flush_interval)
+            items = await self._client.xrange(STREAM + key)
+        if owner is None or not items:
+            return None
+        events = EventLog()
+        for entry_id, fields in items:
+            if not _apply(events, entry_id, fields):
+                return None
+        remote = RemoteStream(self, key, owner.decode(), events, items[-1][0])
+        if not remote.ended and not await self._client.exists(HEARTBEAT + remote.owner):
+            remote.lose()
+        return remote
+
+    # ---- Redis health ----------------------------------------------------------------------
+
+    def _failing(self) -> bool:
+        """Redis failed less than ``retry`` seconds ago: do not wait on it again yet."""
+        failed = self._failed_at
+        return failed is not None and asyncio.get_running_loop().time() - failed < self._timing.retry
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._failed_at is None:
+            detail = _scrub(str(exc), self._password)
+            log.warning(
+                "resume store: Redis at %s failed (%s: %s); streams run on here, but other "
+                "instances cannot resume them",
+                self._url,
+                type(exc).__name__,
+                detail,
+            )
+        self._failed_at = asyncio.get_running_loop().time()
+
+    def _recovered(self) -> None:
+        if self._failed_at is not None:
+            self._failed_at = None
+            log.warning("resume store: Redis at %s answers again", self._url)
+
+    # ---- the pump --------------------------------------------------------------------------
+
+    def _ensure_pump(self) -> None:
+        if self._closed or (self._pump_task is not None and not self._pump_task.done()):
+            return
+        self._pump_task = asyncio.get_running_loop().create_task(self._pump(), name="redis-pump")
+
+    async def _pump(self) -> None:
+        t = self._timing
+        loop = asyncio.get_running_loop()
+        beat_due = 0.0
+        while self._mirrors or self._remote:
+            try:
+                now = loop.time()
+                if now >= beat_due:
+                    await self._beat(now)
+                    beat_due = now + t.beat_interval
+                await self._tick(now)
+                await self._take_cancels(t.flush_interval)  # also the wait between ticks
+                self._recovered()
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                self._give_up(loop.time())
+                beat_due = 0.0
+                await asyncio.sleep(t.retry)
+            except Exception:  # never let the pump die: mirroring stops, streams must not
+                log.exception("resume store: the Redis pump failed")
+                await asyncio.sleep(t.retry)
+
+    async def _beat(self, now: float) -> None:
+        """Heartbeat, leases, reader registrations; and the fate of remote streams nobody reads
+        or that went quiet."""
+        t = self._timing
+        quiet: list[RemoteStream] = []
+        for key, remote in list(self._remote.items()):
+            if not remote.log.has_readers and now - remote.wanted >= t.remote_idle:
+                del self._remote[key]  # nobody reads it: stop following it
+            elif now - remote.heard >= t.lost_after:
+                quiet.append(remote)
+        if quiet:
+            pipe = self._client.pipeline(transaction=False)
+            for remote in quiet:
+                pipe.exists(HEARTBEAT + remote.owner)
+                pipe.exists(STREAM + remote.key)
+            results = await pipe.execute()
+            for i, remote in enumerate(quiet):
+                if not (results[2 * i] and results[2 * i + 1]):  # its owner stopped beating, or no mirror
+                    remote.lose()
+                    self._drop_remote(remote)
+        leased = [key for key, m in self._mirrors.items() if m.ended_at is None]
+        readers = [READERS + key for key in self._reading]
+        ttls = [int(t.heartbeat_ttl * 1000), int(t.lease_ttl * 1000), int(t.reader_ttl * 1000)]
+        await self._beat_script(
+            keys=[HEARTBEAT + self.instance, LEASES, *readers], args=[self.instance, *ttls, *leased]
+        )
+
+    async def _tick(self, now: float) -> None:
+        """One round trip: every event our streams appended since the last tick, every new entry
+        of the remote streams followed here, and the streams that got or lost their readers here."""
+        pipe = self._client.pipeline(transaction=False)
+        plans = self._plans()
+        if plans:
+            self._queue(pipe, plans)
+        mirrored = len(pipe)
+        remote = self._remote
+        if remote:
+            pipe.xread({STREAM + key: r.last_id for key, r in remote.items()}, count=READ_COUNT)
+        relayed = len(pipe)
+        self._queue_readers(pipe, now)
+        if not len(pipe):
+            return
+        results = await pipe.execute(raise_on_error=False)
+        if self._mirrored(results[:mirrored]):
+            self._commit(plans)
+        if remote:
+            self._relay(results[mirrored])
+        self._mirrored(results[relayed:])
+
+    def _queue_readers(self, pipe: Pipeline, now: float) -> None:
+        """Register this instance as reading a stream as soon as a client reads it here, and
+        unregister it as soon as none does. The hub asks ``read_elsewhere`` once, when a grace
+        period ends: a registration left over from a client that has just gone would keep the
+        stream running with nobody to cancel it later, so it must not outlive its readers."""
+        reading = self._reading
+        now_reading: set[str] = set()
+        for key, mirror in self._mirrors.items():
+            if mirror.ended_at is None and mirror.stream.log.has_readers:
+                now_reading.add(key)
+        linger = self._timing.reader_linger
+        for key, remote in self._remote.items():
+            if remote.log.has_readers:
+                remote.wanted = now
+            if now - remote.wanted < linger:  # found for a client about to read it, or read now
+                now_reading.add(key)
+        if now_reading == reading:
+            return
+        ttl_ms = int(self._timing.reader_ttl * 1000)
+        for key in now_reading - reading:
+            _evalsha(pipe, self._reading_script, [READERS + key], [self.instance, ttl_ms])
+        for key in reading - now_reading:
+            pipe.zrem(READERS + key, self.instance)
+        self._reading = now_reading
+
+    def _plans(self) -> list[_Plan]:
+        plans: list[_Plan] = []
+        budget = FLUSH_BUDGET
+        for mirror in self._mirrors.values():
+            if budget <= 0:
+                break
+            plan = self._plan(mirror, budget)
+            if plan is not None:
+                plans.append(plan)
+                budget -= len(plan.events)
+        return plans
+
+    def _plan(self, mirror: _Mirror, budget: int) -> _Plan | None:
+        """``mirror``'s events not in Redis yet (at most ``budget``), or None if it is all there."""
+        events = mirror.stream.log
+        entries, notices = events.entries, events.notices
+        seq, sent = mirror.next_seq, mirror.notices
+        finished = mirror.ended_at is not None
+        if seq == len(entries) and sent == len(notices) and not finished:
+            return None
+        plan = _Plan(mirror)
+        out = plan.events
+        if seq == 0 and entries:
+            out.append(("1-0", "j", encode(entries[0])))  # type: ignore[arg-type]  # the ack
+            seq = 1
+        while sent < len(notices):  # they come only between the ack and the first chunk
+            sent += 1
+            out.append((f"1-{sent}", "j", encode(notices[sent - 1])))
+        end = min(len(entries), seq + max(budget - len(out), 0))
+        while seq < end:
+            entry = entries[seq]
+            seq += 1
+            if type(entry) is str:
+                out.append((f"{seq}-0", "t", entry))
+            else:
+                out.append((f"{seq}-0", "j", encode(entry)))  # type: ignore[arg-type]  # not a str
+        plan.next_seq, plan.notices = seq, sent
+        plan.finishing = finished and seq == len(entries)
+        return plan
+
+    def _queue(self, pipe: Pipeline, plans: list[_Plan]) -> None:
+        keys: list[str] = []
+        args: list[str | bytes | int] = [self._maxlen]
+        for plan in plans:
+            stream = plan.mirror.stream
+            if not plan.mirror.announced:
+                pipe.hset(META + stream.key, mapping={"owner": self.instance, "id": stream.id})
+            if plan.events:
+                keys.append(STREAM + stream.key)
+                args.append(len(plan.events))
+                for event in plan.events:
+                    args.extend(event)
+        if keys:
+            _evalsha(pipe, self._mirror, keys, args)
+        retention_ms = int(self._resume.retention_seconds * 1000)
+        for plan in plans:
+            stream = plan.mirror.stream
+            skey, mkey = STREAM + stream.key, META + stream.key
+            if not plan.mirror.announced:
+                pipe.pexpire(skey, self._running_ttl_ms)
+                pipe.pexpire(mkey, self._running_ttl_ms)
+            if plan.finishing:
+                keep_ms = retention_ms
+                if stream_bytes(stream.log) > self._resume.max_stream_bytes:
+                    keep_ms = min(keep_ms, TOO_BIG_LINGER_MS)  # for readers still catching up
+                pipe.hset(mkey, "ended", "1")
+                if keep_ms > 0:
+                    pipe.pexpire(skey, keep_ms)
+                    pipe.pexpire(mkey, keep_ms)
+                else:
+                    pipe.delete(skey, mkey)
+                pipe.zrem(LEASES, stream.key)
+
+    def _mirrored(self, results: list[Any]) -> bool:
+        """Whether the mirror's part of a tick went through (else it is sent again next tick)."""
+        ok = True
+        for result in results:
+            if isinstance(result, NoScriptError):  # Redis restarted: load the script, send again
+                self._spawn(self._reload_scripts())
+                ok = False
+            elif isinstance(result, ResponseError):
+                log.warning("resume store: Redis refused a write: %s", result)
+            elif isinstance(result, list) and len(result) == 2 and result[0]:
+                log.warning("resume store: Redis refused %d events: %s", result[0], result[1])
+        return ok
+
+    def _commit(self, plans: list[_Plan]) -> None:
+        for plan in plans:
+            mirror = plan.mirror
+            mirror.next_seq, mirror.notices, mirror.announced = plan.next_seq, plan.notices, True
+            key = mirror.stream.key
+            if plan.finishing and self._mirrors.get(key) is mirror:
+                del self._mirrors[key]
+
+    def _relay(self, reply: Any) -> None:
+        """Append what the tick's XREAD brought to the remote streams."""
+        if isinstance(reply, Exception):
+            raise reply
+        if not reply:
+            return
+        now = asyncio.get_running_loop().time()
+        for name, items in reply.items() if isinstance(reply, dict) else reply:
+            remote = self._remote.get(name.decode().removeprefix(STREAM))
+            if remote is None or not items:
+                continue
+            remote.heard = now
+            remote.take(items)
+            if remote.ended:
+                self._drop_remote(remote)
+
+    def _drop_remote(self, remote: RemoteStream) -> None:
+        if self._remote.get(remote.key) is remote:
+            del self._remote[remote.key]
+
+    def _give_up(self, now: float) -> None:
+        """Redis failed: remote streams silent too long are lost; ended streams of ours whose
+        retention is over need not reach it any more."""
+        for remote in list(self._remote.values()):
+            if now - remote.heard >= self._timing.lost_after:
+                remote.lose(UNREACHABLE_MESSAGE)
+                self._drop_remote(remote)
+        self._reading = set()  # registered again from the next tick on
+        retention = self._resume.retention_seconds
+        for key, mirror in list(self._mirrors.items()):
+            if mirror.ended_at is not None and now - mirror.ended_at > retention:
+                del self._mirrors[key]
+
+    async def _take_cancels(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for cancels addressed to us; act on all that came."""
+        assert self._pubsub is not None
+        message = await self._pubsub.get_message(timeout=timeout)
+        while message is not None:
+            if message.get("type") == "message":
+                mirror = self._mirrors.get(message["data"].decode())
+                if mirror is not None:
+                    mirror.stream.cancel()
+            message = await self._pubsub.get_message(timeout=0)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work, name="redis-store")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _evalsha(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
+    """Queue ``script`` by its SHA (loaded at start): ``await script(client=pipe)`` would make the
+    pipeline check that every script exists, a round trip more on every tick."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
