@@ -20,6 +20,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from tests.conftest import Gateway, StartGateway
+from tests.support.openai_bytes import openai_chunk
 from tests.support.upstream import FakeUpstream, Reply
 
 TOKEN = "gw-token-0123456789"
@@ -36,28 +37,15 @@ JSON = {"content-type": "application/json"}
 # ---- each provider's upstream bytes: "Hello, wörld 🎉", stop, 9 prompt + 3 completion tokens -----
 
 
-def _openai_chunk(content: str | None, finish: str | None = None) -> bytes:
-    delta = {} if content is None else {"content": content}
-    body = {
-        "id": "chatcmpl-up",
-        "object": "chat.completion.chunk",
-        "created": 1767225600,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        "usage": None,
-    }
-    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
-
-
 OPENAI_USAGE = (
     b'data: {"id":"chatcmpl-up","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini",'
     b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}\n\n'
 )
 OPENAI_STREAM = [
-    _openai_chunk(""),
-    _openai_chunk("Hello, "),
-    _openai_chunk("wörld 🎉"),
-    _openai_chunk(None, "stop"),
+    openai_chunk(""),
+    openai_chunk("Hello, "),
+    openai_chunk("wörld 🎉"),
+    openai_chunk(None, "stop"),
     OPENAI_USAGE,
     b"data: [DONE]\n\n",
 ]
@@ -516,7 +504,7 @@ async def test_an_unconfigured_provider_is_503(plain_gw: Gateway) -> None:
 @pytest.mark.parametrize("sync", [False, True])
 async def test_a_mid_stream_error_raises_api_error(gw: Gateway, upstream: FakeUpstream, sync: bool) -> None:
     error_line = b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}\n\n'
-    upstream.reply(Reply(pieces=[_openai_chunk("Hel"), error_line]))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel"), error_line]))
     seen: list[str] = []
 
     def read_sync() -> None:
@@ -540,7 +528,7 @@ async def test_a_mid_stream_error_raises_api_error(gw: Gateway, upstream: FakeUp
 
 
 async def test_a_truncated_upstream_stream_raises_api_error(gw: Gateway, upstream: FakeUpstream) -> None:
-    upstream.reply(Reply(pieces=[_openai_chunk("Hel"), _openai_chunk("lo")], cut=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel"), openai_chunk("lo")], cut=True))
     async with _async_client(gw) as client:
         stream = await client.chat.completions.create(model="openai", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APIError) as caught:
@@ -553,7 +541,7 @@ async def test_a_truncated_upstream_stream_raises_api_error(gw: Gateway, upstrea
 
 
 async def test_closing_the_stream_cancels_upstream(gw: Gateway, upstream: FakeUpstream) -> None:
-    upstream.reply(Reply(pieces=[_openai_chunk("Hel")], hang=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
     async with _async_client(gw) as client:
         stream = await client.chat.completions.create(model="openai", messages=MESSAGES, stream=True)
         text = ""
@@ -570,7 +558,7 @@ async def test_closing_the_stream_cancels_upstream(gw: Gateway, upstream: FakeUp
 async def test_the_sync_client_closing_the_stream_cancels_upstream(
     gw: Gateway, upstream: FakeUpstream
 ) -> None:
-    upstream.reply(Reply(pieces=[_openai_chunk("Hel")], hang=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
 
     def run() -> None:
         with _sync_client(gw) as client:
@@ -634,8 +622,8 @@ async def test_the_node_client(gw: Gateway, upstream: FakeUpstream) -> None:
     node = _node_or_skip()
     error_line = b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}\n\n'
     upstream.reply(
-        Reply(pieces=[_openai_chunk("Hel"), error_line]),
-        Reply(pieces=[_openai_chunk("Hel")], hang=True),
+        Reply(pieces=[openai_chunk("Hel"), error_line]),
+        Reply(pieces=[openai_chunk("Hel")], hang=True),
     )
     env = {**os.environ, "TOKENWIRE_BASE_URL": gw.http + "/v1", "TOKENWIRE_TOKEN": TOKEN}
     process = await asyncio.create_subprocess_exec(

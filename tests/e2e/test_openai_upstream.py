@@ -9,6 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import Gateway, StartGateway
+from tests.support.openai_bytes import openai_chunk
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
 from tests.support.wsclient import assert_gap_free, chunk_text, recv, start, stream_events
@@ -17,31 +18,16 @@ KEY = "sk-test-secret-0123456789"
 NO_RETRY = {"streaming": {"retry_attempts": 0}}
 
 
-def _chunk(content: str | None, finish: str | None = None) -> bytes:
-    import json
-
-    delta = {} if content is None else {"content": content}
-    body = {
-        "id": "chatcmpl-7Qx",
-        "object": "chat.completion.chunk",
-        "created": 1767225600,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        "usage": None,
-    }
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-
 USAGE = (
     b'data: {"id":"chatcmpl-7Qx","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini",'
     b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2000000,"total_tokens":2000009}}\n\n'
 )
 STREAM = [
-    _chunk(""),
-    _chunk("Hel"),
-    _chunk("lo, "),
-    _chunk("wörld 🎉"),
-    _chunk(None, "stop"),
+    openai_chunk(""),
+    openai_chunk("Hel"),
+    openai_chunk("lo, "),
+    openai_chunk("wörld 🎉"),
+    openai_chunk(None, "stop"),
     USAGE,
     b"data: [DONE]\n\n",
 ]
@@ -165,7 +151,7 @@ async def test_rate_limit_carries_retry_after(openai_gateway: Gateway, upstream:
 
 async def test_mid_stream_error(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
     error_line = b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}\n\n'
-    upstream.reply(Reply(pieces=[_chunk("Hel"), error_line]))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel"), error_line]))
     events = await stream_events(openai_gateway.ws, provider="openai", prompt="hi")
     assert_gap_free(events)
     assert events[1]["content"] == "Hel"
@@ -177,7 +163,7 @@ async def test_mid_stream_error(openai_gateway: Gateway, upstream: FakeUpstream)
 async def test_truncated_stream_is_upstream_protocol(
     openai_gateway: Gateway, upstream: FakeUpstream, cut: bool
 ) -> None:
-    upstream.reply(Reply(pieces=[_chunk("Hel"), _chunk("lo")], cut=cut))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel"), openai_chunk("lo")], cut=cut))
     events = await stream_events(openai_gateway.ws, provider="openai", prompt="hi")
     assert chunk_text(events) == "Hello"
     assert events[-1]["code"] == "upstream_protocol"
@@ -190,7 +176,9 @@ async def test_connection_refused_is_upstream_unavailable(start_gateway: StartGa
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    gw = start_gateway(NO_RETRY, environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    gw = start_gateway(
+        NO_RETRY, environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+    )
     events = await stream_events(gw.ws, provider="openai", prompt="hi")
     assert [e["type"] for e in events] == ["start", "error"]
     assert events[-1]["code"] == "upstream_unavailable"
@@ -198,7 +186,7 @@ async def test_connection_refused_is_upstream_unavailable(start_gateway: StartGa
 
 
 async def test_cancel_closes_the_upstream_connection(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
-    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
     await cancel_reaches_upstream(openai_gateway.ws, upstream, "openai", "Hel")
 
 
@@ -218,7 +206,7 @@ async def _closed_after_the_grace_period(upstream: FakeUpstream) -> None:
 async def test_socket_close_closes_the_upstream_connection(
     short_grace_gateway: Gateway, upstream: FakeUpstream
 ) -> None:
-    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
     async with connect(short_grace_gateway.ws) as ws:
         await recv(ws)
         await start(ws, "a", provider="openai", prompt="hi")
@@ -230,7 +218,7 @@ async def test_socket_close_closes_the_upstream_connection(
 async def test_sse_client_going_away_closes_the_upstream_connection(
     short_grace_gateway: Gateway, upstream: FakeUpstream
 ) -> None:
-    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
     async with aiohttp.ClientSession() as http:
         resp = await http.post(
             short_grace_gateway.http + "/v1/streams", json={"provider": "openai", "prompt": "hi"}
@@ -247,7 +235,7 @@ async def test_idle_timeout_closes_the_upstream_connection(
         {"streaming": {"idle_timeout_seconds": 0.3}},
         environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"},
     )
-    upstream.reply(Reply(pieces=[_chunk("Hel")], hang=True))
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
     events = await stream_events(gw.ws, provider="openai", prompt="hi")
     assert events[-1]["code"] == "timeout"
     async with asyncio.timeout(2):
@@ -293,7 +281,7 @@ async def test_azure_stream_with_filter_chunks(start_gateway: StartGateway, upst
         b'data: {"id":"","object":"","created":0,"model":"","choices":[{"index":0,"finish_reason":"content_filter",'
         b'"content_filter_results":{"protected_material_text":{"detected":true,"filtered":true}}}],"usage":null}\n\n'
     )
-    upstream.reply(Reply(pieces=[prompt_filter, _chunk("Hello"), late_filter, b"data: [DONE]\n\n"]))
+    upstream.reply(Reply(pieces=[prompt_filter, openai_chunk("Hello"), late_filter, b"data: [DONE]\n\n"]))
     events = await stream_events(gw.ws, provider="azure_openai", model="prod-4o", prompt="hi")
     done = events[-1]
     assert done["finish_reason"] == "content_filter"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import aiohttp
 
 from tests.conftest import StartGateway
+from tests.support.openai_bytes import openai_chunk
 from tests.support.providers import ScriptedProvider
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply
@@ -15,20 +14,8 @@ from tests.support.wsclient import assert_gap_free, chunk_text, stream_events
 KEY = "sk-test-retry-0123456789"
 
 
-def _openai_chunk(content: str | None, finish: str | None = None) -> bytes:
-    delta = {} if content is None else {"content": content}
-    body = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1767225600,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-
 GOOD = Reply(
-    pieces=[_openai_chunk("Hel"), _openai_chunk("lo"), _openai_chunk(None, "stop"), b"data: [DONE]\n\n"]
+    pieces=[openai_chunk("Hel"), openai_chunk("lo"), openai_chunk(None, "stop"), b"data: [DONE]\n\n"]
 )
 OVERLOADED = Reply(
     status=503,
@@ -85,7 +72,7 @@ async def test_a_final_failure_is_not_retried(start_gateway: StartGateway, upstr
 
 async def test_no_retry_once_text_was_sent(start_gateway: StartGateway, upstream: FakeUpstream) -> None:
     gw = start_gateway({}, environ=_openai(upstream))
-    upstream.reply(Reply(pieces=[_openai_chunk("Hel")], cut=True), GOOD)
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], cut=True), GOOD)
     events = await stream_events(gw.ws, provider="openai", prompt="hi")
     assert [e["type"] for e in events] == ["start", "chunk", "error"]
     assert chunk_text(events) == "Hel"
