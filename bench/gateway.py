@@ -1,4 +1,5 @@
-"""Start and stop the processes under test: the fake upstream and the gateway, each its own process.
+"""Start and stop the processes under test: the fake upstream and the gateway, each its own process
+(and, for the ``resume`` scenario, a throw-away redis-server).
 
 The gateway runs exactly as deployed (``python -m server.cli serve``), with a config that raises
 the stream limits and environment variables that point its OpenAI and Anthropic providers at the
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import psutil
@@ -30,6 +33,11 @@ port = {port}
 [streaming]
 max_concurrent_streams = 10000
 max_streams_per_connection = 64
+
+# Ended streams stay resumable for retention_seconds (default 300): memory that fills up to a
+# plateau by design. A short retention lets the soak reach that plateau within its run.
+[resume]
+retention_seconds = 5
 """
 
 
@@ -116,21 +124,36 @@ async def _wait_http(port: int, path: str, proc: Process, timeout: float) -> Non
     raise RuntimeError(f"{proc.name} did not answer {path} within {timeout} s:\n{proc.log_tail()}")
 
 
+async def _started(proc: Process, ready: Awaitable[None]) -> None:
+    """Wait for ``ready``; a process that does not get there is stopped (no leftover)."""
+    try:
+        await ready
+    except BaseException:
+        proc.stop()
+        raise
+
+
 async def start_upstream(workdir: Path, cpus: set[int] | None) -> tuple[Process, int]:
     port = free_port()
     argv = [sys.executable, "-m", "bench.fake_upstream", "--port", str(port)]
     proc = Process("upstream", argv, _env(), workdir)
     pin(proc.pid, cpus)
-    await _wait_http(port, "/healthz", proc, 20)
+    await _started(proc, _wait_http(port, "/healthz", proc, 20))
     return proc, port
 
 
 async def start_gateway(
-    workdir: Path, upstream_port: int, cpus: set[int] | None, name: str = "gateway", gc_probe: bool = False
+    workdir: Path,
+    upstream_port: int,
+    cpus: set[int] | None,
+    name: str = "gateway",
+    gc_probe: bool = False,
+    extra_config: str = "",
 ) -> tuple[Process, int]:
+    """``extra_config``: more TOML sections, e.g. ``[resume]`` (the bench scenario ``resume``)."""
     port = free_port()
     config = workdir / f"{name}.toml"
-    config.write_text(CONFIG.format(port=port))
+    config.write_text(CONFIG.format(port=port) + extra_config)
     env = _env()
     env.update(
         {
@@ -145,8 +168,51 @@ async def start_gateway(
     argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--config", str(config)]
     proc = Process(name, argv, env, workdir)
     pin(proc.pid, cpus)
-    await _wait_http(port, "/healthz", proc, 30)
+    await _started(proc, _wait_http(port, "/healthz", proc, 30))
     return proc, port
+
+
+def redis_server() -> str | None:
+    """The ``redis-server`` executable (``$BENCH_REDIS_SERVER``, else from ``PATH``), or None."""
+    return shutil.which(os.environ.get("BENCH_REDIS_SERVER") or "redis-server")
+
+
+async def start_redis(workdir: Path, cpus: set[int] | None, executable: str) -> tuple[Process, int]:
+    """A throw-away redis-server on a free port: no persistence, its files in ``workdir``."""
+    port = free_port()
+    data = workdir / "redis"
+    data.mkdir(exist_ok=True)
+    argv = [
+        executable,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(data),
+        "--daemonize", "no",
+    ]  # fmt: skip
+    proc = Process("redis", argv, _env(), workdir)
+    pin(proc.pid, cpus)
+    await _started(proc, _wait_redis(port, proc, 10))
+    return proc, port
+
+
+async def _wait_redis(port: int, proc: Process, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"PING\r\n")
+            answer = await asyncio.wait_for(reader.readline(), 2)
+            writer.close()
+            if answer.startswith(b"+PONG"):
+                return
+        except (OSError, TimeoutError):
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{proc.name} did not answer PING within {timeout} s:\n{proc.log_tail()}")
 
 
 def gc_events(proc: Process, start: float, end: float) -> list[dict[str, float]]:

@@ -56,6 +56,7 @@ class Bench:
         self.upstream_port = 0
         self.gateway: procs.Process | None = None
         self.gateway_port = 0
+        self.others: list[procs.Process] = []  # a scenario's own gateways and redis-server
         self.me = psutil.Process()
 
     async def start_upstream(self) -> None:
@@ -71,7 +72,28 @@ class Bench:
         )
         log(f"{name}: pid {self.gateway.pid}, port {self.gateway_port}, log {self.gateway.log_path}")
 
+    async def start_other_gateway(self, name: str, extra_config: str = "") -> tuple[procs.Process, int]:
+        """A gateway of a scenario's own, pinned like the main one; stopped with the bench at the latest."""
+        proc, port = await procs.start_gateway(
+            self.workdir, self.upstream_port, self.gateway_cpus, name, self.gc_probe, extra_config
+        )
+        self.others.append(proc)
+        log(f"{name}: pid {proc.pid}, port {port}, log {proc.log_path}")
+        return proc, port
+
+    async def start_redis(self, executable: str) -> tuple[procs.Process, int]:
+        """A throw-away redis-server on the load CPUs (like the upstream: not the gateway's core)."""
+        proc, port = await procs.start_redis(self.workdir, self.load_cpus, executable)
+        self.others.append(proc)
+        log(f"redis: pid {proc.pid}, port {port}, log {proc.log_path}")
+        return proc, port
+
+    def stop_others(self) -> None:
+        while self.others:
+            self.others.pop().stop()
+
     def stop(self) -> None:
+        self.stop_others()
         for proc in (self.gateway, self.upstream):
             if proc is not None:
                 proc.stop()

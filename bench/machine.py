@@ -25,7 +25,18 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str | None] = {}
-    for package in ("uvicorn", "starlette", "websockets", "aiohttp", "msgspec", "uvloop", "httptools"):
+    packages = (
+        "uvicorn",
+        "starlette",
+        "websockets",
+        "aiohttp",
+        "msgspec",
+        "uvloop",
+        "httptools",
+        "redis",
+        "hiredis",
+    )
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

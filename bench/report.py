@@ -216,7 +216,53 @@ def build_table(results: dict[str, Any]) -> list[Row]:
                 _verdict([growth <= 1024 and soak["streams_failed"] == 0]),
             )
         )
+    resume = results.get("resume")
+    if resume:
+        rows.extend(_resume_rows(resume))
     return rows
+
+
+def _resume_rows(resume: dict[str, Any]) -> list[Row]:
+    """Resume latency against a start -> ack round trip, and the Redis store's relay throughput."""
+    rows: list[Row] = []
+    titles = {
+        "memory": "resume -> first replayed event, memory store, p50 / p99 (ms)",
+        "redis": "resume on another instance (Redis), p50 / p99 (ms)",
+    }
+    for part, title in titles.items():
+        lat = resume["latency"].get(part, {})
+        if "resume_ms" not in lat:
+            rows.append(Row(title, "—", "skipped", "—", str(lat.get("skipped", "not run")), "(info)", "—"))
+            continue
+        r, a = lat["resume_ms"], lat["start_ack_ms"]
+        ratio = (
+            f"x{_f(lat['ratio_p50'], 2)} / x{_f(lat['ratio_p99'], 2)} of start -> ack "
+            f"({_f(a['p50'])} / {_f(a['p99'])})"
+        )
+        check = f"{lat['verified']}/{lat['samples']} verified"
+        if lat["live_first"]:
+            check += f", {lat['live_first']} not a replay"
+        value = f"{_f(r['p50'])} / {_f(r['p99'])}"
+        rows.append(Row(title, "—", value, "—", f"{ratio}; {check}", "(info)", "—"))
+    thr = resume["throughput"]
+    titles = {
+        "redis_owner": "relay throughput, Redis store, read on the owner (chunks/s)",
+        "redis_other": "relay throughput, Redis store, read on another instance (chunks/s)",
+    }
+    for variant, title in titles.items():
+        if "results" not in thr:
+            rows.append(Row(title, "—", "skipped", "—", str(thr.get("skipped", "not run")), "(info)", "—"))
+            continue
+        v, mem = thr["results"][variant], thr["results"]["memory"]
+        added = f"{_pct(v['ratio_to_memory'])} of memory store ({_f(mem['chunks_per_s'], 0)})"
+        if v["failed"]:
+            added += f", {v['failed']} streams failed"
+        rows.append(Row(title, "—", _f(v["chunks_per_s"], 0), "—", added, "(info)", "—"))
+    return rows
+
+
+def _pct(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.0%}"
 
 
 def format_table(rows: Sequence[Row]) -> str:

@@ -30,6 +30,7 @@ from bench.machine import cpu_accounts, cpu_report, machine, source_digest
 from bench.report import build_table, format_table
 from bench.scenarios.gap import scenario_gap
 from bench.scenarios.memory import scenario_memory
+from bench.scenarios.resume import scenario_resume
 from bench.scenarios.soak import scenario_soak
 from bench.scenarios.stall import scenario_stall
 from bench.scenarios.throughput import scenario_throughput
@@ -37,7 +38,7 @@ from bench.scenarios.ttft import scenario_ttft
 from bench.settings import FULL, QUICK, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("ttft", "gap", "throughput", "stall", "memory", "soak")
+SCENARIOS = ("ttft", "gap", "throughput", "stall", "memory", "soak", "resume")
 
 
 # ---- main -------------------------------------------------------------------------------------------
@@ -49,6 +50,7 @@ RUNNERS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "stall": scenario_stall,
     "memory": scenario_memory,
     "soak": scenario_soak,
+    "resume": scenario_resume,
 }
 
 

@@ -23,6 +23,11 @@ class Settings:
     soak_seconds: float
     warmup: int
     settle: float  # seconds to let the gateway settle before an RSS reading
+    resume_samples: int  # resumes measured per store (memory; Redis across instances)
+    resume_rounds: int  # the samples come in this many rounds, the stores' order rotating
+    resume_workers: int  # samples in flight at once, each with its own stream and sockets
+    resume_warmup: int  # resumes per store before measuring
+    resume_thr_rounds: int  # relay throughput, memory store vs Redis store (thr_streams x thr_chunks)
     stall_layouts: tuple[str, ...] = ("direct", "ws-1", "ws-8", "sse")
 
 
@@ -43,6 +48,11 @@ FULL = Settings(
     soak_seconds=60,
     warmup=30,
     settle=1.0,
+    resume_samples=200,
+    resume_rounds=5,
+    resume_workers=2,
+    resume_warmup=4,
+    resume_thr_rounds=3,
 )
 QUICK = Settings(
     ttft_samples=60,
@@ -61,4 +71,9 @@ QUICK = Settings(
     soak_seconds=4,
     warmup=5,
     settle=0.3,
+    resume_samples=20,
+    resume_rounds=2,
+    resume_workers=2,
+    resume_warmup=2,
+    resume_thr_rounds=3,
 )

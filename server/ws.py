@@ -73,11 +73,11 @@ class Connection:
         await self._send({"type": "websocket.accept"})
         self._send_direct(self._ready_message())
         self._sender_task = asyncio.create_task(self._sender(), name="ws-sender")
-        watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
+        self._watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
         try:
             await self._receive_loop()
         finally:
-            watchdog.cancel()
+            self._watchdog.cancel()  # the latest one: each check schedules the next
             self._detach_streams()
             self._sender_task.cancel()
 
@@ -247,7 +247,7 @@ class Connection:
         if since is not None and self._loop.time() - since >= limit:
             self._drop_slow_client(limit)
         else:
-            self._loop.call_later(self._watch_interval, self._watch_writes)
+            self._watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
 
     def _drop_slow_client(self, limit: float) -> None:
         """Stop the streams upstream at once; the close frame goes out behind the unread data (the

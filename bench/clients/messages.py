@@ -17,6 +17,7 @@ class Message(msgspec.Struct):
     content: str | None = None
     code: str | None = None
     message: str | None = None
+    key: str | None = None  # the ``start`` ack's stream key (resume)
 
 
 decode_message = msgspec.json.Decoder(Message).decode
