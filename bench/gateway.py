@@ -33,9 +33,10 @@ port = {port}
 [streaming]
 max_concurrent_streams = 10000
 max_streams_per_connection = 64
-
+"""
 # Ended streams stay resumable for retention_seconds (default 300): memory that fills up to a
 # plateau by design. A short retention lets the soak reach that plateau within its run.
+SHORT_RETENTION = """
 [resume]
 retention_seconds = 5
 """

@@ -64,11 +64,11 @@ class Bench:
         self.upstream, self.upstream_port = await procs.start_upstream(self.workdir, self.load_cpus)
         log(f"upstream: pid {self.upstream.pid}, port {self.upstream_port}")
 
-    async def start_gateway(self, name: str = "gateway") -> None:
+    async def start_gateway(self, name: str = "gateway", extra_config: str = "") -> None:
         if self.gateway is not None:
             self.gateway.stop()
         self.gateway, self.gateway_port = await procs.start_gateway(
-            self.workdir, self.upstream_port, self.gateway_cpus, name, self.gc_probe
+            self.workdir, self.upstream_port, self.gateway_cpus, name, self.gc_probe, extra_config
         )
         log(f"{name}: pid {self.gateway.pid}, port {self.gateway_port}, log {self.gateway.log_path}")
 

@@ -104,7 +104,7 @@ async def _soak_sse(b: Bench, worker: int, stop_at: float, counts: SoakCounts) -
 async def scenario_soak(b: Bench) -> dict[str, Any]:
     """Continuous streams (with cancels and dropped sockets) on a fresh gateway; RSS every second."""
     s = b.settings
-    await b.start_gateway("gateway-soak")
+    await b.start_gateway("gateway-soak", procs.SHORT_RETENTION)
     await asyncio.sleep(0.5)
     up0 = await b.upstream_stats()
     counts = SoakCounts()
