@@ -62,7 +62,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.retry import Retry
@@ -71,21 +70,26 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from protocol.codec import encode
-from protocol.errors import ErrorCode
-from protocol.messages import Done, Error, Notice, StartAck
 from server.config import Config, ConfigError
-from server.eventlog import Entry, EventLog
+from server.eventlog import EventLog
+from server.redis_remote import RemoteStream, apply_entry
+from server.redis_scripts import (
+    ADMIT,
+    BEAT,
+    CANCEL,
+    ELSEWHERE,
+    HEARTBEAT,
+    LEASES,
+    META,
+    MIRROR,
+    READERS,
+    READING,
+    STREAM,
+)
 from server.resume import ENTRY_OVERHEAD, MemoryStore, Source, stream_bytes
 from server.runner import Stream
 
 log = logging.getLogger("tokenwire.resume")
-
-STREAM = "tw:s:"
-META = "tw:m:"
-HEARTBEAT = "tw:i:"
-LEASES = "tw:leases"
-READERS = "tw:r:"
-CANCEL = "tw:cancel:"
 
 START_TIMEOUT = 5.0  # seconds to reach Redis at start-up
 CLOSE_TIMEOUT = 1.0  # seconds for the last flush and clean-up at shutdown
@@ -93,88 +97,7 @@ TOO_BIG_LINGER_MS = 5000  # a stream over max_stream_bytes is kept this long aft
 FLUSH_BUDGET = 5000  # events per tick at most (after an outage, the backlog goes out in slices)
 READ_COUNT = 1000  # entries per remote stream per tick at most
 LOAD_TRIES = 5  # flush intervals a find waits for a just-started stream's first events
-LOST_MESSAGE = "the instance running the stream is gone; start it again"
 UNREACHABLE_MESSAGE = "the store relaying the stream cannot be reached; start it again"
-MISSING_MESSAGE = "events of the stream are missing from the store; start it again"
-
-_events = msgspec.json.Decoder(StartAck | Notice | Done | Error)
-
-# KEYS: leases, the stream's meta. ARGV: max streams, stream key, lease ttl ms, instance, meta
-# ttl ms. 1: admitted (and the meta names its owner at once, so a cancel from another instance
-# finds it even before the first mirror flush).
-ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-redis.call('HSET', KEYS[2], 'owner', ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return 1
-"""
-
-# KEYS: heartbeat, leases, reader sets... ARGV: instance, heartbeat ttl ms, lease ttl ms,
-# reader ttl ms, the leased stream keys...
-BEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-local lease = now + tonumber(ARGV[3])
-for i = 5, #ARGV do
-  redis.call('ZADD', KEYS[2], lease, ARGV[i])
-end
-local reader = now + tonumber(ARGV[4])
-for i = 3, #KEYS do
-  redis.call('ZADD', KEYS[i], reader, ARGV[1])
-  redis.call('PEXPIRE', KEYS[i], ARGV[4])
-end
-return 1
-"""
-
-# KEYS[1] a reader set. ARGV: instance, reader ttl ms.
-READING = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-
-# KEYS[1] a reader set. ARGV: instance. 1: another instance has a reader now.
-ELSEWHERE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
-  if member ~= ARGV[1] then
-    return 1
-  end
-end
-return 0
-"""
-
-# KEYS: streams. ARGV[1]: MAXLEN; then per stream: its count of events n, then n triples
-# (entry ID, field, value). An ID already there (sent before by a flush that failed after
-# reaching Redis) is skipped. Returns {other failures, the last of their messages}.
-MIRROR = """
-local maxlen = ARGV[1]
-local a = 2
-local failed, last = 0, ''
-for k = 1, #KEYS do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  for _ = 1, n do
-    local r = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, ARGV[a], ARGV[a + 1], ARGV[a + 2])
-    if type(r) == 'table' and r.err and not string.find(r.err, 'equal or smaller', 1, true) then
-      failed = failed + 1
-      last = r.err
-    end
-    a = a + 3
-  end
-end
-return {failed, last}
-"""
 
 
 class RedisUnavailable(RuntimeError):
@@ -239,95 +162,6 @@ class _Plan:
     next_seq: int = 0
     notices: int = 0
     finishing: bool = False
-
-
-class RemoteStream:
-    """A stream running on another instance, read from its Redis mirror (a ``Source``)."""
-
-    def __init__(self, store: RedisStore, key: str, owner: str, events: EventLog, last_id: bytes) -> None:
-        ack = events.entries[0]
-        assert type(ack) is StartAck
-        self._store = store
-        self._key = key
-        self._id = ack.id
-        self._log = events
-        self.owner = owner
-        self.provider = ack.provider
-        self.last_id = last_id  # the last Redis entry taken
-        now = asyncio.get_running_loop().time()
-        self.heard = now  # when events last came
-        self.wanted = now  # when a reader last had it
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def key(self) -> str:
-        return self._key
-
-    @property
-    def log(self) -> EventLog:
-        return self._log
-
-    @property
-    def ended(self) -> bool:
-        return self._log.ended
-
-    def cancel(self) -> None:
-        """Ask the owner to cancel it (asynchronously: its ``done`` comes back through the mirror)."""
-        if not self.ended:
-            self._store.cancel_soon(self._key)
-
-    def take(self, items: list[Any]) -> bool:
-        """Append the mirror's entries ``items``; False (and the stream lost) when some are missing."""
-        for entry_id, fields in items:
-            if not _apply(self._log, entry_id, fields):
-                self.lose(MISSING_MESSAGE)
-                return False
-            self.last_id = entry_id
-        return True
-
-    def lose(self, message: str = LOST_MESSAGE) -> None:
-        """End it here with a retryable ``stream_lost``: its owner or its mirror is gone."""
-        if not self.ended:
-            self._log.append(
-                Error(
-                    id=self._id,
-                    seq=len(self._log.entries),
-                    code=ErrorCode.STREAM_LOST,
-                    message=message,
-                    retryable=True,
-                    provider=self.provider,
-                )
-            )
-
-
-def _apply(events: EventLog, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
-    """Append one mirror entry to ``events``; False when it does not follow (events are missing)."""
-    ms, _, sub = entry_id.partition(b"-")
-    seq, notice = int(ms) - 1, int(sub)
-    if events.ended:
-        return False
-    if notice:
-        decoded = _events.decode(fields[b"j"])
-        if len(events.entries) != 1 or type(decoded) is not Notice:
-            return False
-        events.notice(decoded)
-        return True
-    if seq != len(events.entries):
-        return False
-    text = fields.get(b"t")
-    entry: Entry
-    if text is not None:
-        entry = text.decode()
-    else:
-        decoded = _events.decode(fields[b"j"])
-        if type(decoded) is Notice or (seq == 0) != (type(decoded) is StartAck):
-            return False
-        entry = decoded
-    events.append(entry)
-    return True
 
 
 class RedisStore:
@@ -553,9 +387,9 @@ class RedisStore:
             return None
         events = EventLog()
         for entry_id, fields in items:
-            if not _apply(events, entry_id, fields):
+            if not apply_entry(events, entry_id, fields):
                 return None
-        remote = RemoteStream(self, key, owner.decode(), events, items[-1][0])
+        remote = RemoteStream(self.cancel_soon, key, owner.decode(), events, items[-1][0])
         if not remote.ended and not await self._client.exists(HEARTBEAT + remote.owner):
             remote.lose()
         return remote

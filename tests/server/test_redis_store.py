@@ -19,7 +19,8 @@ from protocol.messages import ChatMessage, Done, Error, StartAck
 from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, UpstreamUnavailable
 from server.config import Config, ConfigError
 from server.eventlog import Subscription
-from server.redis_store import RedisStore, RedisUnavailable, RemoteStream, Timing, redact_url
+from server.redis_remote import RemoteStream
+from server.redis_store import RedisStore, RedisUnavailable, Timing, redact_url
 from server.resume import make_store
 from server.runner import Stream, StreamSettings
 from tests.support.providers import ScriptedProvider
