@@ -269,3 +269,25 @@ def test_provider_errors_and_refusals_are_shown_plainly(
     running.get_by_test_id("panel-cancel").click()
     expect(running.get_by_test_id("panel-status")).to_have_text("cancelled")
     assert console.errors == []
+
+
+def test_a_failover_is_shown_in_the_stream_panel(start_gateway: StartGateway, page: Page) -> None:
+    # ollama at a closed port fails before the first token; the gateway fails over to rulebased.
+    gateway = start_gateway(
+        {"streaming": {"retry_attempts": 0}, "providers": {"ollama": {"fallbacks": ["rulebased"]}}},
+        environ={"OLLAMA_HOST": "http://127.0.0.1:9"},
+    )
+    console = _open_dashboard(page, gateway)
+    page.get_by_test_id("provider").select_option("ollama")
+    page.get_by_test_id("mode-prompt").check()
+    page.get_by_test_id("prompt").fill(PROMPT)
+    page.get_by_test_id("start").click()
+    panel = _panel(page, _newest_panel_id(page, 1))
+    expect(panel.get_by_test_id("panel-status")).to_have_text("done")
+    notice = panel.get_by_test_id("panel-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_have_attribute("data-notice", "failover")
+    expect(notice).to_contain_text("rulebased")
+    expect(panel.locator(".panel-model")).to_contain_text("rulebased")
+    expect(panel.get_by_test_id("panel-text")).to_contain_text(PROMPT)
+    assert console.errors == []
