@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
+from server.ws_protocol import FrameWritingProtocol
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Co
         "port": config.server.port,
         "loop": "uvloop",
         "http": "httptools",
+        "ws": FrameWritingProtocol,  # websockets-sansio with a synchronous frame write
         "ws_max_size": config.server.max_message_bytes,
         # Chunks are small JSON messages: deflate costs more CPU per message than it saves.
         "ws_per_message_deflate": False,

@@ -1,10 +1,13 @@
 """``GET /v1/ws``: protocol v1 over one WebSocket, many streams multiplexed by id.
 
-Two tasks per connection: this coroutine reads client frames, a sender task writes. Streams
-append to their logs; the sender takes from each ready subscription whatever has accumulated
-(chunks merged while the socket was busy) and writes it, so a slow reader never makes the
-server buffer a message per chunk. Direct replies and ready subscriptions share one FIFO, so a
-reply to a client message never overtakes the events its earlier messages caused.
+This coroutine reads client frames. Streams append to their logs and notify the connection,
+which flushes once per event-loop iteration: it takes from each ready subscription whatever has
+accumulated (chunks merged while the socket was busy) and writes every frame of the iteration in
+one transport write (server.ws_protocol). When the transport is above its high-water mark, or the
+server lacks that extension, a sender task writes through ASGI sends instead and waits for the
+socket, so a slow reader never makes the server buffer a message per chunk. Direct replies and
+ready subscriptions share one FIFO, so a reply to a client message never overtakes the events
+its earlier messages caused.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -39,6 +43,7 @@ from server.hub import StreamHub
 from server.ratelimit import TokenBucket
 from server.resolve import Refusal
 from server.resume import Source
+from server.ws_protocol import FRAMES_EXTENSION, FrameWriter
 
 log = logging.getLogger("tokenwire.ws")
 
@@ -49,21 +54,50 @@ class Connection:
     """One socket, spoken to in raw ASGI messages: the per-chunk send path is the hottest code
     in the gateway, and Starlette's WebSocket wrapper adds calls and state checks to it."""
 
-    def __init__(self, receive: Receive, send: Send, hub: StreamHub) -> None:
+    __slots__ = (
+        "_closing",
+        "_flush_scheduled",
+        "_frames",
+        "_loop",
+        "_outbox",
+        "_queued",
+        "_receive",
+        "_send",
+        "_sender_busy",
+        "_sender_task",
+        "_sending_since",
+        "_starts",
+        "_wake",
+        "_watchdog",
+        "active",
+        "ended_ids",
+        "hub",
+        "task",
+    )
+
+    def __init__(
+        self, receive: Receive, send: Send, hub: StreamHub, frames: FrameWriter | None = None
+    ) -> None:
         self._receive = receive
         self._send = send
+        self._frames = frames  # the synchronous write path, when the server offers it
         self.hub = hub
         self.active: dict[str, tuple[Source, Subscription]] = {}
         self.ended_ids: OrderedDict[str, None] = OrderedDict()
         self._outbox: deque[ServerMessage | Subscription] = deque()  # replies and ready subscriptions
         self._queued: set[Subscription] = set()  # subscriptions already in the outbox
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # wakes the sender task (the ASGI write path)
+        self._flush_scheduled = False
+        self._sender_busy = False  # the sender task is writing: the synchronous path waits
         self._loop = asyncio.get_running_loop()
         streaming = hub.config.streaming
         self._starts = TokenBucket(streaming.starts_per_second, streaming.starts_burst, self._loop.time())
         self._sending_since: float | None = None  # when the write in progress began
         self._closing: tuple[int, str] | None = None  # close frame to send once the outbox is empty
+        # The ASGI write path and its watchdog exist only once needed: most sockets never need
+        # them, and an idle socket's memory is a benchmarked figure.
         self._sender_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[Any] | None = None  # the one serving this socket
 
     async def serve(self) -> None:
@@ -72,19 +106,19 @@ class Connection:
             return
         await self._send({"type": "websocket.accept"})
         self._send_direct(self._ready_message())
-        self._sender_task = asyncio.create_task(self._sender(), name="ws-sender")
-        self._watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
         try:
             await self._receive_loop()
         finally:
-            self._watchdog.cancel()  # the latest one: each check schedules the next
+            if self._watchdog is not None:
+                self._watchdog.cancel()  # the latest one: each check schedules the next
             self._detach_streams()
-            self._sender_task.cancel()
+            if self._sender_task is not None:
+                self._sender_task.cancel()
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then close the socket (e.g. on shutdown, once streams ended)."""
         self._closing = (code, reason)
-        self._wake.set()
+        self._wake_sender()
 
     def _detach_streams(self) -> None:
         """The client is gone: its streams wait for a resume (server.hub.StreamHub.detached)."""
@@ -198,37 +232,68 @@ class Connection:
 
     def _send_direct(self, message: ServerMessage) -> None:
         self._outbox.append(message)
-        self._wake.set()
+        self._schedule_flush()
 
     def _on_events(self, subscription: Subscription) -> None:
         if subscription not in self._queued:
             self._queued.add(subscription)
             self._outbox.append(subscription)
-            self._wake.set()
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush once the event loop has run what is ready now: every stream whose upstream data
+        arrived together then goes out in one write."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        if self._sender_busy or not self._outbox:
+            return  # the sender task takes what is queued, in order
+        frames = self._frames
+        if frames is None or self._closing is not None or not frames.can_write_now():
+            self._wake_sender()
+            return
+        payloads: list[bytes] = []
+        for item in self._drain_outbox():
+            payloads.append(encode(item))
+        frames.write_texts(payloads)
+
+    def _drain_outbox(self) -> Iterator[ServerMessage]:
+        """Every message queued, in order; ended subscriptions are forgotten on the way."""
+        outbox = self._outbox
+        while outbox:
+            item = outbox.popleft()
+            if type(item) is not Subscription:
+                yield item  # type: ignore[misc]  # a direct reply
+                continue
+            self._queued.discard(item)  # new events from here on queue it again, at the back
+            yield from item.take()
+            if item.finished:
+                self._forget(item)
+
+    def _wake_sender(self) -> None:
+        if self._sender_task is None:
+            self._sender_task = self._loop.create_task(self._sender(), name="ws-sender")
+            self._watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
+        self._wake.set()
 
     async def _sender(self) -> None:
         try:
             while self._closing is None or self._outbox:
                 await self._wake.wait()
                 self._wake.clear()
-                await self._flush()
+                self._sender_busy = True
+                try:
+                    for message in self._drain_outbox():
+                        await self._write(encode(message).decode())
+                finally:
+                    self._sender_busy = False
             code, reason = self._closing
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except (OSError, RuntimeError) as exc:  # uvicorn's ClientDisconnected is an OSError
             log.debug("sender stopped: %r", exc)  # the receive loop sees the disconnect
-
-    async def _flush(self) -> None:
-        outbox = self._outbox
-        while outbox:
-            item = outbox.popleft()
-            if type(item) is not Subscription:
-                await self._write(encode(item).decode())  # type: ignore[arg-type]
-                continue
-            self._queued.discard(item)  # new events from here on queue it again, at the back
-            for message in item.take():
-                await self._write(encode(message).decode())
-            if item.finished:
-                self._forget(item)
 
     async def _write(self, text: str) -> None:
         self._sending_since = self._loop.time()  # a write that blocks means the client stopped reading
@@ -298,7 +363,8 @@ class WebSocketEndpoint:
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1013, "reason": "too many connections"})
             return
-        connection = Connection(receive, send, self.hub)
+        frames = scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        connection = Connection(receive, send, self.hub, frames)
         self.connections.add(connection)
         try:
             await connection.serve()

@@ -35,7 +35,7 @@ class Gateway:
 
 
 class ServerThread(threading.Thread):
-    def __init__(self, app: TokenwireApp, config: Config) -> None:
+    def __init__(self, app: TokenwireApp, config: Config, uvicorn_options: dict[str, Any]) -> None:
         super().__init__(daemon=True)
         _started_servers.append(self)  # for the leak check after the test
         self.app = app
@@ -43,7 +43,9 @@ class ServerThread(threading.Thread):
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn_config(app, config, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn_config(app, config, **{"log_level": "warning", **uvicorn_options})
+        )
 
     def run(self) -> None:
         self.server.run(sockets=[self.sock])
@@ -59,19 +61,22 @@ class StartGateway(Protocol):
         config: dict[str, Any] | None = None,
         providers: Sequence[Provider] = (),
         environ: dict[str, str] | None = None,
+        uvicorn_options: dict[str, Any] | None = None,
     ) -> Gateway: ...
 
 
 @pytest.fixture
 def start_gateway() -> Iterator[StartGateway]:
     """Start gateways with a config given as a dict shaped like tokenwire.toml, and provider
-    environment variables (keys, base URLs) given as ``environ``."""
+    environment variables (keys, base URLs) given as ``environ``; ``uvicorn_options`` override
+    how server.cli runs uvicorn."""
     threads: list[ServerThread] = []
 
     def start(
         config: dict[str, Any] | None = None,
         providers: Sequence[Provider] = (),
         environ: dict[str, str] | None = None,
+        uvicorn_options: dict[str, Any] | None = None,
     ) -> Gateway:
         # A client that leaves cancels its streams at once unless a test asks for a grace period:
         # otherwise streams would outlive the test, waiting for a resume that never comes.
@@ -79,7 +84,7 @@ def start_gateway() -> Iterator[StartGateway]:
         config["resume"] = {"resume_grace_seconds": 0, **config.get("resume", {})}
         typed = msgspec.convert(config, Config)
         app = create_app(typed, providers, environ or {})  # no provider keys from the real env
-        thread = ServerThread(app, typed)
+        thread = ServerThread(app, typed, uvicorn_options or {})
         thread.start()
         deadline = time.monotonic() + 10
         while not thread.server.started:

@@ -18,6 +18,13 @@ from tests.support.wsclient import assert_gap_free, chunk_text, collect, recv, s
 
 BRIEF = {"topic": "Solar panels", "audience": "homeowners", "tone": "upbeat"}
 
+# server.ws_protocol's direct frame writes, and plain ASGI sends (a server without that extension)
+WS_PROTOCOLS = pytest.mark.parametrize("ws_protocol", ["tokenwire", "websockets-sansio"])
+
+
+def ws_options(ws_protocol: str) -> dict[str, Any]:
+    return {} if ws_protocol == "tokenwire" else {"ws": ws_protocol}
+
 
 async def test_ready_describes_server(gateway: Gateway) -> None:
     async with connect(gateway.ws) as ws:
@@ -34,7 +41,11 @@ async def test_ready_describes_server(gateway: Gateway) -> None:
     assert ready["limits"] == {"max_streams": 16, "max_message_bytes": 1_048_576}
 
 
-async def test_three_streams_interleave_and_each_is_whole(gateway: Gateway) -> None:
+@WS_PROTOCOLS
+async def test_three_streams_interleave_and_each_is_whole(
+    start_gateway: StartGateway, ws_protocol: str
+) -> None:
+    gateway = start_gateway(uvicorn_options=ws_options(ws_protocol))
     async with connect(gateway.ws) as ws:
         await recv(ws)
         await start(ws, "script", brief=BRIEF, plan={"target_duration_seconds": 20})
@@ -403,10 +414,15 @@ async def test_streaming_switched_off_sends_one_chunk(start_gateway: StartGatewa
     assert events[1]["content"].startswith("Title:")
 
 
-async def test_slow_reader_gets_merged_chunks_and_the_stream_pauses(start_gateway: StartGateway) -> None:
+@WS_PROTOCOLS
+async def test_slow_reader_gets_merged_chunks_and_the_stream_pauses(
+    start_gateway: StartGateway, ws_protocol: str
+) -> None:
     total = 20_000
     upstream = ScriptedProvider(count=total, text="y" * 1000, incompressible=True)  # 20 MB, fast
-    gw = start_gateway({"streaming": {"buffer_size": 16384}}, [upstream])
+    gw = start_gateway(
+        {"streaming": {"buffer_size": 16384}}, [upstream], uvicorn_options=ws_options(ws_protocol)
+    )
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, set before connecting
     sock.connect((gw.ws.split("/")[2].split(":")[0], int(gw.ws.split(":")[2].split("/")[0])))
