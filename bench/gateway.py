@@ -33,6 +33,10 @@ port = {port}
 [streaming]
 max_concurrent_streams = 10000
 max_streams_per_connection = 64
+# The bench starts streams back to back on one socket; the per-connection start rate limit
+# (20/s by default) would refuse most of them.
+starts_per_second = 100000
+starts_burst = 100000
 """
 # Ended streams stay resumable for retention_seconds (default 300): memory that fills up to a
 # plateau by design. A short retention lets the soak reach that plateau within its run.

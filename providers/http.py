@@ -1,7 +1,8 @@
 """The one module that does HTTP: a pooled aiohttp session and the provider that drives dialects.
 
-No total timeout (it would cut long generations); the gateway's own first-token, idle and
-total timeouts govern a stream, and ``sock_read`` is only a backstop against a dead socket.
+No read timeouts here: a total one would cut long generations, and aiohttp re-arms ``sock_read``
+for every chunk received (a timer per chunk). Every upstream call runs inside a stream, whose own
+first-token, idle and total timeouts (server.runner) govern it.
 Closing the stream generator closes the upstream connection, which stops the generation.
 """
 
@@ -34,10 +35,8 @@ MAX_COMPLETION_BODY = 32 * 1024 * 1024
 class HttpClient:
     """Owns the pooled session; started and closed by the application's lifespan."""
 
-    def __init__(self, *, connect_timeout: float = 10, read_timeout: float = 300) -> None:
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+    def __init__(self, *, connect_timeout: float = 10) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=None)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -82,8 +81,9 @@ class HttpProvider:
         parser = self.dialect.parser()
         async with self._send(self.dialect.request(request, stream=True)) as response:
             await self._raise_for_status(response)
+            content = response.content
             try:
-                async for chunk in response.content.iter_any():
+                while chunk := await content.readany():  # b"" at the end
                     for event in parser.feed(chunk):
                         yield self._checked(event)
                 for event in parser.close():
@@ -92,12 +92,10 @@ class HttpProvider:
                 raise UpstreamProtocolError(
                     f"{self.name} closed the connection mid-stream", provider=self.name
                 ) from exc
-            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                raise UpstreamUnavailable(f"{self.name} stopped sending data", provider=self.name) from exc
             finally:
                 # Not read to the end (cancelled, timed out, failed): drop the connection so the
                 # provider sees the client go away and stops generating.
-                if not response.content.at_eof():
+                if not content.at_eof():
                     response.close()
 
     async def complete(self, request: GenerationRequest) -> Completion:

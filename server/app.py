@@ -34,12 +34,6 @@ STATIC = Path(__file__).parent / "static"
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 
 
-def _read_backstop(config: Config) -> float:
-    # A dead socket is normally caught by the stream's own idle/first-token timeouts first.
-    s = config.streaming
-    return max(s.first_token_timeout_seconds, s.idle_timeout_seconds) + 5
-
-
 async def _http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, routes.HttpProblem)
     hub: StreamHub = request.app.state.hub
@@ -93,7 +87,7 @@ def create_app(
     """The gateway. ``extra_providers`` serve beside the built-in ones (embedding, tests);
     provider keys and URLs not in ``config`` come from ``environ`` (default: os.environ)."""
     config = config or Config()
-    client = HttpClient(read_timeout=_read_backstop(config))
+    client = HttpClient()
     registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
     hub = StreamHub(config, registry, make_store(config))
     endpoint = WebSocketEndpoint(hub)

@@ -4,10 +4,11 @@ what is recorded when a stream ends or a request is refused (metrics, the stream
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from typing import Any
+
+import msgspec
 
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, StreamRequest
@@ -165,7 +166,7 @@ class StreamHub:
             completion_tokens=fields["completion_tokens"],
         )
         if log.isEnabledFor(logging.INFO):
-            log.info(json.dumps(fields, separators=(",", ":")))
+            log.info(msgspec.json.encode(fields).decode())
 
     def _cost(self, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         return cost_usd(self._prices[provider], model, prompt_tokens, completion_tokens)

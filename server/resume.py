@@ -67,6 +67,24 @@ class ResumeStore(Protocol):
         ...
 
 
+class EndedStream:
+    """What an ended stream keeps for its retention window: its events, by id and key. The
+    Stream itself (task, provider, request, timers) is let go: thousands of ended streams are
+    kept at once, and every object they hold lengthens each full garbage collection."""
+
+    __slots__ = ("id", "key", "log")
+
+    ended = True
+
+    def __init__(self, stream: Stream) -> None:
+        self.id = stream.id
+        self.key = stream.key
+        self.log = stream.log
+
+    def cancel(self) -> None:
+        """It ended: nothing to stop."""
+
+
 def stream_bytes(log: EventLog) -> int:
     return log.text_chars + ENTRY_OVERHEAD * len(log.entries)
 
@@ -80,7 +98,7 @@ class MemoryStore:
         self._max_streams = config.streaming.max_concurrent_streams
         self._running: dict[str, Stream] = {}
         # key -> (stream, expiry, bytes), in the order they ended: expiries rise along it.
-        self._kept: OrderedDict[str, tuple[Stream, float, int]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[EndedStream, float, int]] = OrderedDict()
         self._kept_bytes = 0
 
     async def start(self) -> None:
@@ -103,13 +121,13 @@ class MemoryStore:
             return
         now = asyncio.get_running_loop().time()
         self._prune(now)
-        self._kept[stream.key] = (stream, now + self._resume.retention_seconds, size)
+        self._kept[stream.key] = (EndedStream(stream), now + self._resume.retention_seconds, size)
         self._kept_bytes += size
         while self._kept_bytes > self._resume.max_total_bytes:
             self._drop(next(iter(self._kept)))
 
     async def find(self, key: str) -> Source | None:
-        stream = self._running.get(key)
+        stream: Source | None = self._running.get(key)
         if stream is not None:
             return stream
         self._prune(asyncio.get_running_loop().time())

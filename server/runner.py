@@ -168,7 +168,8 @@ class Stream:
             async for event in events:
                 self._last_event_at = self._loop.time()
                 if type(event) is TextDelta:
-                    await self._text(event.text)
+                    if self._text(event.text):
+                        await self._wait_for_reader()
                 elif type(event) is ProviderUsage:
                     self._usage = event
                 elif type(event) is Finish:
@@ -233,24 +234,27 @@ class Stream:
             yield result.usage
         yield Finish(result.finish_reason)
 
-    async def _text(self, text: str) -> None:
+    def _text(self, text: str) -> bool:
+        """Log a text delta; True when the slowest reader is more than a buffer behind."""
         if not text:
-            return
+            return False
         if self._first_token_at is None:
             self._first_token_at = self._last_event_at
             self._first_token_perf = time.perf_counter()
             self._arm_watchdog()  # the idle deadline may come before the first-token one
         self.log.append(text)
-        if self.log.backlog() > self.settings.buffer_size:
-            # A slow reader: stop reading upstream (TCP backpressure) until it catches up.
-            # Waiting on our reader is not upstream idling, so the idle timeout is paused.
-            self._reader_wait = True
-            try:
-                await self.log.wait_backlog_below(self.settings.buffer_size)
-            finally:
-                self._reader_wait = False
-                self._last_event_at = self._loop.time()
-                self._arm_watchdog()
+        return self.log.backlog() > self.settings.buffer_size
+
+    async def _wait_for_reader(self) -> None:
+        """Stop reading upstream (TCP backpressure) until the slow reader catches up. Waiting on
+        our reader is not upstream idling, so the idle timeout is paused meanwhile."""
+        self._reader_wait = True
+        try:
+            await self.log.wait_backlog_below(self.settings.buffer_size)
+        finally:
+            self._reader_wait = False
+            self._last_event_at = self._loop.time()
+            self._arm_watchdog()
 
     # ---- terminal events ---------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ cancel by key, the grace period after a client goes away, retention and eviction
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import aiohttp
@@ -99,6 +101,27 @@ async def test_an_ended_stream_stays_resumable_for_its_retention(start_gateway: 
     assert expired["code"] == "stream_expired"
     assert expired["retryable"] is False
     assert "seq" not in expired
+
+
+async def test_an_ended_stream_is_kept_as_its_events_only(start_gateway: StartGateway) -> None:
+    # Thousands of ended streams are kept for their retention: each must not hold its task,
+    # provider request and timers (every object kept lengthens full garbage collections).
+    gw = start_gateway(providers=[ScriptedProvider(first_delay=0.2, count=3)])
+    async with connect(gw.ws) as ws:
+        await recv(ws)
+        await start(ws, "a", provider="scripted", prompt="hi")
+        ack = await recv(ws)
+        (stream,) = gw.hub.running
+        ref = weakref.ref(stream)
+        del stream
+        per_id, _ = await collect(ws, {"a"})
+    events = [ack, *per_id["a"]]
+    await asyncio.sleep(0.05)  # the server thread finishes its end-of-stream bookkeeping
+    gc.collect()
+    assert ref() is None, "the ended Stream object is still referenced"
+    replay = await _resume(gw, ack["key"], -1)  # its events are all still there (chunks merged)
+    assert (replay[0], replay[-1]) == (ack, events[-1])
+    assert _text(replay) == _text(events) == events[-1]["content"]
 
 
 async def test_unknown_keys_and_bad_resumes_are_refused(gateway: Gateway) -> None:
