@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from providers.base import Provider
-from providers.http import HttpClient
+from providers.http_client import HttpClient
 from server import http_routes as routes
 from server import openai_routes
 from server.access import AccessControl
@@ -31,6 +31,7 @@ from server.resume import make_store
 from server.ws import WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
+FULL_COLLECTION_EVERY = 100  # middle-generation collections per full one (Python's default: 10)
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 
 
@@ -61,20 +62,44 @@ class CountedConnections:
             self.gauge.dec()
 
 
-class TokenwireApp:
-    """The ASGI app. ``GET /v1/ws`` is reached directly, outside Starlette's middleware stack,
-    whose per-message send wrapper profiled at a fifth of the WebSocket sender's time; every
-    other route is the Starlette app."""
+class DirectRoute:
+    """An HTTP endpoint reached without Starlette's router and exception middleware, for the one
+    hot route, ``POST /v1/streams``: those layers cost about 0.1 ms of its time to first token
+    and a wrapper call per chunk (docs/benchmarks.md)."""
 
-    def __init__(self, http: Starlette, websocket: ASGIApp, shutdown: Shutdown) -> None:
+    def __init__(self, http: Starlette, endpoint: Callable[[Request], Awaitable[ASGIApp]]) -> None:
+        self.http = http
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self.http  # routes find the hub through request.app, as under Starlette
+        request = Request(scope, receive)
+        response: ASGIApp
+        try:
+            response = await self.endpoint(request)
+        except routes.HttpProblem as exc:
+            response = await _http_problem(request, exc)
+        await response(scope, receive, send)
+
+
+class TokenwireApp:
+    """The ASGI app. ``GET /v1/ws`` and ``POST /v1/streams`` are reached directly, outside
+    Starlette's middleware stack, whose per-message send wrapper profiled at a fifth of the
+    WebSocket sender's time; every other route is the Starlette app."""
+
+    def __init__(self, http: Starlette, websocket: ASGIApp, post_stream: ASGIApp, shutdown: Shutdown) -> None:
         self.http = http
         self.websocket = websocket
+        self.post_stream = post_stream
         self.state = http.state
         self.shutdown = shutdown  # run by server.cli.GatewayServer on SIGTERM
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == "/v1/ws":
+        kind = scope["type"]
+        if kind == "websocket" and scope["path"] == "/v1/ws":
             await self.websocket(scope, receive, send)
+        elif kind == "http" and scope["path"] == "/v1/streams" and scope["method"] == "POST":
+            await self.post_stream(scope, receive, send)
         else:
             await self.http(scope, receive, send)
 
@@ -101,6 +126,11 @@ def create_app(
         # full collections (tens of ms with many streams) stay short.
         gc.collect()
         gc.freeze()
+        # A full collection walks every live stream's objects (~70 ms at 400 streams on the bench
+        # machine: a stall for every stream at once). Streams' objects are freed by reference
+        # counting; collections only reclaim the few cycles, so full ones can be ten times rarer.
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
         try:
             yield
         finally:
@@ -111,7 +141,6 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            Route("/v1/streams", routes.post_stream, methods=["POST"]),
             Route("/v1/streams/{key}", routes.get_stream, methods=["GET"]),
             Route("/v1/streams/{key}", routes.delete_stream, methods=["DELETE"]),
             Route("/v1/completions", routes.post_completion, methods=["POST"]),
@@ -141,4 +170,7 @@ def create_app(
     app.state.hub = hub
     access = (config.server.auth_tokens, config.server.allowed_origins)
     websocket = CountedConnections(endpoint, hub.metrics.ws_connections)
-    return TokenwireApp(app, AccessControl(websocket, *access), shutdown)
+    post_stream = AccessLog(
+        AccessControl(DirectRoute(app, routes.post_stream), *access), hub.metrics.sse_connections
+    )
+    return TokenwireApp(app, AccessControl(websocket, *access), post_stream, shutdown)
