@@ -55,6 +55,7 @@ class Route:
     request: GenerationRequest
 
 
+Deadline = Literal["total", "first_token", "idle"]  # which timeout comes first
 CostFn = Callable[[str, str, int, int], float | None]  # (provider, model, prompt, completion) -> USD
 
 
@@ -353,25 +354,30 @@ class Stream:
         self._timer = self._loop.call_at(deadline, self._check_deadline)
 
     def _check_deadline(self) -> None:
-        deadline, reason = self._deadline()
+        deadline, which = self._deadline()
         if self._loop.time() >= deadline:
-            self._stop(ErrorCode.TIMEOUT, reason)
+            self._stop(ErrorCode.TIMEOUT, self._timeout_message(which))
         else:
             self._timer = self._loop.call_at(deadline, self._check_deadline)
 
-    def _deadline(self) -> tuple[float, str]:
+    def _deadline(self) -> tuple[float, Deadline]:
         s = self.settings
-        total = (self._accepted_at + s.stream_timeout, f"stream exceeded {s.stream_timeout:g} s in total")
+        total = self._accepted_at + s.stream_timeout
         if self._reader_wait:
-            return total
+            return total, "total"
         if self._first_token_at is None:
-            other = (
-                self._accepted_at + s.first_token_timeout,
-                f"no first token within {s.first_token_timeout:g} s",
-            )
-        else:
-            other = (self._last_event_at + s.idle_timeout, f"no data from upstream for {s.idle_timeout:g} s")
-        return min(total, other)
+            first = self._accepted_at + s.first_token_timeout
+            return (first, "first_token") if first < total else (total, "total")
+        idle = self._last_event_at + s.idle_timeout
+        return (idle, "idle") if idle < total else (total, "total")
+
+    def _timeout_message(self, which: Deadline) -> str:
+        s = self.settings
+        if which == "first_token":
+            return f"no first token within {s.first_token_timeout:g} s"
+        if which == "idle":
+            return f"no data from upstream for {s.idle_timeout:g} s"
+        return f"stream exceeded {s.stream_timeout:g} s in total"
 
 
 def _notice_line(notice: Notice) -> str:
