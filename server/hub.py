@@ -47,6 +47,7 @@ class StreamHub:
         self._prices = {name: self._prices_for(name) for name in registry.names}
         self.draining = False  # shutting down: no new streams (server.lifecycle)
         self._background: set[asyncio.Task[None]] = set()
+        self._grace_timers: dict[str, asyncio.TimerHandle] = {}  # by key: detached streams
         self.metrics = GatewayMetrics(registry.names, lambda: len(self.running))
 
     async def open(self, stream_id: str, request: StreamRequest) -> Stream | Refusal:
@@ -79,10 +80,15 @@ class StreamHub:
         grace = self.config.resume.resume_grace_seconds
         if grace <= 0:
             source.cancel()
-        else:
-            asyncio.get_running_loop().call_later(grace, self._grace_over, source)
+            return
+        earlier = self._grace_timers.pop(source.key, None)
+        if earlier is not None:
+            earlier.cancel()
+        loop = asyncio.get_running_loop()
+        self._grace_timers[source.key] = loop.call_later(grace, self._grace_over, source)
 
     def _grace_over(self, source: Source) -> None:
+        self._grace_timers.pop(source.key, None)
         if not source.ended and not source.log.has_readers:
             task = asyncio.get_running_loop().create_task(self._cancel_unless_read_elsewhere(source))
             self._background.add(task)
@@ -110,6 +116,9 @@ class StreamHub:
         self.metrics.error(code)
 
     def _ended(self, stream: Stream) -> None:
+        grace = self._grace_timers.pop(stream.key, None)
+        if grace is not None:
+            grace.cancel()  # the timer would hold the whole ended Stream until it fires
         self.running.discard(stream)
         self.store.ended(stream)
         over_http = self.http_streams.get(stream.id) is stream

@@ -124,6 +124,27 @@ async def test_an_ended_stream_is_kept_as_its_events_only(start_gateway: StartGa
     assert _text(replay) == _text(events) == events[-1]["content"]
 
 
+async def test_a_stream_that_ends_in_its_grace_period_is_let_go(start_gateway: StartGateway) -> None:
+    # The grace timer of a dropped client must not hold the ended Stream for the whole period.
+    gw = start_gateway({"resume": {"resume_grace_seconds": 30}}, [ScriptedProvider(first_delay=0.2, count=3)])
+    async with connect(gw.ws) as ws:
+        await recv(ws)
+        await start(ws, "a", provider="scripted", prompt="hi")
+        ack = await recv(ws)
+        (stream,) = gw.hub.running
+        ref = weakref.ref(stream)
+        del stream
+    for _ in range(100):  # it ends upstream on its own, nobody reading
+        if not gw.hub.running:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
+    gc.collect()
+    assert ref() is None, "the ended Stream is still held (by its grace timer?)"
+    replay = await _resume(gw, ack["key"], 0)  # still resumable from its kept events
+    assert replay[-1]["type"] == "done"
+
+
 async def test_unknown_keys_and_bad_resumes_are_refused(gateway: Gateway) -> None:
     (unknown,) = await _resume(gateway, "x" * 32, 0)
     assert unknown["code"] == "stream_expired"
