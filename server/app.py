@@ -31,7 +31,6 @@ from server.resume import make_store
 from server.ws import WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
-FULL_COLLECTION_EVERY = 100  # middle-generation collections per full one (Python's default: 10)
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 
 
@@ -126,11 +125,6 @@ def create_app(
         # full collections (tens of ms with many streams) stay short.
         gc.collect()
         gc.freeze()
-        # A full collection walks every live stream's objects (~70 ms at 400 streams on the bench
-        # machine: a stall for every stream at once). Streams' objects are freed by reference
-        # counting; collections only reclaim the few cycles, so full ones can be ten times rarer.
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
         try:
             yield
         finally:

@@ -112,6 +112,9 @@ class Connection:
             if self._watchdog is not None:
                 self._watchdog.cancel()  # the latest one: each check schedules the next
             self._detach_streams()
+            # A closed socket's protocol objects form reference cycles (websockets' parser is a
+            # generator holding its protocol) that wait for a full collection: hold no stream.
+            self.active.clear()
             if self._sender_task is not None:
                 self._sender_task.cancel()
 
@@ -255,10 +258,7 @@ class Connection:
         if frames is None or self._closing is not None or not frames.can_write_now():
             self._wake_sender()
             return
-        payloads: list[bytes] = []
-        for item in self._drain_outbox():
-            payloads.append(encode(item))
-        frames.write_texts(payloads)
+        frames.write_texts([encode(message) for message in self._drain_outbox()])
 
     def _drain_outbox(self) -> Iterator[ServerMessage]:
         """Every message queued, in order; ended subscriptions are forgotten on the way."""
