@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from providers.base import Provider
-from providers.http_client import HttpClient
+from providers.http import HttpClient
 from server import http_routes as routes
 from server import openai_routes
 from server.access import AccessControl

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from providers import anthropic, azure_openai, gemini, ollama, openai, rulebased
 from providers.base import Provider
 from providers.dialect import Dialect, ProviderSettings
-from providers.http import HttpProvider
-from providers.http_client import HttpClient
+from providers.http import HttpClient
+from providers.http_provider import HttpProvider
 from providers.registry import ProviderRegistry
 from providers.rulebased import RuleBasedProvider
 from server.config import Config, ConfigError, ProviderConfig

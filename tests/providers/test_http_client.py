@@ -1,4 +1,4 @@
-"""providers.http_client against real sockets: raw asyncio servers on 127.0.0.1 that write the
+"""providers.http (the HTTP client) against real sockets: raw asyncio servers on 127.0.0.1 that write the
 exact bytes of each case (framing split across writes, truncations, resets, garbage, a TLS origin
 with a throwaway CA, a tiny forward proxy), and record what the client sent and whether it hung
 up. Nothing of the client is mocked.
@@ -24,7 +24,7 @@ from typing import Protocol
 import pytest
 import trustme
 
-from providers.http_client import (
+from providers.http import (
     MAX_BUFFERED,
     BadRequest,
     BodyCut,

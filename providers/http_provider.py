@@ -1,0 +1,119 @@
+"""The provider that drives HTTP dialects over the gateway's client (providers.http).
+
+Closing the stream generator drops the upstream connection, which stops the generation. Every
+upstream call runs inside a stream, whose first-token, idle and total timeouts govern it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
+from typing import Literal
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
+
+from providers.base import (
+    Completion,
+    Failure,
+    GenerationRequest,
+    ProviderError,
+    ProviderNotConfigured,
+    StreamEvent,
+    UpstreamProtocolError,
+    UpstreamUnavailable,
+)
+from providers.dialect import Dialect, HttpRequest
+from providers.errors import redact
+from providers.http import ConnectFailed, HttpClient, HttpError, Response
+
+MAX_ERROR_BODY = 64 * 1024
+MAX_COMPLETION_BODY = 32 * 1024 * 1024
+
+
+class HttpProvider:
+    """A Provider for any HTTP dialect."""
+
+    streaming: Literal["native", "simulated"] = "native"
+
+    def __init__(self, dialect: Dialect, client: HttpClient) -> None:
+        self.dialect = dialect
+        self.client = client
+        self.name = dialect.name
+        self.default_model = dialect.settings.default_model
+        self.proxy = proxy_for(dialect.settings.base_url)
+
+    @property
+    def configured(self) -> bool:
+        return self.dialect.configured
+
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
+        parser = self.dialect.parser()
+        response = await self._send(self.dialect.request(request, stream=True))
+        with self._reading(response, "mid-stream"):
+            await self._raise_for_status(response)
+            while chunk := await response.read_some():  # b"" at the end
+                for event in parser.feed(chunk):
+                    yield self._checked(event)
+            for event in parser.close():
+                yield self._checked(event)
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        response = await self._send(self.dialect.request(request, stream=False))
+        with self._reading(response, "mid-answer"):
+            await self._raise_for_status(response)
+            body = await response.read(MAX_COMPLETION_BODY)
+        result = self.dialect.completion(body)
+        if isinstance(result, Failure):
+            raise self._safe(result.error)
+        return result
+
+    @contextmanager
+    def _reading(self, response: Response, where: str) -> Iterator[None]:
+        """A broken body as ``upstream_protocol``. The response is closed at the end: not read to
+        the end (cancelled, timed out, failed), its connection is dropped, so the provider sees
+        the client go away and stops generating."""
+        try:
+            yield
+        except HttpError as exc:
+            raise UpstreamProtocolError(
+                f"{self.name} closed the connection {where}", provider=self.name
+            ) from exc
+        finally:
+            response.close()
+
+    async def _send(self, http: HttpRequest) -> Response:
+        """The response, its head read; connection failures as typed errors."""
+        if not self.configured:
+            raise ProviderNotConfigured(
+                f"provider `{self.name}` is not configured (no API key or endpoint)", provider=self.name
+            )
+        try:
+            return await self.client.request(http.method, http.url, http.headers, http.body, proxy=self.proxy)
+        except ConnectFailed as exc:
+            raise UpstreamUnavailable(f"could not connect to {self.name}", provider=self.name) from exc
+        except HttpError as exc:
+            raise UpstreamUnavailable(f"{self.name} failed before answering", provider=self.name) from exc
+
+    async def _raise_for_status(self, response: Response) -> None:
+        if response.status < 300:
+            return
+        body = await response.read(MAX_ERROR_BODY)
+        raise self._safe(self.dialect.error(response.status, response.headers, body))
+
+    def _checked(self, event: StreamEvent) -> StreamEvent:
+        if type(event) is Failure:
+            raise self._safe(event.error)
+        return event
+
+    def _safe(self, error: ProviderError) -> ProviderError:
+        error.message = redact(error.message, [self.dialect.settings.api_key or ""])
+        error.provider = self.name
+        return error
+
+
+def proxy_for(url: str) -> str | None:
+    """The HTTP(S)_PROXY that applies to ``url`` (honouring NO_PROXY), read once at start-up."""
+    parts = urlsplit(url)
+    if not parts.hostname or proxy_bypass(parts.hostname):
+        return None
+    return getproxies_environment().get(parts.scheme)
