@@ -234,10 +234,6 @@ class Response:
             body += data
         return bytes(body[:limit])
 
-    @property
-    def at_eof(self) -> bool:
-        return self._conn is None or (self._conn.complete and not self._conn.body)
-
     def close(self) -> None:
         """Done with it: a connection read to the end goes back to the pool, any other is
         dropped, which tells the provider to stop generating."""

@@ -24,7 +24,7 @@ from providers.base import (
 )
 from providers.dialect import Dialect, HttpRequest
 from providers.errors import redact
-from providers.http import ConnectFailed, HttpClient, HttpError, Response
+from providers.http import BadRequest, ConnectFailed, HttpClient, HttpError, Response
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_COMPLETION_BODY = 32 * 1024 * 1024
@@ -91,6 +91,9 @@ class HttpProvider:
             return await self.client.request(http.method, http.url, http.headers, http.body, proxy=self.proxy)
         except ConnectFailed as exc:
             raise UpstreamUnavailable(f"could not connect to {self.name}", provider=self.name) from exc
+        except BadRequest as exc:  # e.g. a key with its newline: the operator must fix the config
+            message = f"provider `{self.name}` is misconfigured: {exc}"
+            raise ProviderNotConfigured(message, provider=self.name) from exc
         except HttpError as exc:
             raise UpstreamUnavailable(f"{self.name} failed before answering", provider=self.name) from exc
 

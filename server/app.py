@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -61,44 +61,20 @@ class CountedConnections:
             self.gauge.dec()
 
 
-class DirectRoute:
-    """An HTTP endpoint reached without Starlette's router and exception middleware, for the one
-    hot route, ``POST /v1/streams``: those layers cost about 0.1 ms of its time to first token
-    and a wrapper call per chunk (docs/benchmarks.md)."""
-
-    def __init__(self, http: Starlette, endpoint: Callable[[Request], Awaitable[ASGIApp]]) -> None:
-        self.http = http
-        self.endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = self.http  # routes find the hub through request.app, as under Starlette
-        request = Request(scope, receive)
-        response: ASGIApp
-        try:
-            response = await self.endpoint(request)
-        except routes.HttpProblem as exc:
-            response = await _http_problem(request, exc)
-        await response(scope, receive, send)
-
-
 class TokenwireApp:
-    """The ASGI app. ``GET /v1/ws`` and ``POST /v1/streams`` are reached directly, outside
-    Starlette's middleware stack, whose per-message send wrapper profiled at a fifth of the
-    WebSocket sender's time; every other route is the Starlette app."""
+    """The ASGI app. ``GET /v1/ws`` is reached directly, outside Starlette's middleware stack,
+    whose per-message send wrapper profiled at a fifth of the WebSocket sender's time; every
+    other route is the Starlette app."""
 
-    def __init__(self, http: Starlette, websocket: ASGIApp, post_stream: ASGIApp, shutdown: Shutdown) -> None:
+    def __init__(self, http: Starlette, websocket: ASGIApp, shutdown: Shutdown) -> None:
         self.http = http
         self.websocket = websocket
-        self.post_stream = post_stream
         self.state = http.state
         self.shutdown = shutdown  # run by server.cli.GatewayServer on SIGTERM
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "websocket" and scope["path"] == "/v1/ws":
+        if scope["type"] == "websocket" and scope["path"] == "/v1/ws":
             await self.websocket(scope, receive, send)
-        elif kind == "http" and scope["path"] == "/v1/streams" and scope["method"] == "POST":
-            await self.post_stream(scope, receive, send)
         else:
             await self.http(scope, receive, send)
 
@@ -135,6 +111,7 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
+            Route("/v1/streams", routes.post_stream, methods=["POST"]),
             Route("/v1/streams/{key}", routes.get_stream, methods=["GET"]),
             Route("/v1/streams/{key}", routes.delete_stream, methods=["DELETE"]),
             Route("/v1/completions", routes.post_completion, methods=["POST"]),
@@ -164,7 +141,4 @@ def create_app(
     app.state.hub = hub
     access = (config.server.auth_tokens, config.server.allowed_origins)
     websocket = CountedConnections(endpoint, hub.metrics.ws_connections)
-    post_stream = AccessLog(
-        AccessControl(DirectRoute(app, routes.post_stream), *access), hub.metrics.sse_connections
-    )
-    return TokenwireApp(app, AccessControl(websocket, *access), post_stream, shutdown)
+    return TokenwireApp(app, AccessControl(websocket, *access), shutdown)

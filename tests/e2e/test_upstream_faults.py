@@ -228,6 +228,25 @@ async def test_connection_refused_is_upstream_unavailable(
     assert _without_seq(error) == _expected("upstream_unavailable", "could not connect to openai")
 
 
+async def test_a_key_with_a_line_break_is_a_configuration_error_not_sent(
+    start_gateway: StartGateway, fake: FaultyUpstream
+) -> None:
+    config = _config(fake.url)
+    config["providers"]["openai"]["api_key"] = OPENAI_KEY + "\n"  # read from a file, newline and all
+    gw = start_gateway(config)
+    async with connect(gw.ws) as ws:
+        await recv(ws)
+        await start(ws, "f", provider="openai", prompt="hi")
+        per_id, _ = await collect(ws, {"f"})
+    events = per_id["f"]
+    error = events[-1]
+    assert [e["type"] for e in events] == ["start", "error"]
+    message = "provider `openai` is misconfigured: the request header 'authorization' contains a line break"
+    assert _without_seq(error) == {**_expected("provider_not_configured", message), "retryable": False}
+    assert fake.requests == []  # nothing reached the provider
+    assert OPENAI_KEY not in str(events)
+
+
 async def _close_at_once(conn: Connection) -> None:
     conn.close()
 

@@ -38,7 +38,7 @@ async def test_content_length_body_is_read_whole(serve: Serve, client: HttpClien
     response = await get(client, server.url("/a"))
     assert response.status == 200
     assert b"".join(await read_all(response)) == b"hello, world"
-    assert response.at_eof
+    assert await response.read_some() == b""  # the end stays the end
 
 
 async def test_chunked_body_split_inside_size_lines_and_data(serve: Serve, client: HttpClient) -> None:
@@ -53,7 +53,7 @@ async def test_chunked_body_split_inside_size_lines_and_data(serve: Serve, clien
     pieces = await read_all(response)
     assert b"".join(pieces) == b"0123456789abcdefxyz"
     assert len(pieces) > 1  # handed over as it arrived, not at the end
-    assert response.at_eof
+    assert await response.read_some() == b""  # the end stays the end
 
 
 async def test_close_delimited_body_ends_with_the_connection(serve: Serve, client: HttpClient) -> None:
@@ -65,7 +65,7 @@ async def test_close_delimited_body_ends_with_the_connection(serve: Serve, clien
     server = await serve(handler)
     response = await get(client, server.url())
     assert b"".join(await read_all(response)) == b"hello world"
-    assert response.at_eof
+    assert await response.read_some() == b""  # the end stays the end
 
 
 async def test_read_stops_at_the_limit(serve: Serve, client: HttpClient) -> None:
@@ -186,7 +186,8 @@ async def test_content_length_body_cut_by_close_raises_body_cut(serve: Serve, cl
     assert await response.read_some() == b"only ten b"
     with pytest.raises(BodyCut, match="closed"):
         await response.read_some()
-    assert not response.at_eof
+    with pytest.raises(BodyCut):  # and stays cut
+        await response.read_some()
 
 
 async def test_chunked_body_cut_mid_chunk_raises_body_cut(serve: Serve, client: HttpClient) -> None:
@@ -348,7 +349,6 @@ async def test_closing_a_response_read_to_the_end_keeps_the_connection(
     server = await serve(answer(ok(b"one"), ok(b"two")))
     first = await get(client, server.url())
     assert await first.read_some() == b"one"
-    assert first.at_eof
     first.close()  # read_some did not see the end yet: close() hands the connection back
     second = await get(client, server.url())
     assert await read_all(second) == [b"two"]
