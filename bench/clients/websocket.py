@@ -8,7 +8,7 @@ import os
 import zlib
 from typing import cast
 
-from bench.clients.messages import decode_message, dispatch
+from bench.clients.messages import Message, decode_message, dispatch
 from bench.clients.record import StreamResult, perf
 
 _MASK = b"\x00\x00\x00\x00"  # a client must mask; a zero key keeps the payload as it is
@@ -165,7 +165,10 @@ class WsConnection(asyncio.Protocol):
             assert self.deflate is not None
             payload = self.deflate.decompress(payload + b"\x00\x00\xff\xff")
         self.messages += 1
-        message = decode_message(payload)
+        self.on_message(decode_message(payload), t)
+
+    def on_message(self, message: Message, t: float) -> None:
+        """A decoded server message, read at ``t``: routed to its stream."""
         sid = message.id
         stream = self.streams.get(sid) if sid is not None else None
         if stream is None:

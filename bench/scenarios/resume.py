@@ -33,7 +33,7 @@ from typing import Any, cast
 
 from bench import gateway as procs
 from bench.clients import Batch, StreamResult, WsConnection, gateway_body, perf
-from bench.clients.messages import decode_message, dispatch
+from bench.clients.messages import Message, dispatch
 from bench.harness import HOST, KEYS, Bench, distinct_errors, log, ms, rotate
 from bench.scenario import Scenario
 from bench.settings import Settings
@@ -66,12 +66,7 @@ class ResumeWs(WsConnection):
         super().connection_lost(exc)
         self.tick.set()
 
-    def _message(self, payload: bytes, compressed: bool, t: float) -> None:
-        if compressed:
-            assert self.deflate is not None
-            payload = self.deflate.decompress(payload + b"\x00\x00\xff\xff")
-        self.messages += 1
-        message = decode_message(payload)
+    def on_message(self, message: Message, t: float) -> None:
         sid, kind = message.id, message.type
         if sid is None:
             if kind == "ready" and not self.ready.done():

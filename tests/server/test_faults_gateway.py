@@ -21,7 +21,16 @@ from server.config import Config, ConfigError, load_config
 from server.resolve import Resolved, resolve
 from tests.conftest import Gateway, StartGateway
 from tests.support.sseclient import read_events
-from tests.support.wsclient import assert_gap_free, chunk_text, collect, recv, send, start, stream_events
+from tests.support.wsclient import (
+    assert_cancelled,
+    assert_gap_free,
+    chunk_text,
+    collect,
+    recv,
+    send,
+    start,
+    stream_events,
+)
 
 PROMPT = "Why is the sky blue?"
 
@@ -216,11 +225,7 @@ async def test_cancel_stops_a_stalled_or_delayed_stream_at_once(
         elapsed = time.monotonic() - began
         assert await _active_streams(gateway) == 0
     events = seen + per_id["a"]
-    assert_gap_free(events)
-    done = events[-1]
-    assert done["type"] == "done"
-    assert done["finish_reason"] == "cancelled"
-    assert done["content"] == chunk_text(events)
+    done = assert_cancelled(events)
     assert done["seq"] == before_cancel + 1
     assert elapsed < 1
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
+from server.runner import Stream
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
 from tests.support.sseclient import read_events
@@ -103,17 +104,21 @@ async def test_an_ended_stream_stays_resumable_for_its_retention(start_gateway: 
     assert "seq" not in expired
 
 
+async def _start_watched(gw: Gateway, ws: ClientConnection) -> tuple[Message, weakref.ref[Stream]]:
+    """Start stream ``a`` on the scripted provider: its ack, and a weak reference to its Stream."""
+    await recv(ws)
+    await start(ws, "a", provider="scripted", prompt="hi")
+    ack = await recv(ws)
+    (stream,) = gw.hub.running
+    return ack, weakref.ref(stream)
+
+
 async def test_an_ended_stream_is_kept_as_its_events_only(start_gateway: StartGateway) -> None:
     # Thousands of ended streams are kept for their retention: each must not hold its task,
     # provider request and timers (every object kept lengthens full garbage collections).
     gw = start_gateway(providers=[ScriptedProvider(first_delay=0.2, count=3)])
     async with connect(gw.ws) as ws:
-        await recv(ws)
-        await start(ws, "a", provider="scripted", prompt="hi")
-        ack = await recv(ws)
-        (stream,) = gw.hub.running
-        ref = weakref.ref(stream)
-        del stream
+        ack, ref = await _start_watched(gw, ws)
         per_id, _ = await collect(ws, {"a"})
     events = [ack, *per_id["a"]]
     await asyncio.sleep(0.05)  # the server thread finishes its end-of-stream bookkeeping
@@ -128,12 +133,7 @@ async def test_a_stream_that_ends_in_its_grace_period_is_let_go(start_gateway: S
     # The grace timer of a dropped client must not hold the ended Stream for the whole period.
     gw = start_gateway({"resume": {"resume_grace_seconds": 30}}, [ScriptedProvider(first_delay=0.2, count=3)])
     async with connect(gw.ws) as ws:
-        await recv(ws)
-        await start(ws, "a", provider="scripted", prompt="hi")
-        ack = await recv(ws)
-        (stream,) = gw.hub.running
-        ref = weakref.ref(stream)
-        del stream
+        ack, ref = await _start_watched(gw, ws)
     for _ in range(100):  # it ends upstream on its own, nobody reading
         if not gw.hub.running:
             break

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
-from tests.support.wsclient import assert_gap_free, chunk_text, collect, recv, send, start
+from tests.support.wsclient import assert_cancelled, assert_gap_free, chunk_text, collect, recv, send, start
 
 BRIEF = {"topic": "Solar panels", "audience": "homeowners", "tone": "upbeat"}
 
@@ -101,11 +101,7 @@ async def test_cancel_mid_stream_stops_upstream_and_reports_text_so_far(start_ga
         await send(ws, {"type": "cancel", "id": "a"})
         per_id, _ = await collect(ws, {"a"})
     events = seen + per_id["a"]
-    assert_gap_free(events)
-    done = events[-1]
-    assert done["type"] == "done"
-    assert done["finish_reason"] == "cancelled"
-    assert done["content"] == chunk_text(events)
+    done = assert_cancelled(events)
     assert 3 <= len(done["content"]) // 4 < 1000
     assert done["usage"]["completion_tokens"] > 0
     assert upstream.closed == 1

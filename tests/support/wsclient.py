@@ -77,3 +77,14 @@ async def stream_events(url: str, stream_id: str = "a", **fields: Any) -> list[M
         await start(ws, stream_id, **fields)
         per_id, _ = await collect(ws, {stream_id})
     return per_id[stream_id]
+
+
+def assert_cancelled(events: list[Message]) -> Message:
+    """``events`` of one stream, cancelled: gap-free, ended by ``done``/``cancelled`` whose content
+    is all the text sent. Returns the done."""
+    assert_gap_free(events)
+    done = events[-1]
+    assert done["type"] == "done"
+    assert done["finish_reason"] == "cancelled"
+    assert done["content"] == chunk_text(events)
+    return done
