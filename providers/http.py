@@ -73,7 +73,7 @@ class _Connection(asyncio.Protocol):
 
     def begin(self) -> None:
         """Get ready for the next response on this connection."""
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
         self._head_read = 0  # bytes read while the head is incomplete
@@ -94,11 +94,12 @@ class _Connection(asyncio.Protocol):
         self._open.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.error is not None or self.complete:
+        parser = self.parser
+        if self.error is not None or self.complete or parser is None:
             self.keep_alive = False  # bytes nobody asked for: never reuse this connection
             return
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserError:
             kind = BodyCut if self.head_done else NoResponse
             self._fail(kind("malformed HTTP response"))
@@ -120,6 +121,7 @@ class _Connection(asyncio.Protocol):
             else:
                 kind = BodyCut if self.head_done else NoResponse
                 self.error = kind("the connection closed" if exc is None else "the connection broke")
+        self.parser = None  # it refers back to this protocol: no cycle left for the collector
         self._wake()
 
     # ---- httptools callbacks -------------------------------------------------------------------
@@ -133,6 +135,7 @@ class _Connection(asyncio.Protocol):
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
+        assert self.parser is not None  # called back from within its feed_data
         status = self.parser.get_status_code()
         if status < 200:
             self.headers = {}  # an interim response (100 Continue): skip it
@@ -190,6 +193,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()  # no lingering: the provider sees the client go at once
 
+    def failure(self) -> HttpError:
+        """The error, as a new exception to raise: the connection keeps no raised exception,
+        whose traceback would hold the reader's frames (and this connection) in a cycle."""
+        assert self.error is not None
+        return type(self.error)(*self.error.args)
+
     def _fail(self, error: HttpError) -> None:
         self.error = error
         self.abort()
@@ -221,7 +230,7 @@ class Response:
             if conn.body:
                 return conn.take_body()
             if conn.error is not None:
-                raise conn.error
+                raise conn.failure()
             if conn.complete:
                 self.close()
                 return b""
@@ -296,7 +305,7 @@ class HttpClient:
         try:
             while not conn.head_done:
                 if conn.error is not None:
-                    raise conn.error
+                    raise conn.failure()
                 await conn.wait()
         except BaseException:  # also cancelled (a timeout, the client left): the provider must see it
             conn.abort()

@@ -7,6 +7,10 @@ fifth of the gateway's CPU per chunk. This protocol puts itself in the scope's e
 the messages of one event-loop iteration in one write. ASGI stays the only way in and out for
 everything else (accept, receive, close), and a server without the extension is served through
 plain ASGI sends.
+
+Both protocols here also break the reference cycles uvicorn and websockets leave behind a closed
+socket (about 90 objects each), so its memory is freed at once rather than at the next full
+garbage collection, which under steady load can be minutes away.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Request
@@ -55,6 +60,14 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][FRAMES_EXTENSION] = self
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # websockets' parser is a generator holding its protocol, and the scope holds this one.
+        self.conn.parser.close()
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(FRAMES_EXTENSION, None)
+
     def can_write_now(self) -> bool:
         """Open, accepted, not closing, and the transport's buffer below its high-water mark."""
         return (
@@ -71,3 +84,13 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         """Write the payloads as text frames; only when ``can_write_now()``, and each payload
         must be valid UTF-8 (the gateway's own JSON encoding)."""
         self.transport.write(text_frames(payloads))
+
+
+class UpgradingHttpProtocol(HttpToolsProtocol):
+    """``uvicorn.Config(http=UpgradingHttpProtocol)``: the stock httptools protocol, which lets go
+    of its parser (which refers back to it) once it has handed its socket to a WebSocket
+    protocol; uvicorn does so only when the connection is lost, which this one never sees."""
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        self.parser = None  # type: ignore[assignment]  # no request is parsed here any more

@@ -19,6 +19,7 @@ from server.app import TokenwireApp, create_app
 from server.cli import uvicorn_config
 from server.config import Config
 from server.hub import StreamHub
+from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.upstream import FakeUpstream
 
 
@@ -110,6 +111,15 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
+async def fake() -> AsyncIterator[FaultyUpstream]:
+    """A raw-TCP fake upstream answering each request with a script (tests/support/faulty_upstream.py)."""
+    upstream = FaultyUpstream()
+    await upstream.start()
+    yield upstream
+    await upstream.stop()
+
+
+@pytest.fixture
 def gateway(start_gateway: StartGateway) -> Gateway:
     """A gateway with defaults, the rulebased provider pacing 5 ms between chunks."""
     return start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 5}}})
@@ -157,6 +167,11 @@ class GatewayLeaks:
 def _describe_task(task: asyncio.Task[Any]) -> str:
     coro = task.get_coro()
     return f"{task.get_name()} ({getattr(coro, '__qualname__', repr(coro))})"
+
+
+def server_thread(gw: Gateway) -> ServerThread:
+    """The thread serving ``gw``."""
+    return next(thread for thread in _started_servers if thread.app is gw.app)
 
 
 def _resume_grace(hub: StreamHub) -> float:

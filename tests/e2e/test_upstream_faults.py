@@ -10,7 +10,6 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -82,14 +81,6 @@ def _config(openai_url: str, anthropic_url: str | None = None, **streaming: floa
     if anthropic_url is not None:
         providers["anthropic"] = {"base_url": anthropic_url, "api_key": ANTHROPIC_KEY}
     return {"streaming": settings, "providers": providers}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FaultyUpstream]:
-    upstream = FaultyUpstream()
-    await upstream.start()
-    yield upstream
-    await upstream.stop()
 
 
 def _closed_port() -> int:
