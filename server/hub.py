@@ -70,6 +70,9 @@ class StreamHub:
         stream = await self.open(stream_id, request)
         if isinstance(stream, Stream):
             self.http_streams[stream_id] = stream
+            # Let the stream's task send its upstream request before the caller sets up the
+            # response (Starlette's and uvicorn's work, ~0.1 ms): the provider starts meanwhile.
+            await asyncio.sleep(0)
         return stream
 
     def detached(self, source: Source) -> None:
