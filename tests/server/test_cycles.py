@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
+from server.app import FULL_COLLECTION_EVERY
 from tests.conftest import Gateway, StartGateway, server_thread, wait_for_no_gateway_leaks
 from tests.support.faulty_upstream import Connection, FaultyUpstream, chunked, sse_head
 from tests.support.openai_bytes import openai_chunk
@@ -159,3 +160,9 @@ async def test_an_sse_stream_whole_and_dropped(start_gateway: StartGateway, fake
                 await read_events(resp, until={"chunk"})  # then hang up mid-stream
 
     await assert_no_cycles(gw, fake, traffic)
+
+
+def test_a_serving_gateway_makes_full_collections_rarer(start_gateway: StartGateway) -> None:
+    """Safe only because of the tests above: with no cycles, a full collection frees nothing."""
+    start_gateway()
+    assert gc.get_threshold()[2] == FULL_COLLECTION_EVERY
