@@ -290,7 +290,6 @@ class HttpClient:
             raise ConnectFailed(f"unsupported URL scheme or host: {scheme}")
         port = parts.port or (443 if scheme == "https" else 80)
         route = _Route(scheme, parts.hostname, port, proxy)
-        conn = self._pooled(route) or await self._connect(route)
         authority = _authority(route.host, parts.port)
         target = parts.path or "/"
         if parts.query:
@@ -298,7 +297,8 @@ class HttpClient:
         if proxy is not None and scheme == "http":
             target = f"http://{authority}{target}"  # absolute-form, to a forward proxy
             headers = {**headers, **_proxy_auth(proxy)}
-        head = _head(method, target, authority, headers, len(body))
+        head = _head(method, target, authority, headers, len(body))  # before a connection is taken
+        conn = self._pooled(route) or await self._connect(route)
         conn.begin()
         assert conn.transport is not None
         conn.transport.write(head + body)
@@ -389,17 +389,23 @@ class HttpClient:
 
 
 def _head(method: str, target: str, host: str, headers: Mapping[str, str], length: int | None) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", f"host: {host}", "user-agent: tokenwire"]
+    """The request head; BadRequest for what cannot be written (header values never shown)."""
+    request_line = f"{method} {target} HTTP/1.1"
+    if not (request_line + host).isascii():
+        raise BadRequest("the request URL contains a character that is not ASCII")
+    lines = [request_line, f"host: {host}", "user-agent: tokenwire"]
     for name, value in headers.items():
         if name.lower() in _OWN_HEADERS:
             continue
         if _LINE_BREAKS.intersection(name) or _LINE_BREAKS.intersection(value):
             # e.g. a key read from a file with its newline: it would split the request
             raise BadRequest(f"the request header {name!r} contains a line break")
+        if not (name + value).isascii():
+            raise BadRequest(f"the request header {name!r} contains a character that is not ASCII")
         lines.append(f"{name}: {value}")
     if length is not None:
         lines.append(f"content-length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
 def _authority(host: str, port: int | None) -> str:

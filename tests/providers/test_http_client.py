@@ -268,6 +268,29 @@ async def test_a_header_with_a_line_break_is_refused_before_sending(serve: Serve
     with pytest.raises(BadRequest, match="authorization"):
         await client.request("POST", server.url(), {"authorization": "Bearer sk-x\r\nx-evil: 1"}, b"")
     assert server.peers == [] or server.peers[0].requests == []
+    assert server.accepted == 0  # refused before a connection was taken: none is left open
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "problem"),
+    [
+        (
+            "/v1",
+            {"authorization": "Bearer sk-\u2019x"},
+            "the request header 'authorization' contains a character",
+        ),
+        ("/v1/modèles", {}, "the request URL contains a character"),
+    ],
+    ids=["header", "url"],
+)
+async def test_what_is_not_ascii_is_refused_before_connecting(
+    serve: Serve, client: HttpClient, path: str, headers: dict[str, str], problem: str
+) -> None:
+    server = await serve(answer(ok()))
+    with pytest.raises(BadRequest, match=problem) as refused:
+        await client.request("POST", server.url(path), headers, b"")
+    assert "sk-" not in str(refused.value)  # the value itself is never shown
+    assert server.accepted == 0
 
 
 async def test_credentials_in_the_url_never_reach_the_host_header(serve: Serve, client: HttpClient) -> None:
