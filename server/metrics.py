@@ -108,9 +108,7 @@ class GatewayMetrics:
         prompt_tokens: int | None,
         completion_tokens: int | None,
     ) -> None:
-        series = self._per_provider.get(provider)
-        if series is None:
-            series = self._per_provider[provider] = self._series(provider)
+        series = self._per_provider[provider]  # every provider of the registry, fixed at start
         series.streams[outcome].inc()
         if ttft_ms is not None:
             series.ttft.observe(ttft_ms / 1000)

@@ -112,8 +112,8 @@ class Connection:
             if self._watchdog is not None:
                 self._watchdog.cancel()  # the latest one: each check schedules the next
             self._detach_streams()
-            # A closed socket's protocol objects form reference cycles (websockets' parser is a
-            # generator holding its protocol) that wait for a full collection: hold no stream.
+            # Each subscription holds this connection's callback: let go of them, or the pair
+            # would be a reference cycle waiting for a full collection (tests/server/test_cycles.py).
             self.active.clear()
             if self._sender_task is not None:
                 self._sender_task.cancel()
