@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import ClassVar, Literal, Protocol
 
 import msgspec
@@ -162,3 +162,23 @@ class Provider(Protocol):
     def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]: ...
 
     async def complete(self, request: GenerationRequest) -> Completion: ...
+
+
+class EventSink(Protocol):
+    """Where a relaying provider delivers a stream's events, straight from its I/O callback."""
+
+    def push(self, event: StreamEvent) -> bool:
+        """Take one event (never a Failure: the provider raises its error instead). True when
+        the consumer is behind: the provider stops reading upstream until ``caught_up``."""
+        ...
+
+    async def caught_up(self) -> None:
+        """Until the consumer has caught up with what was pushed."""
+        ...
+
+
+# A provider may also offer ``relay(request, sink)``: its stream's events pushed to the sink as each
+# upstream read is parsed, without waking a task and resuming a generator chain per chunk. It
+# returns at the end of the stream and raises ProviderError; cancelling it closes the upstream
+# response, as closing ``stream`` does. The runner uses it when a provider has it.
+Relay = Callable[[GenerationRequest, EventSink], Awaitable[None]]

@@ -15,7 +15,7 @@ import asyncio
 import base64
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -86,6 +86,9 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.buffered = 0
         self.paused = False
+        # Set while Response.pipe waits: body bytes go to it from on_body, without a wake-up.
+        self.consumer: Callable[[bytes], bool] | None = None
+        self.held = False  # the consumer asked to stop reading for now
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -148,11 +151,18 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        consumer = self.consumer
+        if consumer is not None:
+            if consumer(body):  # behind or failed: what follows is buffered until pipe resumes
+                self.consumer = None
+                self.held = True
+                self.pause()
+                self._wake()
+            return
         self.body.append(body)
         self.buffered += len(body)
-        if self.buffered > MAX_BUFFERED and not self.paused and self.transport is not None:
-            self.paused = True  # the reader is behind: TCP backpressure to the provider
-            self.transport.pause_reading()
+        if self.buffered > MAX_BUFFERED:
+            self.pause()  # the reader is behind: TCP backpressure to the provider
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -174,10 +184,17 @@ class _Connection(asyncio.Protocol):
         data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body.clear()
         self.buffered = 0
+        return data
+
+    def pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        return data
 
     def reusable(self) -> bool:
         return (
@@ -228,13 +245,40 @@ class Response:
             return b""
         while True:
             if conn.body:
-                return conn.take_body()
+                data = conn.take_body()
+                conn.resume()
+                return data
             if conn.error is not None:
                 raise conn.failure()
             if conn.complete:
                 self.close()
                 return b""
             await conn.wait()
+
+    async def pipe(self, consume: Callable[[bytes], bool]) -> bool:
+        """Hand the body to ``consume`` as it arrives, from the connection's data callback (no
+        task wakes per chunk), until the body ends: False. When ``consume`` returns True, reading
+        pauses and True is returned: call again to go on. Raises BodyCut when the body breaks."""
+        conn = self._conn
+        if conn is None:
+            return False
+        while True:
+            if conn.body and consume(conn.take_body()):  # what came with the head, or while held
+                return True
+            if conn.error is not None:
+                raise conn.failure()
+            if conn.complete:
+                self.close()
+                return False
+            conn.resume()
+            conn.consumer = consume
+            try:
+                await conn.wait()
+            finally:
+                conn.consumer = None
+            if conn.held:
+                conn.held = False
+                return True
 
     async def read(self, limit: int) -> bytes:
         """The body, cut at ``limit`` bytes (``close()`` then drops the connection)."""
@@ -250,6 +294,7 @@ class Response:
         if conn is None:
             return
         if conn.reusable() and not conn.body:
+            conn.resume()  # a consumer may have held it at its last chunk
             self._client.release(self._route, conn)
         else:
             conn.abort()

@@ -6,7 +6,7 @@ upstream call runs inside a stream, whose first-token, idle and total timeouts g
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 from urllib.parse import urlsplit
@@ -14,6 +14,7 @@ from urllib.request import getproxies_environment, proxy_bypass
 
 from providers.base import (
     Completion,
+    EventSink,
     Failure,
     GenerationRequest,
     ProviderError,
@@ -22,7 +23,7 @@ from providers.base import (
     UpstreamProtocolError,
     UpstreamUnavailable,
 )
-from providers.dialect import Dialect, HttpRequest
+from providers.dialect import Dialect, HttpRequest, StreamParser
 from providers.errors import redact
 from providers.http import BadRequest, ConnectFailed, HttpClient, HttpError, Response
 
@@ -56,6 +57,18 @@ class HttpProvider:
                     yield self._checked(event)
             for event in parser.close():
                 yield self._checked(event)
+
+    async def relay(self, request: GenerationRequest, sink: EventSink) -> None:
+        """``stream``'s events pushed to ``sink`` from the connection's data callback."""
+        feed = _Feed(self.dialect.parser(), sink)
+        response = await self._send(self.dialect.request(request, stream=True))
+        with self._reading(response, "mid-stream"):
+            await self._raise_for_status(response)
+            while await response.pipe(feed):  # held: the sink is behind, or the stream failed
+                self._raise_failure(feed)
+                await sink.caught_up()
+            feed.deliver(feed.parser.close())
+            self._raise_failure(feed)
 
     async def complete(self, request: GenerationRequest) -> Completion:
         response = await self._send(self.dialect.request(request, stream=False))
@@ -108,10 +121,46 @@ class HttpProvider:
             raise self._safe(event.error)
         return event
 
+    def _raise_failure(self, feed: _Feed) -> None:
+        failure = feed.failure
+        if isinstance(failure, ProviderError):
+            raise self._safe(failure)
+        if failure is not None:
+            raise failure  # a bug in the sink: the stream ends with `internal`, and it is logged
+
     def _safe(self, error: ProviderError) -> ProviderError:
         error.message = redact(error.message, [self.dialect.settings.api_key or ""])
         error.provider = self.name
         return error
+
+
+class _Feed:
+    """Body bytes → the dialect's parser → the sink, inside the connection's data callback.
+    Nothing is raised there: a failure is kept, reading stops, and the task raises it."""
+
+    __slots__ = ("failure", "parser", "sink")
+
+    def __init__(self, parser: StreamParser, sink: EventSink) -> None:
+        self.parser = parser
+        self.sink = sink
+        self.failure: Exception | None = None
+
+    def __call__(self, chunk: bytes) -> bool:
+        """True to stop reading for now: the sink is behind, or the stream failed."""
+        try:
+            return self.deliver(self.parser.feed(chunk))
+        except Exception as exc:  # raised from the task, not the I/O callback
+            self.failure = exc
+            return True
+
+    def deliver(self, events: Iterable[StreamEvent]) -> bool:
+        behind = False
+        for event in events:
+            if type(event) is Failure:
+                self.failure = event.error
+                return True
+            behind = self.sink.push(event) or behind
+        return behind
 
 
 def proxy_for(url: str) -> str | None:

@@ -20,11 +20,13 @@ from typing import Literal
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
 from providers.base import (
+    EventSink,
     Failure,
     Finish,
     GenerationRequest,
     Provider,
     ProviderError,
+    Relay,
     StreamEvent,
     TextDelta,
 )
@@ -95,6 +97,7 @@ class Stream:
         self._stopped: tuple[ErrorCode | None, str] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._usage: ProviderUsage | None = None
+        self._finish = "stop"
         self._task: asyncio.Task[None] | None = None
 
     # ---- control -----------------------------------------------------------------------------
@@ -163,21 +166,42 @@ class Stream:
                     await asyncio.sleep(notice.delay_s)
 
     async def _stream_once(self) -> str:
-        finish = "stop"
+        self._finish = "stop"
         self._usage = None
-        async with aclosing(self._events()) as events:
-            async for event in events:
-                self._last_event_at = self._loop.time()
-                if type(event) is TextDelta:
-                    if self._text(event.text):
-                        await self._wait_for_reader()
-                elif type(event) is ProviderUsage:
-                    self._usage = event
-                elif type(event) is Finish:
-                    finish = event.reason
-                elif type(event) is Failure:
-                    raise event.error
-        return finish
+        relay: Relay | None = getattr(self.provider, "relay", None)
+        if not self.settings.streaming_enabled:
+            await pump(self._completed(), self)
+        elif relay is not None:
+            await relay(self.request, self)  # events pushed from the I/O callback
+        else:
+            await pump(self.provider.stream(self.request), self)
+        return self._finish
+
+    # ---- EventSink: the provider's events ----------------------------------------------------
+
+    def push(self, event: StreamEvent) -> bool:
+        """One event; True when the slowest reader is more than a buffer behind."""
+        if self._stopped is not None:
+            return False  # cancelled: events that came before the task saw it are dropped
+        self._last_event_at = self._loop.time()
+        if type(event) is TextDelta:
+            return self._text(event.text)
+        if type(event) is ProviderUsage:
+            self._usage = event
+        elif type(event) is Finish:
+            self._finish = event.reason
+        return False
+
+    async def caught_up(self) -> None:
+        """Stop reading upstream (TCP backpressure) until the slow reader catches up. Waiting on
+        our reader is not upstream idling, so the idle timeout is paused meanwhile."""
+        self._reader_wait = True
+        try:
+            await self.log.wait_backlog_below(self.settings.buffer_size)
+        finally:
+            self._reader_wait = False
+            self._last_event_at = self._loop.time()
+            self._arm_watchdog()
 
     def _next_try(self, exc: ProviderError) -> Notice | None:
         """Move to the next try (same provider after a backoff, else the next fallback) and say
@@ -222,11 +246,6 @@ class Stream:
             self._timer.cancel()
         on_end(self)
 
-    def _events(self) -> AsyncGenerator[StreamEvent, None]:
-        if self.settings.streaming_enabled:
-            return self.provider.stream(self.request)
-        return self._completed()
-
     async def _completed(self) -> AsyncGenerator[StreamEvent, None]:
         """Streaming switched off: the non-streaming call, as one chunk."""
         result = await self.provider.complete(self.request)
@@ -245,17 +264,6 @@ class Stream:
             self._arm_watchdog()  # the idle deadline may come before the first-token one
         self.log.append(text)
         return self.log.backlog() > self.settings.buffer_size
-
-    async def _wait_for_reader(self) -> None:
-        """Stop reading upstream (TCP backpressure) until the slow reader catches up. Waiting on
-        our reader is not upstream idling, so the idle timeout is paused meanwhile."""
-        self._reader_wait = True
-        try:
-            await self.log.wait_backlog_below(self.settings.buffer_size)
-        finally:
-            self._reader_wait = False
-            self._last_event_at = self._loop.time()
-            self._arm_watchdog()
 
     # ---- terminal events ---------------------------------------------------------------------
 
@@ -378,6 +386,17 @@ class Stream:
         if which == "idle":
             return f"no data from upstream for {s.idle_timeout:g} s"
         return f"stream exceeded {s.stream_timeout:g} s in total"
+
+
+async def pump(events: AsyncGenerator[StreamEvent, None], sink: EventSink) -> None:
+    """A provider's event generator into a sink, in the stream's task; closing the generator at
+    the end (or on cancellation) closes the upstream response."""
+    async with aclosing(events):
+        async for event in events:
+            if type(event) is Failure:
+                raise event.error
+            if sink.push(event):
+                await sink.caught_up()
 
 
 def _notice_line(notice: Notice) -> str:
