@@ -14,7 +14,8 @@ from starlette.types import ASGIApp
 
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
-from server.ws_protocol import FrameWritingProtocol, UpgradingHttpProtocol
+from server.http_protocol import BodyWritingHttpProtocol
+from server.ws_protocol import FrameWritingProtocol
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Co
         "host": config.server.host,
         "port": config.server.port,
         "loop": "uvloop",
-        "http": UpgradingHttpProtocol,  # httptools, freeing its parser on a WebSocket upgrade
+        "http": BodyWritingHttpProtocol,  # httptools with a synchronous body-chunk write
         "ws": FrameWritingProtocol,  # websockets-sansio with a synchronous frame write
         "ws_max_size": config.server.max_message_bytes,
         # Chunks are small JSON messages: deflate costs more CPU per message than it saves.

@@ -2,7 +2,10 @@
 
 It watches for the client going away while it waits (not only when it writes), so a vanished
 client is noticed at once (its stream is cancelled, or waits for a resume); a comment line keeps
-idle connections open.
+idle connections open. Under the gateway's HTTP protocol (server.http_protocol) events are
+written from the event log's callback, all those of one event-loop iteration in one chunk; the
+response's task then only starts and ends the response, and writes when the transport is
+full (through ASGI, which waits for it to drain) or the server has no such writer.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from protocol.messages import ServerMessage
 from protocol.sse import KEEPALIVE
+from server.eventlog import Subscription
+from server.http_protocol import BODY_EXTENSION, BodyWriter
 from server.resume import Source
 
 EventEncoder = Callable[[ServerMessage], bytes]
@@ -55,10 +60,17 @@ class EventStreamResponse:
         self.slow_client_seconds = slow_client_seconds
         self._writing_since: float | None = None  # when the write in progress began
         self._dropped = False  # we gave up on a client that stopped reading
+        self._writer: BodyWriter | None = None
+        self._subscription: Subscription | None = None
+        self._task_writing = False  # the task is between taking events and writing them
+        self._flush_scheduled = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch_disconnect(receive))
-        subscription = self.stream.log.subscribe(self.stream.id, lambda _: self._wake.set(), self.after_seq)
+        self._writer = scope.get("extensions", {}).get(BODY_EXTENSION)
+        on_events = self._wake_task if self._writer is None else self._schedule_flush
+        subscription = self.stream.log.subscribe(self.stream.id, on_events, self.after_seq)
+        self._subscription = subscription
         loop = asyncio.get_running_loop()
         self._ticker = loop.call_later(self.keepalive, self._tick)
         self._watchdog = loop.call_later(
@@ -67,10 +79,15 @@ class EventStreamResponse:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             while not self._gone:
-                body = await self._next_body(subscription.take)
-                if body:
-                    self._sent = True
-                    await self._write(send, body)
+                await self._wake.wait()
+                self._wake.clear()
+                self._task_writing = True  # a flush in the meantime would overtake these events
+                try:
+                    body = self._next_body()
+                    if body:
+                        await self._write(send, body)
+                finally:
+                    self._task_writing = False
                 if subscription.finished:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return
@@ -82,6 +99,7 @@ class EventStreamResponse:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours: the server closes the connection
         finally:
             self.stream.log.unsubscribe(subscription)
+            self._subscription = self._writer = None  # the subscription calls back into this
             if not self.stream.ended:
                 self.stream.cancel() if self._dropped else self.on_gone(self.stream)
             watcher.cancel()
@@ -105,14 +123,38 @@ class EventStreamResponse:
         else:
             self._watchdog = loop.call_later(self.slow_client_seconds / 4, self._watch_writes, task)
 
-    async def _next_body(self, take: Callable[[], list[ServerMessage]]) -> bytes:
-        await self._wake.wait()
-        self._wake.clear()
-        body = b"".join(map(self.encoder, take()))
+    def _next_body(self) -> bytes:
+        """The events not taken yet, encoded (a keep-alive comment when one is due instead)."""
+        assert self._subscription is not None
+        body = b"".join(map(self.encoder, self._subscription.take()))
         if not body and self._keepalive_due:
             body = KEEPALIVE
         self._keepalive_due = False
+        if body:
+            self._sent = True
         return body
+
+    def _wake_task(self, _: Subscription) -> None:
+        self._wake.set()
+
+    def _schedule_flush(self, _: Subscription) -> None:
+        """Write once the event loop has run what is ready now: the events of one iteration go
+        out in one chunk."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        writer, subscription = self._writer, self._subscription
+        if writer is None or subscription is None or self._task_writing or not writer.can_write_now():
+            self._wake.set()  # the task writes, in order, through ASGI (or sees the end)
+            return
+        body = self._next_body()
+        if body:
+            writer.write_chunk(body)
+        if subscription.finished:
+            self._wake.set()  # the task ends the response
 
     def _tick(self) -> None:
         # One timer per response, not one per chunk: a comment goes out only after a quiet interval.

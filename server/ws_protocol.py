@@ -8,9 +8,9 @@ the messages of one event-loop iteration in one write. ASGI stays the only way i
 everything else (accept, receive, close), and a server without the extension is served through
 plain ASGI sends.
 
-Both protocols here also break the reference cycles uvicorn and websockets leave behind a closed
-socket (about 90 objects each), so its memory is freed at once rather than at the next full
-garbage collection, which under steady load can be minutes away.
+It also breaks the reference cycles uvicorn and websockets leave behind a closed socket (about
+90 objects each; server.http_protocol breaks the HTTP protocol's), so its memory is freed at once
+rather than at the next full garbage collection, which under steady load can be minutes away.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Request
@@ -84,13 +83,3 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         """Write the payloads as text frames; only when ``can_write_now()``, and each payload
         must be valid UTF-8 (the gateway's own JSON encoding)."""
         self.transport.write(text_frames(payloads))
-
-
-class UpgradingHttpProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=UpgradingHttpProtocol)``: the stock httptools protocol, which lets go
-    of its parser (which refers back to it) once it has handed its socket to a WebSocket
-    protocol; uvicorn does so only when the connection is lost, which this one never sees."""
-
-    def handle_websocket_upgrade(self) -> None:
-        super().handle_websocket_upgrade()
-        self.parser = None  # type: ignore[assignment]  # no request is parsed here any more

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
+from tests.support.server_protocols import HTTP_PROTOCOLS, http_options
 from tests.support.sseclient import read_events
 
 BRIEF = {"topic": "Tide pools", "audience": "kids", "tone": "playful"}
@@ -28,7 +29,11 @@ async def _active(gw: Gateway) -> int:
         return int(body["active_streams"])
 
 
-async def test_post_streams_serves_v1_events_with_seq_ids(gateway: Gateway) -> None:
+@HTTP_PROTOCOLS
+async def test_post_streams_serves_v1_events_with_seq_ids(
+    start_gateway: StartGateway, http_protocol: str
+) -> None:
+    gateway = start_gateway(uvicorn_options=http_options(http_protocol))
     async with (
         aiohttp.ClientSession() as http,
         http.post(gateway.http + "/v1/streams", json={"id": "s1", "brief": BRIEF}) as resp,
@@ -133,9 +138,10 @@ async def test_server_busy_is_503(start_gateway: StartGateway) -> None:
     }
 
 
-async def test_delete_cancels_a_running_stream(start_gateway: StartGateway) -> None:
+@HTTP_PROTOCOLS
+async def test_delete_cancels_a_running_stream(start_gateway: StartGateway, http_protocol: str) -> None:
     upstream = ScriptedProvider(count=1000, delay=0.01)
-    gw = start_gateway(providers=[upstream])
+    gw = start_gateway(providers=[upstream], uvicorn_options=http_options(http_protocol))
     async with aiohttp.ClientSession() as http:
         async with http.post(
             gw.http + "/v1/streams", json={"id": "d1", "provider": "scripted", "prompt": "x"}
@@ -176,8 +182,15 @@ async def test_client_going_away_cancels_upstream_after_the_grace_period(start_g
     assert upstream.finished == 0
 
 
-async def test_idle_sse_connection_gets_keepalive_comments(start_gateway: StartGateway) -> None:
-    gw = start_gateway({"streaming": {"keepalive_seconds": 0.05}}, [ScriptedProvider(count=2, delay=0.4)])
+@HTTP_PROTOCOLS
+async def test_idle_sse_connection_gets_keepalive_comments(
+    start_gateway: StartGateway, http_protocol: str
+) -> None:
+    gw = start_gateway(
+        {"streaming": {"keepalive_seconds": 0.05}},
+        [ScriptedProvider(count=2, delay=0.4)],
+        uvicorn_options=http_options(http_protocol),
+    )
     async with (
         aiohttp.ClientSession() as http,
         http.post(gw.http + "/v1/streams", json={"provider": "scripted", "prompt": "x"}) as resp,

@@ -14,16 +14,10 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
+from tests.support.server_protocols import WS_PROTOCOLS, ws_options
 from tests.support.wsclient import assert_cancelled, assert_gap_free, chunk_text, collect, recv, send, start
 
 BRIEF = {"topic": "Solar panels", "audience": "homeowners", "tone": "upbeat"}
-
-# server.ws_protocol's direct frame writes, and plain ASGI sends (a server without that extension)
-WS_PROTOCOLS = pytest.mark.parametrize("ws_protocol", ["tokenwire", "websockets-sansio"])
-
-
-def ws_options(ws_protocol: str) -> dict[str, Any]:
-    return {} if ws_protocol == "tokenwire" else {"ws": ws_protocol}
 
 
 async def test_ready_describes_server(gateway: Gateway) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import httptools
 
 
 @dataclass
@@ -22,21 +23,51 @@ class SSETranscript:
     comments: int = 0
 
 
-async def read_events(response: aiohttp.ClientResponse, *, until: set[str] | None = None) -> SSETranscript:
-    """Parse the whole body (or up to the first event named in ``until``) into events."""
-    transcript = SSETranscript()
-    current: dict[str, str] = {}
-    async for raw in response.content:
-        line = raw.decode().rstrip("\r\n")
+class _Lines:
+    """Event-stream lines in, events out."""
+
+    def __init__(self) -> None:
+        self.transcript = SSETranscript()
+        self._current: dict[str, str] = {}
+
+    def feed(self, line: str) -> SSEEvent | None:
+        """The event this line completes, if any."""
         if line.startswith(":"):
-            transcript.comments += 1
+            self.transcript.comments += 1
         elif line:
             name, _, value = line.partition(": ")
-            current[name] = value
-        elif current:
+            self._current[name] = value
+        elif self._current:
+            current, self._current = self._current, {}
             event = SSEEvent(current["event"], json.loads(current["data"]), current.get("id"))
-            transcript.events.append(event)
-            current = {}
-            if until and event.event in until:
-                break
-    return transcript
+            self.transcript.events.append(event)
+            return event
+        return None
+
+
+async def read_events(response: aiohttp.ClientResponse, *, until: set[str] | None = None) -> SSETranscript:
+    """Parse the whole body (or up to the first event named in ``until``) into events."""
+    lines = _Lines()
+    async for raw in response.content:
+        event = lines.feed(raw.decode().rstrip("\r\n"))
+        if event is not None and until and event.event in until:
+            break
+    return lines.transcript
+
+
+class _Body:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def on_body(self, body: bytes) -> None:
+        self.parts.append(body)
+
+
+def events_of_response(raw: bytes) -> SSETranscript:
+    """The events of a whole raw HTTP response (status line, headers, chunked body)."""
+    body = _Body()
+    httptools.HttpResponseParser(body).feed_data(raw)
+    lines = _Lines()
+    for line in b"".join(body.parts).decode().split("\n"):
+        lines.feed(line.rstrip("\r"))
+    return lines.transcript
