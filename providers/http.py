@@ -86,7 +86,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.buffered = 0
         self.paused = False
-        # Set while Response.pipe waits: body bytes go to it from on_body, without a wake-up.
+        # Set while Response.pipe waits: each read's body goes to it at once, without a wake-up.
         self.consumer: Callable[[bytes], bool] | None = None
         self.held = False  # the consumer asked to stop reading for now
 
@@ -104,9 +104,13 @@ class _Connection(asyncio.Protocol):
         try:
             parser.feed_data(data)
         except httptools.HttpParserError:
+            if self.body:
+                self._deliver()  # the body before the bad bytes still counts
             kind = BodyCut if self.head_done else NoResponse
             self._fail(kind("malformed HTTP response"))
             return
+        if self.body:
+            self._deliver()
         if not self.head_done and self.error is None:
             self._head_read += len(data)  # the parser buffers a line that never ends: bound it
             if self._head_read > MAX_HEAD:
@@ -151,19 +155,22 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        consumer = self.consumer
-        if consumer is not None:
-            if consumer(body):  # behind or failed: what follows is buffered until pipe resumes
-                self.consumer = None
-                self.held = True
-                self.pause()
-                self._wake()
-            return
-        self.body.append(body)
+        self.body.append(body)  # handed over once the whole read is parsed (_deliver)
         self.buffered += len(body)
-        if self.buffered > MAX_BUFFERED:
-            self.pause()  # the reader is behind: TCP backpressure to the provider
-        self._wake()
+
+    def _deliver(self) -> None:
+        """The body bytes of one read: to the consumer in one piece (a read often brings many
+        chunks of a chunked body), else kept for the reader, who is woken."""
+        consumer = self.consumer
+        if consumer is None:
+            if self.buffered > MAX_BUFFERED:
+                self.pause()  # the reader is behind: TCP backpressure to the provider
+            self._wake()
+        elif consumer(self.take_body()):  # behind or failed: what follows waits for pipe
+            self.consumer = None
+            self.held = True
+            self.pause()
+            self._wake()
 
     def on_message_complete(self) -> None:
         if self.head_done:
