@@ -96,7 +96,6 @@ CLOSE_TIMEOUT = 1.0  # seconds for the last flush and clean-up at shutdown
 TOO_BIG_LINGER_MS = 5000  # a stream over max_stream_bytes is kept this long after it ends
 FLUSH_BUDGET = 5000  # events per tick at most (after an outage, the backlog goes out in slices)
 READ_COUNT = 1000  # entries per remote stream per tick at most
-LOAD_TRIES = 5  # flush intervals a find waits for a just-started stream's first events
 UNREACHABLE_MESSAGE = "the store relaying the stream cannot be reached; start it again"
 
 
@@ -377,10 +376,12 @@ class RedisStore:
         for result in (owner, items):
             if isinstance(result, Exception):
                 raise result
-        for _ in range(LOAD_TRIES):
-            if owner is None or items:
-                break
-            # Admitted, not mirrored yet (within a tick of its start): wait for its first flush.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timing.lost_after
+        while owner is not None and not items and loop.time() < deadline:
+            # Admitted, not mirrored yet: its owner's first tick can come late when it is busy
+            # (its client may resume here the moment it has the ack). Wait as long as a running
+            # stream may stay silent.
             await asyncio.sleep(self._timing.flush_interval)
             items = await self._client.xrange(STREAM + key)
         if owner is None or not items:
@@ -482,9 +483,8 @@ class RedisStore:
         if plans:
             self._queue(pipe, plans)
         mirrored = len(pipe)
-        remote = self._remote
-        if remote:
-            pipe.xread({STREAM + key: r.last_id for key, r in remote.items()}, count=READ_COUNT)
+        if self._remote:
+            pipe.xread({STREAM + key: r.last_id for key, r in self._remote.items()}, count=READ_COUNT)
         relayed = len(pipe)
         self._queue_readers(pipe, now)
         if not len(pipe):
@@ -492,7 +492,7 @@ class RedisStore:
         results = await pipe.execute(raise_on_error=False)
         if self._mirrored(results[:mirrored]):
             self._commit(plans)
-        if remote:
+        if relayed > mirrored:  # not `self._remote`: a find may have added one while we waited
             self._relay(results[mirrored])
         self._mirrored(results[relayed:])
 

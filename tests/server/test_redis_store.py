@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -313,6 +315,24 @@ async def test_a_stream_is_found_and_cancelled_elsewhere_from_its_first_moment(m
     await stream.wait()
 
 
+async def test_a_stream_is_found_elsewhere_when_its_owner_mirrors_it_late(make: MakeStore) -> None:
+    # A busy owner's first mirror tick can come long after the ack its client got (and resumed
+    # elsewhere with at once): the other instance waits for it instead of calling it unknown.
+    late = dataclasses.replace(FAST, flush_interval=0.15)
+    a, b = await make(late), await make()
+    running = run(a, ScriptedProvider(count=1000, delay=0.01))  # A's pump ticks every 0.15 s
+    await until(lambda: a._mirrors[running.key].next_seq != 0)
+    key = new_key()
+    assert await a.admit(key)
+    stream = run(a, ScriptedProvider(count=1000, delay=0.01), key=key)  # mirrored at the next tick
+    found = await b.find(key)
+    assert isinstance(found, RemoteStream)
+    assert found.log.entries[:1] == stream.log.entries[:1]
+    for started in (stream, running):
+        started.cancel()
+        await started.wait()
+
+
 async def test_a_remote_stream_cancels_through_its_owner(make: MakeStore) -> None:
     a, b = await make(), await make()
     stream = run(a, ScriptedProvider(count=1000, delay=0.01))
@@ -452,3 +472,24 @@ async def test_close_sends_the_terminal_of_streams_ended_just_before(make: MakeS
     assert type(last) is Error
     assert last.code is ErrorCode.SHUTTING_DOWN
     assert type(found.log.entries[0]) is StartAck
+
+
+async def test_remote_streams_found_while_a_tick_is_in_flight_are_relayed(
+    make: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A resume on an instance that owns busy streams of its own lands, now and then, while the
+    # pump waits on Redis with no remote stream in its pipeline: that tick has no read to relay.
+    a, b = await make(max_streams=50), await make(max_streams=50)
+    own = run(b, ScriptedProvider(text="b ", count=100_000, delay=0.0005))  # a tick every flush
+    rng = random.Random(5)
+    for _ in range(40):
+        stream = run(a, ScriptedProvider(text="a ", count=8, delay=0.005))
+        await until(lambda s=stream: len(s.log.entries) > 1)  # type: ignore[misc]  # bound now
+        await asyncio.sleep(rng.uniform(0, FAST.flush_interval))
+        remote = await b.find(stream.key)
+        assert isinstance(remote, RemoteStream)
+        await until(lambda: remote.ended and not b._remote)  # noqa: B023  # awaited right here
+        assert remote.log.entries == stream.log.entries
+    own.cancel()
+    await own.wait()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "the pump failed"
