@@ -21,6 +21,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from protocol.errors import ErrorCode
+
 GUARDED_PREFIXES = ("/v1/", "/api/", "/metrics")
 
 CORS_MAX_AGE = "600"
@@ -39,8 +41,10 @@ class AccessControl:
         tokens: list[str],
         allowed_origins: list[str],
         refusals: Mapping[str, RefusalResponse] | None = None,  # by path prefix
+        on_refused: Callable[[ErrorCode], None] = lambda _: None,  # counts each refusal
     ) -> None:
         self.app = app
+        self.on_refused = on_refused
         self.refusals = tuple((refusals or {}).items())
         self.tokens = [t.encode() for t in tokens]
         self.any_origin = "*" in allowed_origins
@@ -69,6 +73,7 @@ class AccessControl:
         return self.any_origin or not self.origins or origin in self.origins
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+        self.on_refused(ErrorCode.UNAUTHORIZED)
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})

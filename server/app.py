@@ -146,6 +146,7 @@ def create_app(
                 config.server.auth_tokens,
                 config.server.allowed_origins,
                 refusals=openai_routes.REFUSALS,  # OpenAI's error shape on its routes
+                on_refused=hub.refused,
             ),
         ],
         exception_handlers={routes.HttpProblem: _http_problem, 404: _not_found},
@@ -153,4 +154,4 @@ def create_app(
     app.state.hub = hub
     access = (config.server.auth_tokens, config.server.allowed_origins)
     websocket = CountedConnections(endpoint, hub.metrics.ws_connections)
-    return TokenwireApp(app, AccessControl(websocket, *access), shutdown)
+    return TokenwireApp(app, AccessControl(websocket, *access, on_refused=hub.refused), shutdown)
