@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -16,6 +18,9 @@ from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
 from server.http_protocol import BodyWritingHttpProtocol
 from server.ws_protocol import FrameWritingProtocol
+
+log = logging.getLogger("tokenwire.shutdown")
+FORCE_EXIT_POLL = 0.1  # seconds between looks at a second Ctrl-C during the drain (as uvicorn's own)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,16 +53,34 @@ def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Co
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server, draining the gateway (server.lifecycle) before uvicorn closes connections."""
+    """uvicorn's server, draining the gateway (server.lifecycle) before uvicorn closes connections.
+    A second Ctrl-C cuts the drain short: every stream ends at once with ``shutting_down``."""
 
     def __init__(self, app: TokenwireApp, config: Config, **overrides: Any) -> None:
         super().__init__(uvicorn_config(app, config, **overrides))
-        self._drain: Callable[[], Awaitable[None]] = app.shutdown.drain
+        self._shutdown = app.shutdown
+        self._cut = False  # a second Ctrl-C came during the drain
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            # Cut the drain, but not uvicorn's own (bounded) shutdown, as its force_exit would:
+            # that skips the app's lifespan shutdown (the upstream client, the Redis store). Not
+            # recorded either: uvicorn raises each recorded signal again after shutting down,
+            # and a second SIGINT there interrupts the event loop mid-callback.
+            self._cut = True
+            return
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # take no new connections while streams finish
-        await self._drain()
+        drain = asyncio.ensure_future(self._shutdown.drain())
+        while not drain.done() and not self._cut:
+            await asyncio.wait([drain], timeout=FORCE_EXIT_POLL)
+        if not drain.done():
+            log.warning("second interrupt: ending every stream now, not waiting for them")
+            drain.cancel()
+            await self._shutdown.cut()
         await super().shutdown(sockets)
 
 
@@ -77,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tokenwire: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has shut down gracefully
+        return 130  # 128 + SIGINT, as a shell reports it
     return 0
 
 

@@ -16,6 +16,7 @@ from server.ws import WebSocketEndpoint
 log = logging.getLogger("tokenwire.shutdown")
 
 FLUSH_SECONDS = 2.0  # for terminal events and close frames to reach clients that keep reading
+CUT_FLUSH_SECONDS = 0.5  # the same, when a second interrupt asked not to wait
 
 
 class Shutdown:
@@ -33,6 +34,14 @@ class Shutdown:
         self.end_streams()
         await self._wait_streams(FLUSH_SECONDS)
         await self.websockets.close_all(1001, "server shutting down", FLUSH_SECONDS)
+
+    async def cut(self) -> None:
+        """The drain without its grace period (a second Ctrl-C): every stream ends now with
+        ``shutting_down``, and the sockets close 1001 once that has had a moment to go out."""
+        self.hub.draining = True
+        self.end_streams()
+        await self._wait_streams(CUT_FLUSH_SECONDS)
+        await self.websockets.close_all(1001, "server shutting down", CUT_FLUSH_SECONDS)
 
     def end_streams(self) -> None:
         for stream in list(self.hub.running):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -80,3 +81,40 @@ async def test_sigterm_drains_streams_then_closes(tmp_path: Path) -> None:
     assert sse_events[-1].event == "error"
     assert sse_events[-1].data["code"] == "shutting_down"
     assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
+
+
+async def test_a_second_interrupt_cuts_the_drain_short(tmp_path: Path) -> None:
+    config = tmp_path / "tokenwire.toml"
+    config.write_text(CONFIG.replace(f"= {GRACE}", "= 30"))
+    port = free_port()
+    process = tokenwire("serve", "--port", str(port), "--config", str(config))
+    base = f"127.0.0.1:{port}"
+    try:
+        await wait_healthy(base)
+        async with connect(f"ws://{base}/v1/ws") as ws:
+            await recv(ws)
+            await start(ws, "long", prompt="tell me everything", options={"max_tokens": 2000})
+            await asyncio.sleep(0.3)
+            process.send_signal(signal.SIGINT)
+            await asyncio.sleep(1.0)
+            assert process.poll() is None, "the first interrupt drains: the stream may run on for 30 s"
+            cut = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            messages, close_code = await _until_closed(ws)
+        process.wait(10)
+        assert time.monotonic() - cut < 5
+        assert process.stdout is not None
+        output = process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    end = messages[-1]
+    assert end["type"] == "error"
+    assert end["code"] == "shutting_down"  # cut, yet still told, with its seq
+    assert "seq" in end
+    assert close_code == 1001
+    assert "second interrupt: ending every stream now" in output
+    assert "Application shutdown complete" in output  # the app still closes its clients
+    assert "Traceback" not in output
+    assert process.returncode == 130  # quietly, as a shell reports Ctrl-C
