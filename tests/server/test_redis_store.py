@@ -483,7 +483,9 @@ async def test_remote_streams_found_while_a_tick_is_in_flight_are_relayed(
     own = run(b, ScriptedProvider(text="b ", count=100_000, delay=0.0005))  # a tick every flush
     rng = random.Random(5)
     for _ in range(40):
-        stream = run(a, ScriptedProvider(text="a ", count=8, delay=0.005))
+        key = new_key()
+        assert await a.admit(key)  # as the hub does: the owner is known before the first tick
+        stream = run(a, ScriptedProvider(text="a ", count=8, delay=0.005), key=key)
         await until(lambda s=stream: len(s.log.entries) > 1)  # type: ignore[misc]  # bound now
         await asyncio.sleep(rng.uniform(0, FAST.flush_interval))
         remote = await b.find(stream.key)
