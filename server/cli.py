@@ -20,7 +20,7 @@ from server.http_protocol import BodyWritingHttpProtocol
 from server.ws_protocol import FrameWritingProtocol
 
 log = logging.getLogger("tokenwire.shutdown")
-FORCE_EXIT_POLL = 0.1  # seconds between looks at a second Ctrl-C during the drain (as uvicorn's own)
+CUT_POLL_SECONDS = 0.1  # how often the drain looks for a second Ctrl-C (uvicorn polls its own waits so)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ class GatewayServer(uvicorn.Server):
             server.close()  # take no new connections while streams finish
         drain = asyncio.ensure_future(self._shutdown.drain())
         while not drain.done() and not self._cut:
-            await asyncio.wait([drain], timeout=FORCE_EXIT_POLL)
+            await asyncio.wait([drain], timeout=CUT_POLL_SECONDS)
         if not drain.done():
             log.warning("second interrupt: ending every stream now, not waiting for them")
             drain.cancel()

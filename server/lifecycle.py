@@ -31,17 +31,19 @@ class Shutdown:
         if hub.running:
             log.info("shutting down: %d streams may run for %g s more", len(hub.running), self.grace_seconds)
         await self._wait_streams(self.grace_seconds)
-        self.end_streams()
-        await self._wait_streams(FLUSH_SECONDS)
-        await self.websockets.close_all(1001, "server shutting down", FLUSH_SECONDS)
+        await self._end(FLUSH_SECONDS)
 
     async def cut(self) -> None:
-        """The drain without its grace period (a second Ctrl-C): every stream ends now with
-        ``shutting_down``, and the sockets close 1001 once that has had a moment to go out."""
+        """The drain without its grace period (a second Ctrl-C)."""
         self.hub.draining = True
+        await self._end(CUT_FLUSH_SECONDS)
+
+    async def _end(self, flush_seconds: float) -> None:
+        """Every stream ends now with ``shutting_down``; the sockets close 1001 once that had
+        ``flush_seconds`` to go out, and their close frames as long again."""
         self.end_streams()
-        await self._wait_streams(CUT_FLUSH_SECONDS)
-        await self.websockets.close_all(1001, "server shutting down", CUT_FLUSH_SECONDS)
+        await self._wait_streams(flush_seconds)
+        await self.websockets.close_all(1001, "server shutting down", flush_seconds)
 
     def end_streams(self) -> None:
         for stream in list(self.hub.running):

@@ -64,14 +64,15 @@ class EventStreamResponse:
         self._subscription: Subscription | None = None
         self._task_writing = False  # the task is between taking events and writing them
         self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one __call__ runs on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._loop = loop = asyncio.get_running_loop()  # before subscribing: it may call back at once
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         self._writer = scope.get("extensions", {}).get(BODY_EXTENSION)
         on_events = self._wake_task if self._writer is None else self._schedule_flush
         subscription = self.stream.log.subscribe(self.stream.id, on_events, self.after_seq)
         self._subscription = subscription
-        loop = asyncio.get_running_loop()
         self._ticker = loop.call_later(self.keepalive, self._tick)
         self._watchdog = loop.call_later(
             self.slow_client_seconds / 4, self._watch_writes, asyncio.current_task()
@@ -142,7 +143,8 @@ class EventStreamResponse:
         out in one chunk."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            assert self._loop is not None  # subscribed in __call__, after the loop is known
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
