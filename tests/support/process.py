@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +30,14 @@ def tokenwire(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell's background job starts with Ctrl-C ignored, and a child inherits that: the
+        # gateway would then never see the interrupt its shutdown tests send.
+        preexec_fn=_default_interrupt,
     )
+
+
+def _default_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def wait_healthy(base: str) -> None:
