@@ -1,6 +1,6 @@
 """What an HTTP provider module supplies: pure request building, parsing and error mapping.
 
-``providers.http`` does the I/O for every dialect, so each provider module stays pure.
+``providers.http.client`` does the I/O for every dialect, so each provider module stays pure.
 """
 
 from __future__ import annotations

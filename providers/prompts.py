@@ -1,6 +1,6 @@
 """Chat messages for live models, and the script-sizing rules shared with the offline drafter.
 
-The words-per-minute and seconds-per-scene tables live here and ``providers.rulebased`` imports
+The words-per-minute and seconds-per-scene tables live here and ``providers.offline.rulebased`` imports
 them, so a live model is asked for exactly the shape the offline drafter produces.
 """
 

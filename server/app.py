@@ -17,18 +17,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from providers.base import Provider
-from providers.http import HttpClient
-from server import http_routes as routes
-from server import openai_routes
-from server.access import AccessControl
-from server.access_log import AccessLog, Level
+from providers.http.client import HttpClient
 from server.config import Config
+from server.edge.access import AccessControl
+from server.edge.access_log import AccessLog, Level
+from server.edge.metrics import metrics_endpoint
 from server.hub import StreamHub
 from server.lifecycle import Shutdown
-from server.metrics import metrics_endpoint
 from server.provider_setup import build_registry
-from server.resume import make_store
-from server.ws import WebSocketEndpoint
+from server.stores import make_store
+from server.transports import http_routes as routes
+from server.transports import openai_routes
+from server.transports.ws import WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"

@@ -16,8 +16,8 @@ from starlette.types import ASGIApp
 
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
-from server.http_protocol import BodyWritingHttpProtocol
-from server.ws_protocol import FrameWritingProtocol
+from server.fastpath.http_protocol import BodyWritingHttpProtocol
+from server.fastpath.ws_protocol import FrameWritingProtocol
 
 log = logging.getLogger("tokenwire.shutdown")
 CUT_POLL_SECONDS = 0.1  # how often the drain looks for a second Ctrl-C (uvicorn polls its own waits so)

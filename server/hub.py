@@ -15,11 +15,11 @@ from protocol.messages import Done, Error, StreamRequest
 from providers.pricing import DEFAULT_PRICES, Rates, cost_usd
 from providers.registry import ProviderRegistry
 from server.config import Config
-from server.failover import fallback_routes
-from server.metrics import GatewayMetrics
-from server.resolve import Refusal, Resolved, resolve
-from server.resume import ResumeStore, Source
-from server.runner import Stream, StreamSettings
+from server.edge.metrics import GatewayMetrics
+from server.stores.base import ResumeStore, Source
+from server.streams.failover import fallback_routes
+from server.streams.resolve import Refusal, Resolved, resolve
+from server.streams.runner import Stream, StreamSettings
 
 log = logging.getLogger("tokenwire.stream")
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from server.hub import StreamHub
-from server.ws import WebSocketEndpoint
+from server.transports.ws import WebSocketEndpoint
 
 log = logging.getLogger("tokenwire.shutdown")
 

@@ -11,13 +11,14 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from providers import anthropic, azure_openai, gemini, ollama, openai, rulebased
 from providers.base import Provider
 from providers.dialect import Dialect, ProviderSettings
-from providers.http import HttpClient
-from providers.http_provider import HttpProvider
+from providers.dialects import anthropic, azure_openai, gemini, ollama, openai
+from providers.http.client import HttpClient
+from providers.http.provider import HttpProvider
+from providers.offline import rulebased
+from providers.offline.rulebased import RuleBasedProvider
 from providers.registry import ProviderRegistry
-from providers.rulebased import RuleBasedProvider
 from server.config import Config, ConfigError, ProviderConfig
 
 

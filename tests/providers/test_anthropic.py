@@ -7,7 +7,9 @@ import json
 import pytest
 
 from protocol.messages import ChatMessage, Options
-from providers.anthropic import (
+from providers.base import Completion, Failure, Finish, GenerationRequest, ReasoningDelta, TextDelta, Usage
+from providers.dialect import ProviderSettings
+from providers.dialects.anthropic import (
     ANTHROPIC_VERSION,
     DEFAULT_BASE_URL,
     DEFAULT_MAX_TOKENS,
@@ -15,8 +17,6 @@ from providers.anthropic import (
     AnthropicDialect,
     AnthropicStreamParser,
 )
-from providers.base import Completion, Failure, Finish, GenerationRequest, ReasoningDelta, TextDelta, Usage
-from providers.dialect import ProviderSettings
 from tests.support.transcripts import events_in_every_split
 
 KEY = "sk-ant-api03-test0123456789abcdef"

@@ -10,7 +10,7 @@ import pytest
 from protocol.messages import ChatMessage, Options
 from providers.base import Completion, Failure, Finish, GenerationRequest, ReasoningDelta, TextDelta, Usage
 from providers.dialect import ProviderSettings
-from providers.gemini import DEFAULT_BASE_URL, GeminiDialect, GeminiStreamParser, finish_reason
+from providers.dialects.gemini import DEFAULT_BASE_URL, GeminiDialect, GeminiStreamParser, finish_reason
 from tests.support.transcripts import events_in_every_split
 
 KEY = "AIzaSyTest0123456789abcdefghijklmnopq"

@@ -1,4 +1,4 @@
-"""providers.http (the HTTP client) against real sockets: raw servers (tests/support/raw_http.py)
+"""providers.http.client (the HTTP client) against real sockets: raw servers (tests/support/raw_http.py)
 that write the exact bytes of each case, and record what the client sent and whether it hung up.
 Nothing of the client is mocked. TLS and proxies: test_http_client_tls_proxy.py.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from providers.http import (
+from providers.http.client import (
     MAX_BUFFERED,
     BadRequest,
     BodyCut,

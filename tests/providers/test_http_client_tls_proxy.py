@@ -1,4 +1,4 @@
-"""providers.http over TLS (a throwaway CA from trustme) and through a tiny forward proxy
+"""providers.http.client over TLS (a throwaway CA from trustme) and through a tiny forward proxy
 (CONNECT for HTTPS, absolute-form for HTTP), against raw servers (tests/support/raw_http.py)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 import trustme
 
-from providers.http import (
+from providers.http.client import (
     ConnectFailed,
     HttpClient,
 )

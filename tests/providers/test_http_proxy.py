@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers.http_provider import proxy_for
+from providers.http.provider import proxy_for
 
 
 def test_proxy_for_honours_https_proxy_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,9 +21,9 @@ from providers.base import (
     Usage,
 )
 from providers.dialect import ProviderSettings
-from providers.http import HttpClient
-from providers.http_provider import HttpProvider
-from providers.openai import OpenAIDialect
+from providers.dialects.openai import OpenAIDialect
+from providers.http.client import HttpClient
+from providers.http.provider import HttpProvider
 from tests.support.openai_bytes import openai_chunk
 from tests.support.raw_http import CHUNKED_HEAD, Handler, Peer, RawServer, Serve
 

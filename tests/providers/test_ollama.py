@@ -18,7 +18,7 @@ from providers.base import (
     Usage,
 )
 from providers.dialect import ProviderSettings
-from providers.ollama import DEFAULT_BASE_URL, OllamaDialect, OllamaStreamParser, base_url
+from providers.dialects.ollama import DEFAULT_BASE_URL, OllamaDialect, OllamaStreamParser, base_url
 from tests.support.transcripts import events_in_every_split
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from protocol.messages import ChatMessage, Options
-from providers.azure_openai import AzureOpenAIDialect
 from providers.base import Finish, GenerationRequest, TextDelta, Usage
 from providers.dialect import ProviderSettings
-from providers.openai import ChatStreamParser, OpenAIDialect
+from providers.dialects.azure_openai import AzureOpenAIDialect
+from providers.dialects.openai import ChatStreamParser, OpenAIDialect
 from tests.support.transcripts import events_in_every_split
 
 KEY = "sk-test-0123456789abcdef"

@@ -14,8 +14,8 @@ import pytest
 
 from protocol.messages import Brief, ChatMessage, Density, Options, Pacing, Plan
 from providers.base import Finish, GenerationRequest, Provider, StreamEvent, TextDelta, Usage
+from providers.offline.rulebased import RuleBasedProvider, draft_text, split_chunks
 from providers.prompts import prompt_messages, script_messages
-from providers.rulebased import RuleBasedProvider, draft_text, split_chunks
 from providers.tokens import estimate_tokens
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def test_different_requests_differ() -> None:
 _CHILD = (
     "import sys, msgspec\n"
     "from providers.base import GenerationRequest\n"
-    "from providers.rulebased import draft_text\n"
+    "from providers.offline.rulebased import draft_text\n"
     "requests = msgspec.json.decode(sys.stdin.buffer.read(), type=list[GenerationRequest])\n"
     "sys.stdout.buffer.write(msgspec.json.encode([draft_text(r) for r in requests]))\n"
 )

@@ -12,8 +12,6 @@ import pytest
 
 from protocol.errors import ErrorCode
 from protocol.messages import Fault, FaultErrorCode, Options
-from providers.anthropic import AnthropicDialect
-from providers.azure_openai import AzureOpenAIDialect
 from providers.base import (
     Finish,
     GenerationRequest,
@@ -29,12 +27,14 @@ from providers.base import (
     Usage,
 )
 from providers.dialect import Dialect, ProviderSettings
-from providers.faults import NO_FAULT, plan
-from providers.gemini import GeminiDialect
-from providers.ollama import OllamaDialect
-from providers.openai import OpenAIDialect
+from providers.dialects.anthropic import AnthropicDialect
+from providers.dialects.azure_openai import AzureOpenAIDialect
+from providers.dialects.gemini import GeminiDialect
+from providers.dialects.ollama import OllamaDialect
+from providers.dialects.openai import OpenAIDialect
+from providers.offline.faults import NO_FAULT, plan
+from providers.offline.rulebased import STALL_SLEEP_S, RuleBasedProvider, render, split_chunks
 from providers.prompts import prompt_messages
-from providers.rulebased import STALL_SLEEP_S, RuleBasedProvider, render, split_chunks
 from providers.stream_parser import FramedStreamParser
 
 PROMPT = "Why is the sky blue?"

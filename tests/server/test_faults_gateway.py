@@ -15,10 +15,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from protocol.messages import Fault, Options, StreamRequest
+from providers.offline.rulebased import RuleBasedProvider
 from providers.registry import ProviderRegistry
-from providers.rulebased import RuleBasedProvider
 from server.config import Config, ConfigError, load_config
-from server.resolve import Resolved, resolve
+from server.streams.resolve import Resolved, resolve
 from tests.conftest import Gateway, StartGateway
 from tests.support.sseclient import read_events
 from tests.support.wsclient import (

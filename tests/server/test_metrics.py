@@ -14,8 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-import server.access
-import server.ws
+import server.edge.access
+import server.transports.ws
 from protocol.errors import ErrorCode
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
@@ -296,8 +296,8 @@ async def test_each_app_has_its_own_registry(start_gateway: StartGateway) -> Non
 
 
 @pytest.mark.skipif(
-    not "/metrics".startswith(server.access.GUARDED_PREFIXES),
-    reason="server/access.py does not guard /metrics yet",
+    not "/metrics".startswith(server.edge.access.GUARDED_PREFIXES),
+    reason="server/edge/access.py does not guard /metrics yet",
 )
 async def test_metrics_need_a_token_when_tokens_are_configured(start_gateway: StartGateway) -> None:
     gw = start_gateway({"server": {"auth_tokens": ["t0ken"]}})

@@ -20,11 +20,11 @@ from protocol.errors import ErrorCode
 from protocol.messages import ChatMessage, Done, Error, StartAck
 from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, UpstreamUnavailable
 from server.config import Config, ConfigError
-from server.eventlog import Subscription
-from server.redis_remote import RemoteStream
-from server.redis_store import RedisStore, RedisUnavailable, Timing, redact_url
-from server.resume import make_store
-from server.runner import Stream, StreamSettings
+from server.stores import make_store
+from server.stores.redis import RedisStore, RedisUnavailable, Timing, redact_url
+from server.stores.redis_remote import RemoteStream
+from server.streams.eventlog import Subscription
+from server.streams.runner import Stream, StreamSettings
 from tests.support.providers import ScriptedProvider
 from tests.support.redis_server import RedisServer, redis_server
 

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.runner import Stream
+from server.streams.runner import Stream
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
 from tests.support.sseclient import read_events

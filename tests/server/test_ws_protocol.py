@@ -1,4 +1,4 @@
-"""server.ws_protocol's frame encoder, read back by the websockets library's own parser."""
+"""server.fastpath.ws_protocol's frame encoder, read back by the websockets library's own parser."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side
 
-from server.ws_protocol import text_frames
+from server.fastpath.ws_protocol import text_frames
 
 
 def read_frames(data: bytes) -> list[tuple[Opcode, bool, bytes]]:

@@ -30,7 +30,7 @@ def _binary() -> str:
     )
     if found is None:
         reason = (
-            "redis-server is not installed, so the Redis resume store (server/redis_store.py) is "
+            "redis-server is not installed, so the Redis resume store (server/stores/redis.py) is "
             "NOT TESTED: install it (apt-get install redis-server); .ci/run does"
         )
         if os.environ.get("CI") == "true":

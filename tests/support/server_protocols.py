@@ -1,6 +1,6 @@
 """Run a test against the gateway's own uvicorn protocols and against uvicorn's stock ones.
 
-The gateway's protocols (server.ws_protocol, server.http_protocol) let it write WebSocket frames
+The gateway's protocols (server.fastpath.ws_protocol, server.fastpath.http_protocol) let it write WebSocket frames
 and event-stream chunks straight to the transport; with the stock protocols the same code falls
 back to plain ASGI sends. Both paths must behave the same.
 """

@@ -2,7 +2,7 @@
 
 It watches for the client going away while it waits (not only when it writes), so a vanished
 client is noticed at once (its stream is cancelled, or waits for a resume); a comment line keeps
-idle connections open. Under the gateway's HTTP protocol (server.http_protocol) events are
+idle connections open. Under the gateway's HTTP protocol (server.fastpath.http_protocol) events are
 written from the event log's callback, all those of one event-loop iteration in one chunk; the
 response's task then only starts and ends the response, and writes when the transport is
 full (through ASGI, which waits for it to drain) or the server has no such writer.
@@ -19,9 +19,9 @@ from starlette.types import Receive, Scope, Send
 
 from protocol.messages import ServerMessage
 from protocol.sse import KEEPALIVE
-from server.eventlog import Subscription
-from server.http_protocol import BODY_EXTENSION, BodyWriter
-from server.resume import Source
+from server.fastpath.http_protocol import BODY_EXTENSION, BodyWriter
+from server.stores.base import Source
+from server.streams.eventlog import Subscription
 
 EventEncoder = Callable[[ServerMessage], bytes]
 log = logging.getLogger("tokenwire.sse")

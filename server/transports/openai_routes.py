@@ -40,11 +40,11 @@ from protocol.openai_wire import (
     refusal_error,
 )
 from server.config import StreamingConfig
-from server.http_routes import HttpProblem, _read_body
 from server.hub import StreamHub
-from server.resolve import Refusal
-from server.runner import Stream
-from server.sse import EventStreamResponse
+from server.streams.resolve import Refusal
+from server.streams.runner import Stream
+from server.transports.http_routes import HttpProblem, _read_body
+from server.transports.sse import EventStreamResponse
 
 STARTED = int(time.time())  # the `created` of every model: when the gateway started
 
@@ -63,7 +63,7 @@ def openai_error(status: int, error: ErrorObject, retry_after_s: float | None = 
 
 
 def refusal_response(status: int, message: str) -> Response:
-    """For ``server.access``: its 401/403 refusals on these routes, in OpenAI's shape."""
+    """For ``server.edge.access``: its 401/403 refusals on these routes, in OpenAI's shape."""
     return openai_error(status, refusal_error(status, message))
 
 

@@ -1,70 +1,13 @@
-"""Resumable streams: where a stream's events are kept so a client can come back for them.
-
-A ``Source`` is what a transport reads: a ``Stream`` running here, or (with the Redis store) a
-stream running on another instance, mirrored into a local EventLog. A ``ResumeStore`` keeps every
-stream findable by its key while it runs and for ``retention_seconds`` after it ended, admits
-streams against the gateway-wide limit, and routes a cancel to the stream's owner.
-
-The memory store serves one instance; ``server.redis_store`` shares streams between instances.
-"""
+"""The resume store of one instance: streams by key, in memory."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Protocol
 
 from server.config import Config
-from server.eventlog import EventLog
-from server.runner import Stream
-
-ENTRY_OVERHEAD = 64  # bytes counted per event besides its text, for the retention bounds
-
-
-class Source(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def key(self) -> str: ...
-
-    @property
-    def log(self) -> EventLog: ...
-
-    @property
-    def ended(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-
-class ResumeStore(Protocol):
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def admit(self, key: str) -> bool:
-        """Take a slot of ``max_concurrent_streams`` for a new stream (False: the gateway is full)."""
-        ...
-
-    def started(self, stream: Stream) -> None:
-        """A stream runs here: make it findable (and mirror its events, for a shared store)."""
-        ...
-
-    def ended(self, stream: Stream) -> None:
-        """A stream of ours ended: free its slot; keep its events for the retention window."""
-        ...
-
-    async def find(self, key: str) -> Source | None:
-        """The stream of ``key``, running or within its retention window, or None."""
-        ...
-
-    async def cancel(self, key: str) -> bool:
-        """Cancel the stream of ``key`` wherever it runs; False when no such stream runs."""
-        ...
-
-    async def read_elsewhere(self, key: str) -> bool:
-        """Whether a client reads the stream through another instance."""
-        ...
+from server.stores.base import Source, stream_bytes
+from server.streams.runner import Stream
 
 
 class EndedStream:
@@ -83,10 +26,6 @@ class EndedStream:
 
     def cancel(self) -> None:
         """It ended: nothing to stop."""
-
-
-def stream_bytes(log: EventLog) -> int:
-    return log.text_chars + ENTRY_OVERHEAD * len(log.entries)
 
 
 class MemoryStore:
@@ -151,11 +90,3 @@ class MemoryStore:
     def _drop(self, key: str) -> None:
         _, _, size = self._kept.pop(key)
         self._kept_bytes -= size
-
-
-def make_store(config: Config) -> ResumeStore:
-    if config.resume.store == "redis":
-        from server.redis_store import RedisStore  # the redis package is needed only then
-
-        return RedisStore(config)
-    return MemoryStore(config)

@@ -1,4 +1,4 @@
-"""The provider that drives HTTP dialects over the gateway's client (providers.http).
+"""The provider that drives HTTP dialects over the gateway's client (providers.http.client).
 
 Closing the stream generator drops the upstream connection, which stops the generation. Every
 upstream call runs inside a stream, whose first-token, idle and total timeouts govern it.
@@ -25,7 +25,7 @@ from providers.base import (
 )
 from providers.dialect import Dialect, HttpRequest, StreamParser
 from providers.errors import redact
-from providers.http import BadRequest, ConnectFailed, HttpClient, HttpError, Response
+from providers.http.client import BadRequest, ConnectFailed, HttpClient, HttpError, Response
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_COMPLETION_BODY = 32 * 1024 * 1024

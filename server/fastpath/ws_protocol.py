@@ -9,7 +9,7 @@ everything else (accept, receive, close), and a server without the extension is 
 plain ASGI sends.
 
 It also breaks the reference cycles uvicorn and websockets leave behind a closed socket (about
-90 objects each; server.http_protocol breaks the HTTP protocol's), so its memory is freed at once
+90 objects each; server.fastpath.http_protocol breaks the HTTP protocol's), so its memory is freed at once
 rather than at the next full garbage collection, which under steady load can be minutes away.
 """
 

@@ -3,7 +3,7 @@
 An event stream sends one body chunk per relayed event. Through ASGI each is a coroutine chain
 (the middlewares' send wrappers, then uvicorn's send) and a wake-up of the response's task;
 that made a Server-Sent Events chunk cost ~40 % more of the gateway's CPU than the same chunk
-over a WebSocket, which writes its frames directly (server.ws_protocol). This protocol puts a
+over a WebSocket, which writes its frames directly (server.fastpath.ws_protocol). This protocol puts a
 ``BodyWriter`` in each request's scope extensions (``BODY_EXTENSION``), so the event stream can
 write its chunks from the event log's callback. ASGI stays the way to start and end a response,
 and a server without the extension is served through plain ASGI sends.

@@ -32,7 +32,7 @@ from providers.base import (
 )
 from providers.base import Usage as ProviderUsage
 from providers.tokens import estimate_tokens
-from server.eventlog import EventLog
+from server.streams.eventlog import EventLog
 
 log = logging.getLogger("tokenwire.stream")
 

@@ -14,7 +14,7 @@ import msgspec
 
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Notice, StartAck
-from server.eventlog import Entry, EventLog
+from server.streams.eventlog import Entry, EventLog
 
 LOST_MESSAGE = "the instance running the stream is gone; start it again"
 MISSING_MESSAGE = "events of the stream are missing from the store; start it again"

@@ -3,7 +3,7 @@
 This coroutine reads client frames. Streams append to their logs and notify the connection,
 which flushes once per event-loop iteration: it takes from each ready subscription whatever has
 accumulated (chunks merged while the socket was busy) and writes every frame of the iteration in
-one transport write (server.ws_protocol). When the transport is above its high-water mark, or the
+one transport write (server.fastpath.ws_protocol). When the transport is above its high-water mark, or the
 server lacks that extension, a sender task writes through ASGI sends instead and waits for the
 socket, so a slow reader never makes the server buffer a message per chunk. Direct replies and
 ready subscriptions share one FIFO, so a reply to a client message never overtakes the events
@@ -38,12 +38,12 @@ from protocol.messages import (
     ServerMessage,
     StartRequest,
 )
-from server.eventlog import Subscription
+from server.edge.ratelimit import TokenBucket
+from server.fastpath.ws_protocol import FRAMES_EXTENSION, FrameWriter
 from server.hub import StreamHub
-from server.ratelimit import TokenBucket
-from server.resolve import Refusal
-from server.resume import Source
-from server.ws_protocol import FRAMES_EXTENSION, FrameWriter
+from server.stores.base import Source
+from server.streams.eventlog import Subscription
+from server.streams.resolve import Refusal
 
 log = logging.getLogger("tokenwire.ws")
 

@@ -8,7 +8,7 @@ SHA-256 of it, never ``hash()``), so it is identical across processes and restar
 Options: ``stop`` and ``max_tokens`` are honoured; ``temperature`` and ``top_p`` are accepted and
 ignored, since there is no sampling for them to steer.
 
-Faults (``GenerationRequest.fault``, see ``providers.faults``): a late first chunk, and a stall, a
+Faults (``GenerationRequest.fault``, see ``providers.offline.faults``): a late first chunk, and a stall, a
 typed error or a truncated stream after N chunks. Every wait goes through the injected ``sleep``,
 so cancelling the consumer stops a delayed or stalled stream at once.
 """
@@ -24,9 +24,10 @@ from typing import Literal
 import msgspec
 
 from protocol.messages import Brief, ChatMessage, Plan
-from providers import faults, prompts
-from providers import script_templates as tpl
+from providers import prompts
 from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, Usage
+from providers.offline import faults
+from providers.offline import script_templates as tpl
 from providers.tokens import estimate_tokens, tokens_for_chars
 
 DEFAULT_MODEL = "script"  # the drafter has one behaviour; the model name is only a label

@@ -11,8 +11,8 @@ import msgspec
 
 from providers.base import Completion, Failure, GenerationRequest, ProviderError
 from providers.dialect import HttpRequest, KeyedDialect
+from providers.dialects.openai import ChatStreamParser, chat_payload, parse_completion
 from providers.errors import error_for_status, retry_after
-from providers.openai import ChatStreamParser, chat_payload, parse_completion
 
 DEFAULT_API_VERSION = "2024-10-21"
 DEFAULT_MODEL = "gpt-4o-mini"  # the deployment name; Azure routes by deployment, not model

@@ -6,8 +6,8 @@ import msgspec
 
 from providers.registry import ProviderRegistry
 from server.config import Config
-from server.resolve import Resolved
-from server.runner import Route
+from server.streams.resolve import Resolved
+from server.streams.runner import Route
 
 
 def fallback_routes(resolved: Resolved, config: Config, registry: ProviderRegistry) -> list[Route]:

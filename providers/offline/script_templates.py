@@ -1,4 +1,4 @@
-"""Sentence banks for the offline drafter (``providers.rulebased``).
+"""Sentence banks for the offline drafter (``providers.offline.rulebased``).
 
 Placeholders: ``{t}`` the topic mid-sentence, ``{T}`` the topic at the start of a sentence,
 ``{a}`` the audience, ``{g}`` the goal. Narration banks are in story order: the drafter picks a

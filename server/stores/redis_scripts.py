@@ -1,4 +1,4 @@
-"""The Redis side of the resume store: key prefixes and the Lua scripts (server/redis_store.py
+"""The Redis side of the resume store: key prefixes and the Lua scripts (server/stores/redis.py
 describes the layout). Each script reads Redis's own clock, so instances need no synced clocks."""
 
 STREAM = "tw:s:"

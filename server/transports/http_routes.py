@@ -20,10 +20,10 @@ from protocol.messages import Done, Error, StreamRequest
 from protocol.original_app import AgentChatBody, ScriptEventEncoder, ScriptStreamBody, agent_chat_event
 from protocol.sse import v1_event
 from server.hub import StreamHub
-from server.resolve import Refusal
-from server.resume import Source
-from server.runner import Stream
-from server.sse import EventEncoder, EventStreamResponse
+from server.stores.base import Source
+from server.streams.resolve import Refusal
+from server.streams.runner import Stream
+from server.transports.sse import EventEncoder, EventStreamResponse
 
 T = TypeVar("T")
 

@@ -71,9 +71,10 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from protocol.codec import encode
 from server.config import Config, ConfigError
-from server.eventlog import EventLog
-from server.redis_remote import RemoteStream, apply_entry
-from server.redis_scripts import (
+from server.stores.base import ENTRY_OVERHEAD, Source, stream_bytes
+from server.stores.memory import MemoryStore
+from server.stores.redis_remote import RemoteStream, apply_entry
+from server.stores.redis_scripts import (
     ADMIT,
     BEAT,
     CANCEL,
@@ -86,8 +87,8 @@ from server.redis_scripts import (
     READING,
     STREAM,
 )
-from server.resume import ENTRY_OVERHEAD, MemoryStore, Source, stream_bytes
-from server.runner import Stream
+from server.streams.eventlog import EventLog
+from server.streams.runner import Stream
 
 log = logging.getLogger("tokenwire.resume")
 
@@ -255,7 +256,7 @@ class RedisStore:
                     await pipe.execute()
         with contextlib.suppress(RedisError, OSError):
             if self._pubsub is not None:
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
             await self._client.aclose()
         self._mirrors.clear()
         await self._local.close()
