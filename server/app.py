@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -79,17 +78,6 @@ class TokenwireApp:
             await self.http(scope, receive, send)
 
 
-FULL_COLLECTION_EVERY = 100  # collections of the middle generation (Python's default: 10)
-
-
-def _rarer_full_collections() -> None:
-    """Under load a full collection takes 20-40 ms with a few hundred streams, a stall in every
-    one of them, and finds nothing to free: closed connections and ended streams leave no
-    reference cycles (tests/server/test_cycles.py). Consider one ten times less often."""
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
-
-
 def create_app(
     config: Config | None = None,
     extra_providers: Sequence[Provider] = (),
@@ -108,11 +96,6 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.store.start()  # first: when Redis is unreachable, nothing else was opened
         await client.start()
-        # What exists now lives as long as the process: keep it out of every collection, so
-        # full collections (tens of ms with many streams) stay short.
-        gc.collect()
-        gc.freeze()
-        _rarer_full_collections()
         try:
             yield
         finally:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -21,10 +23,13 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
-from server.app import FULL_COLLECTION_EVERY
+from server.app import create_app
+from server.cli import FULL_COLLECTION_EVERY, GatewayServer
+from server.config import Config
 from tests.conftest import Gateway, StartGateway, server_thread, wait_for_no_gateway_leaks
 from tests.support.faulty_upstream import Connection, FaultyUpstream, chunked, sse_head
 from tests.support.openai_bytes import openai_chunk
+from tests.support.process import free_port
 from tests.support.sseclient import read_events
 from tests.support.wsclient import collect, recv, start
 
@@ -162,7 +167,24 @@ async def test_an_sse_stream_whole_and_dropped(start_gateway: StartGateway, fake
     await assert_no_cycles(gw, fake, traffic)
 
 
-def test_a_serving_gateway_makes_full_collections_rarer(start_gateway: StartGateway) -> None:
-    """Safe only because of the tests above: with no cycles, a full collection frees nothing."""
+def test_the_process_owner_makes_full_collections_rarer_not_the_app(start_gateway: StartGateway) -> None:
+    """Safe only because of the tests above: with no cycles, a full collection frees nothing. It is
+    the process's choice (server.cli.GatewayServer): an app embedded elsewhere leaves it alone."""
+    before = gc.get_threshold()
     start_gateway()
-    assert gc.get_threshold()[2] == FULL_COLLECTION_EVERY
+    assert gc.get_threshold() == before
+    config = Config()
+    server = GatewayServer(create_app(config, environ={}), config, port=free_port(), log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10  # it tunes right after uvicorn's start-up
+        while gc.get_threshold()[2] != FULL_COLLECTION_EVERY and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.started
+        assert gc.get_threshold()[2] == FULL_COLLECTION_EVERY
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        gc.set_threshold(*before)
+        gc.unfreeze()
