@@ -69,7 +69,7 @@ $(FLOOR)/.installed: requirements/lowest.txt | $(UV)
 	$(UV) pip install --quiet --python $(FLOOR)/bin/python --no-deps -e .
 	touch $@
 
-# The WebSocket and SSE suites at the floor (docs/dependencies.md); the full suite runs at the newest.
+# The WebSocket and SSE suites at the floor (README: Dependencies); the full suite runs at the newest.
 FLOOR_SUITES := tests/server/test_ws.py tests/server/test_http.py tests/server/test_fastpath.py
 test-floor: $(FLOOR)/.installed
 	$(FLOOR)/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_SUITES)

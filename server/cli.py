@@ -17,8 +17,7 @@ from starlette.types import ASGIApp
 
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
-from server.fastpath.http_protocol import BodyWritingHttpProtocol
-from server.fastpath.ws_protocol import FrameWritingProtocol
+from server.fastpath.probe import server_protocols
 
 log = logging.getLogger("tokenwire.shutdown")
 CUT_POLL_SECONDS = 0.1  # how often the drain looks for a second Ctrl-C (uvicorn polls its own waits so)
@@ -40,8 +39,8 @@ def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Co
         "host": config.server.host,
         "port": config.server.port,
         "loop": "uvloop",
-        "http": BodyWritingHttpProtocol,  # httptools with a synchronous body-chunk write
-        "ws": FrameWritingProtocol,  # websockets-sansio with a synchronous frame write
+        # httptools and websockets-sansio with synchronous writes, when this uvicorn allows them
+        **server_protocols(),
         "ws_max_size": config.server.max_message_bytes,
         # Chunks are small JSON messages: deflate costs more CPU per message than it saves.
         "ws_per_message_deflate": False,

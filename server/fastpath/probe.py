@@ -1,0 +1,104 @@
+"""Whether this uvicorn still has the internals the fast path uses, checked once at start-up.
+
+server.fastpath's two protocols subclass uvicorn's httptools and websockets-sansio protocols and
+read their private state. uvicorn may rename or drop any of it in a release, so the gateway
+looks for every name it uses before choosing them; when one is missing it serves through
+uvicorn's stock protocols and plain ASGI sends instead (slower writes, the same behaviour), and
+says so in one warning line.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from types import CodeType, FunctionType
+from typing import Any
+
+log = logging.getLogger("tokenwire.fastpath")
+
+STOCK = {"http": "httptools", "ws": "websockets-sansio"}  # uvicorn's names for its own protocols
+
+# Every private name the fast path reads or overrides, by the class that defines it.
+INTERNALS: dict[str, tuple[str, ...]] = {
+    "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol": (
+        "handle_connect",
+        "connection_lost",
+        "scope",
+        "conn",
+        "transport",
+        "handshake_complete",
+        "initial_response",
+        "close_sent",
+        "disconnected",
+        "writable",
+    ),
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol": (
+        "on_headers_complete",
+        "handle_websocket_upgrade",
+        "cycle",
+        "scope",
+        "parser",
+    ),
+    "uvicorn.protocols.http.httptools_impl:RequestResponseCycle": (
+        "scope",
+        "transport",
+        "flow",
+        "response_started",
+        "chunked_encoding",
+        "response_complete",
+        "disconnected",
+    ),
+    "uvicorn.protocols.http.flow_control:FlowControl": ("write_paused",),
+    "websockets.protocol:Protocol": ("parser", "state"),
+}
+
+
+def missing_internals(internals: dict[str, tuple[str, ...]] = INTERNALS) -> list[str]:
+    """``module:Class.name`` for each name this uvicorn (and websockets) lacks."""
+    missing: list[str] = []
+    for path, names in internals.items():
+        module, _, qualname = path.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), qualname)
+        except (ImportError, AttributeError):
+            missing.append(path)
+            continue
+        known = _names(cls)
+        missing.extend(f"{path}.{name}" for name in names if name not in known)
+    return missing
+
+
+def _names(cls: type) -> set[str]:
+    """The class's attributes, and every attribute its methods set or read: instance
+    attributes exist only once ``__init__`` has run, but their names are in the bytecode."""
+    names = set(dir(cls))
+    for klass in cls.__mro__:
+        for member in vars(klass).values():
+            if isinstance(member, FunctionType):
+                names.update(_code_names(member.__code__))
+    return names
+
+
+def _code_names(code: CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):  # nested functions and comprehensions
+            names |= _code_names(const)
+    return names
+
+
+@functools.cache  # once per process: one warning, however many servers it runs
+def server_protocols() -> dict[str, Any]:
+    """uvicorn.Config's ``http`` and ``ws``: the fast path's protocols when every internal is there."""
+    missing = missing_internals()
+    if missing:
+        log.warning(
+            "uvicorn lacks %s: serving through its stock protocols and plain ASGI sends (slower writes)",
+            ", ".join(missing),
+        )
+        return dict(STOCK)
+    from server.fastpath.http_protocol import BodyWritingHttpProtocol
+    from server.fastpath.ws_protocol import FrameWritingProtocol
+
+    return {"http": BodyWritingHttpProtocol, "ws": FrameWritingProtocol}
