@@ -4,7 +4,7 @@ An event stream sends one body chunk per relayed event. Through ASGI each is a c
 (the middlewares' send wrappers, then uvicorn's send) and a wake-up of the response's task;
 that made a Server-Sent Events chunk cost ~40 % more of the gateway's CPU than the same chunk
 over a WebSocket, which writes its frames directly (server.fastpath.ws_protocol). This protocol puts a
-``BodyWriter`` in each request's scope extensions (``BODY_EXTENSION``), so the event stream can
+``DirectWriter`` in each request's scope extensions (``BODY_EXTENSION``), so the event stream can
 write its chunks from the event log's callback. ASGI stays the way to start and end a response,
 and a server without the extension is served through plain ASGI sends.
 """
@@ -12,23 +12,15 @@ and a server without the extension is served through plain ASGI sends.
 from __future__ import annotations
 
 import weakref
-from typing import Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 BODY_EXTENSION = "tokenwire.body"
 
 
-class BodyWriter(Protocol):
-    """What an event stream needs: whether a write would go out now, and the write."""
-
-    def can_write_now(self) -> bool: ...
-
-    def write_chunk(self, body: bytes) -> None: ...
-
-
 class ChunkedBodyWriter:
-    """Chunks of a response that was started through ASGI with chunked transfer encoding.
+    """A ``DirectWriter`` (server.fastpath.writer) of the chunks of a response that was started
+    through ASGI with chunked transfer encoding.
 
     It holds the request's cycle weakly: the cycle holds the scope, which holds this writer."""
 
@@ -50,17 +42,19 @@ class ChunkedBodyWriter:
             and not cycle.flow.write_paused
         )
 
-    def write_chunk(self, body: bytes) -> None:
-        """One chunk; only when ``can_write_now()``. The response still ends through ASGI."""
+    def write(self, payloads: list[bytes]) -> None:
+        """The payloads in one chunk; only when ``can_write_now()``. The response still ends
+        through ASGI."""
         cycle = self._cycle()
         assert cycle is not None
+        body = b"".join(payloads)
         if body:  # an empty chunk would end the body
             cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
 
 
 class BodyWritingHttpProtocol(HttpToolsProtocol):
     """``uvicorn.Config(http=BodyWritingHttpProtocol)``: the stock httptools protocol, plus a
-    ``BodyWriter`` per request. It also lets go of its parser (which refers back to it) once it
+    ``DirectWriter`` per request. It also lets go of its parser (which refers back to it) once it
     has handed its socket to a WebSocket protocol; uvicorn does so only when the connection is
     lost, which this one never sees, so the pair would wait for a full garbage collection."""
 

@@ -16,7 +16,6 @@ rather than at the next full garbage collection, which under steady load can be 
 from __future__ import annotations
 
 import struct
-from typing import Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
@@ -25,14 +24,6 @@ from websockets.protocol import State
 
 FRAMES_EXTENSION = "tokenwire.frames"
 _FIN_TEXT = 0x80 | Opcode.TEXT  # the first header byte: FIN, opcode text
-
-
-class FrameWriter(Protocol):
-    """What the gateway's sender needs: whether a write would go out now, and the write."""
-
-    def can_write_now(self) -> bool: ...
-
-    def write_texts(self, payloads: list[bytes]) -> None: ...
 
 
 def text_frames(payloads: list[bytes]) -> bytes:
@@ -51,7 +42,8 @@ def text_frames(payloads: list[bytes]) -> bytes:
 
 
 class FrameWritingProtocol(WebSocketsSansIOProtocol):
-    """``uvicorn.Config(ws=FrameWritingProtocol)``: the stock protocol, plus ``FrameWriter``."""
+    """``uvicorn.Config(ws=FrameWritingProtocol)``: the stock protocol, plus a ``DirectWriter``
+    (server.fastpath.writer) of text frames."""
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -79,7 +71,7 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
             and not self.transport.is_closing()
         )
 
-    def write_texts(self, payloads: list[bytes]) -> None:
+    def write(self, payloads: list[bytes]) -> None:
         """Write the payloads as text frames; only when ``can_write_now()``, and each payload
         must be valid UTF-8 (the gateway's own JSON encoding)."""
         self.transport.write(text_frames(payloads))

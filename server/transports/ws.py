@@ -1,13 +1,9 @@
 """``GET /v1/ws``: protocol v1 over one WebSocket, many streams multiplexed by id.
 
-This coroutine reads client frames. Streams append to their logs and notify the connection,
-which flushes once per event-loop iteration: it takes from each ready subscription whatever has
-accumulated (chunks merged while the socket was busy) and writes every frame of the iteration in
-one transport write (server.fastpath.ws_protocol). When the transport is above its high-water mark, or the
-server lacks that extension, a sender task writes through ASGI sends instead and waits for the
-socket, so a slow reader never makes the server buffer a message per chunk. Direct replies and
-ready subscriptions share one FIFO, so a reply to a client message never overtakes the events
-its earlier messages caused.
+This coroutine reads client frames and answers them; what goes out, replies and the streams'
+events alike, goes through the connection's one outbox (server.transports.outbox), which writes
+frames straight to the transport once per event-loop iteration (server.fastpath.ws_protocol),
+or through ASGI sends when the socket is busy.
 """
 
 from __future__ import annotations
@@ -15,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections import OrderedDict
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -39,11 +34,13 @@ from protocol.messages import (
     StartRequest,
 )
 from server.edge.ratelimit import TokenBucket
-from server.fastpath.ws_protocol import FRAMES_EXTENSION, FrameWriter
+from server.fastpath.writer import DirectWriter
+from server.fastpath.ws_protocol import FRAMES_EXTENSION
 from server.hub import StreamHub
 from server.stores.base import Source
 from server.streams.eventlog import Subscription
 from server.streams.resolve import Refusal
+from server.transports.outbox import Outbox
 
 log = logging.getLogger("tokenwire.ws")
 
@@ -55,20 +52,13 @@ class Connection:
     in the gateway, and Starlette's WebSocket wrapper adds calls and state checks to it."""
 
     __slots__ = (
+        "_close_task",
         "_closing",
-        "_flush_scheduled",
-        "_frames",
         "_loop",
         "_outbox",
-        "_queued",
         "_receive",
         "_send",
-        "_sender_busy",
-        "_sender_task",
-        "_sending_since",
         "_starts",
-        "_wake",
-        "_watchdog",
         "active",
         "ended_ids",
         "hub",
@@ -76,28 +66,24 @@ class Connection:
     )
 
     def __init__(
-        self, receive: Receive, send: Send, hub: StreamHub, frames: FrameWriter | None = None
+        self, receive: Receive, send: Send, hub: StreamHub, frames: DirectWriter | None = None
     ) -> None:
         self._receive = receive
         self._send = send
-        self._frames = frames  # the synchronous write path, when the server offers it
         self.hub = hub
         self.active: dict[str, tuple[Source, Subscription]] = {}
         self.ended_ids: OrderedDict[str, None] = OrderedDict()
-        self._outbox: deque[ServerMessage | Subscription] = deque()  # replies and ready subscriptions
-        self._queued: set[Subscription] = set()  # subscriptions already in the outbox
-        self._wake = asyncio.Event()  # wakes the sender task (the ASGI write path)
-        self._flush_scheduled = False
-        self._sender_busy = False  # the sender task is writing: the synchronous path waits
-        self._loop = asyncio.get_running_loop()
         streaming = hub.config.streaming
+        self._outbox = Outbox(
+            self,
+            encode=encode,
+            direct=frames,  # the synchronous write path, when the server offers it
+            slow_client_seconds=streaming.slow_client_timeout_seconds,
+        )
+        self._loop = asyncio.get_running_loop()
         self._starts = TokenBucket(streaming.starts_per_second, streaming.starts_burst, self._loop.time())
-        self._sending_since: float | None = None  # when the write in progress began
-        self._closing: tuple[int, str] | None = None  # close frame to send once the outbox is empty
-        # The ASGI write path and its watchdog exist only once needed: most sockets never need
-        # them, and an idle socket's memory is a benchmarked figure.
-        self._sender_task: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._closing = (1000, "")  # the close frame sent once the outbox is empty
+        self._close_task: asyncio.Task[None] | None = None  # the close frame to a dropped client
         self.task: asyncio.Task[Any] | None = None  # the one serving this socket
 
     async def serve(self) -> None:
@@ -109,19 +95,16 @@ class Connection:
         try:
             await self._receive_loop()
         finally:
-            if self._watchdog is not None:
-                self._watchdog.cancel()  # the latest one: each check schedules the next
+            self._outbox.abandon()
             self._detach_streams()
             # Each subscription holds this connection's callback: let go of them, or the pair
             # would be a reference cycle waiting for a full collection (tests/server/test_cycles.py).
             self.active.clear()
-            if self._sender_task is not None:
-                self._sender_task.cancel()
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then close the socket (e.g. on shutdown, once streams ended)."""
         self._closing = (code, reason)
-        self._wake_sender()
+        self._outbox.close()
 
     def _detach_streams(self) -> None:
         """The client is gone: its streams wait for a resume (server.hub.StreamHub.detached)."""
@@ -192,7 +175,7 @@ class Connection:
             self._send_direct(stream.to_error(sid))
             return
         self.ended_ids.pop(sid, None)
-        self.active[sid] = (stream, stream.log.subscribe(sid, self._on_events))
+        self.active[sid] = (stream, stream.log.subscribe(sid, self._outbox.notify))
 
     def _cancel(self, sid: str) -> None:
         entry = self.active.get(sid)
@@ -220,7 +203,7 @@ class Connection:
             return
         if self._admissible(sid):
             self.ended_ids.pop(sid, None)
-            subscription = source.log.subscribe(sid, self._on_events, message.after_seq)
+            subscription = source.log.subscribe(sid, self._outbox.notify, message.after_seq)
             self.active[sid] = (source, subscription)
 
     async def _cancel_key(self, key: str) -> None:
@@ -234,100 +217,29 @@ class Connection:
     # ---- outbound --------------------------------------------------------------------------
 
     def _send_direct(self, message: ServerMessage) -> None:
-        self._outbox.append(message)
-        self._schedule_flush()
+        self._outbox.put(encode(message))
 
-    def _on_events(self, subscription: Subscription) -> None:
-        if subscription not in self._queued:
-            self._queued.add(subscription)
-            self._outbox.append(subscription)
-            self._schedule_flush()
+    # ---- server.transports.outbox.Owner ------------------------------------------------------
 
-    def _schedule_flush(self) -> None:
-        """Flush once the event loop has run what is ready now: every stream whose upstream data
-        arrived together then goes out in one write."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush_now)
+    async def send_payloads(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            await self._send({"type": "websocket.send", "text": payload.decode()})
 
-    def _flush_now(self) -> None:
-        self._flush_scheduled = False
-        if self._sender_busy or not self._outbox:
-            return  # the sender task takes what is queued, in order
-        frames = self._frames
-        if frames is None or self._closing is not None or not frames.can_write_now():
-            self._wake_sender()
-            return
-        frames.write_texts([encode(message) for message in self._drain_outbox()])
+    async def end_output(self) -> None:
+        code, reason = self._closing
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
-    def _drain_outbox(self) -> Iterator[ServerMessage]:
-        """Every message queued, in order; ended subscriptions are forgotten on the way."""
-        outbox = self._outbox
-        while outbox:
-            item = outbox.popleft()
-            if type(item) is not Subscription:
-                yield item  # type: ignore[misc]  # a direct reply
-                continue
-            self._queued.discard(item)  # new events from here on queue it again, at the back
-            yield from item.take()
-            if item.finished:
-                self._forget(item)
-
-    def _wake_sender(self) -> None:
-        if self._sender_task is None:
-            self._sender_task = self._loop.create_task(self._sender(), name="ws-sender")
-            self._watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
-        self._wake.set()
-
-    async def _sender(self) -> None:
-        try:
-            while self._closing is None or self._outbox:
-                await self._wake.wait()
-                self._wake.clear()
-                self._sender_busy = True
-                try:
-                    for message in self._drain_outbox():
-                        await self._write(encode(message).decode())
-                finally:
-                    self._sender_busy = False
-            code, reason = self._closing
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
-        except (OSError, RuntimeError) as exc:  # uvicorn's ClientDisconnected is an OSError
-            log.debug("sender stopped: %r", exc)  # the receive loop sees the disconnect
-
-    async def _write(self, text: str) -> None:
-        self._sending_since = self._loop.time()  # a write that blocks means the client stopped reading
-        await self._send({"type": "websocket.send", "text": text})
-        self._sending_since = None
-
-    # ---- clients that stop reading -----------------------------------------------------------
-
-    @property
-    def _watch_interval(self) -> float:
-        return self.hub.config.streaming.slow_client_timeout_seconds / 4
-
-    def _watch_writes(self) -> None:
-        limit = self.hub.config.streaming.slow_client_timeout_seconds
-        since = self._sending_since
-        if since is not None and self._loop.time() - since >= limit:
-            self._drop_slow_client(limit)
-        else:
-            self._watchdog = self._loop.call_later(self._watch_interval, self._watch_writes)
-
-    def _drop_slow_client(self, limit: float) -> None:
+    def stalled(self) -> None:
         """Stop the streams upstream at once; the close frame goes out behind the unread data (the
         WebSocket library aborts the TCP connection when even that cannot be written)."""
+        limit = self.hub.config.streaming.slow_client_timeout_seconds
         log.warning("closing a WebSocket whose client has not read for %g s", limit)
         self._cancel_streams()
         self.active.clear()
-        assert self._sender_task is not None
-        self._sender_task.cancel()
-        self._sender_task = self._loop.create_task(self._close_now(1008, "client stopped reading"))
+        self._closing = (1008, "client stopped reading")
+        self._close_task = self._loop.create_task(self.end_output())
 
-    async def _close_now(self, code: int, reason: str) -> None:
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
-
-    def _forget(self, subscription: Subscription) -> None:
+    def finished(self, subscription: Subscription) -> None:
         sid = subscription.stream_id
         entry = self.active.get(sid)
         if entry is not None and entry[1] is subscription:
