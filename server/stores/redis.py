@@ -84,7 +84,6 @@ from server.stores.redis_scripts import (
     STREAM,
 )
 from server.streams.eventlog import EventLog
-from server.streams.runner import Stream
 
 log = logging.getLogger("tokenwire.resume")
 
@@ -141,7 +140,7 @@ class _Mirror:
 
     __slots__ = ("announced", "ended_at", "next_seq", "notices", "stream")
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Source) -> None:
         self.stream = stream
         self.next_seq = 0  # events before it are in Redis
         self.notices = 0  # notices in Redis
@@ -287,12 +286,12 @@ class RedisStore:
 
     # ---- our streams -----------------------------------------------------------------------
 
-    def started(self, stream: Stream) -> None:
+    def started(self, stream: Source) -> None:
         self._local.started(stream)
         self._mirrors[stream.key] = _Mirror(stream)
         self._ensure_pump()
 
-    def ended(self, stream: Stream) -> None:
+    def ended(self, stream: Source) -> None:
         self._local.ended(stream)
         mirror = self._mirrors.get(stream.key)
         if mirror is not None and mirror.stream is stream:
