@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from server.streams.eventlog import EventLog
-from server.streams.runner import Stream
 
 ENTRY_OVERHEAD = 64  # bytes counted per event besides its text, for the retention bounds
 
@@ -44,11 +43,12 @@ class ResumeStore(Protocol):
         """Take a slot of ``max_concurrent_streams`` for a new stream (False: the gateway is full)."""
         ...
 
-    def started(self, stream: Stream) -> None:
-        """A stream runs here: make it findable (and mirror its events, for a shared store)."""
+    def started(self, stream: Source) -> None:
+        """A stream runs here (its log is appended to in this process): make it findable, and
+        mirror its events for a shared store."""
         ...
 
-    def ended(self, stream: Stream) -> None:
+    def ended(self, stream: Source) -> None:
         """A stream of ours ended: free its slot; keep its events for the retention window."""
         ...
 

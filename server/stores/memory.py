@@ -7,7 +7,6 @@ from collections import OrderedDict
 
 from server.config import Config
 from server.stores.base import Source, stream_bytes
-from server.streams.runner import Stream
 
 
 class EndedStream:
@@ -19,7 +18,7 @@ class EndedStream:
 
     ended = True
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Source) -> None:
         self.id = stream.id
         self.key = stream.key
         self.log = stream.log
@@ -35,7 +34,7 @@ class MemoryStore:
     def __init__(self, config: Config) -> None:
         self._resume = config.resume
         self._max_streams = config.streaming.max_concurrent_streams
-        self._running: dict[str, Stream] = {}
+        self._running: dict[str, Source] = {}
         # key -> (stream, expiry, bytes), in the order they ended: expiries rise along it.
         self._kept: OrderedDict[str, tuple[EndedStream, float, int]] = OrderedDict()
         self._kept_bytes = 0
@@ -50,10 +49,10 @@ class MemoryStore:
     async def admit(self, key: str) -> bool:
         return len(self._running) < self._max_streams
 
-    def started(self, stream: Stream) -> None:
+    def started(self, stream: Source) -> None:
         self._running[stream.key] = stream
 
-    def ended(self, stream: Stream) -> None:
+    def ended(self, stream: Source) -> None:
         self._running.pop(stream.key, None)
         size = stream_bytes(stream.log)
         if size > self._resume.max_stream_bytes or self._resume.retention_seconds <= 0:
@@ -66,7 +65,7 @@ class MemoryStore:
             self._drop(next(iter(self._kept)))
 
     async def find(self, key: str) -> Source | None:
-        stream: Source | None = self._running.get(key)
+        stream = self._running.get(key)
         if stream is not None:
             return stream
         self._prune(asyncio.get_running_loop().time())

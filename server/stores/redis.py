@@ -3,12 +3,8 @@
 Keys, all under ``tw:`` (``{key}`` is a stream's key, ``{instance}`` a random id per gateway process):
 
 ``tw:s:{key}`` (stream)
-    The stream's events. Entry ID ``{seq+1}-0`` holds the event of that seq; ``1-{n}`` (n >= 1) the
-    n-th retry/failover notice (they come between the ack, seq 0, and the first chunk). A chunk is
-    field ``t``: its text; any other event is field ``j``: its protocol JSON (protocol.codec).
-    Explicit IDs make writes idempotent (Redis refuses an ID that is not above the last one, so a
-    batch sent again after a failure adds nothing twice), give the seq back without parsing, and
-    show a gap. ``MAXLEN ~`` caps it at the most events a stream of ``max_stream_bytes`` can have.
+    The stream's events, one entry each, in the format of server.stores.mirror_codec.
+    ``MAXLEN ~`` caps it at the most events a stream of ``max_stream_bytes`` can have.
 ``tw:m:{key}`` (hash)
     ``owner`` (instance), ``id`` (stream id), ``ended`` ("1" once the terminal event is mirrored).
 ``tw:i:{instance}`` (string)
@@ -69,10 +65,10 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from protocol.codec import encode
 from server.config import Config, ConfigError
 from server.stores.base import ENTRY_OVERHEAD, Source, stream_bytes
 from server.stores.memory import MemoryStore
+from server.stores.mirror_codec import MirrorEntry, encode_event, encode_notice
 from server.stores.redis_remote import RemoteStream, apply_entry
 from server.stores.redis_scripts import (
     ADMIT,
@@ -88,7 +84,6 @@ from server.stores.redis_scripts import (
     STREAM,
 )
 from server.streams.eventlog import EventLog
-from server.streams.runner import Stream
 
 log = logging.getLogger("tokenwire.resume")
 
@@ -145,7 +140,7 @@ class _Mirror:
 
     __slots__ = ("announced", "ended_at", "next_seq", "notices", "stream")
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Source) -> None:
         self.stream = stream
         self.next_seq = 0  # events before it are in Redis
         self.notices = 0  # notices in Redis
@@ -158,7 +153,7 @@ class _Plan:
     """What one tick sends of one mirror, and where the mirror stands once it is sent."""
 
     mirror: _Mirror
-    events: list[tuple[str, str, str | bytes]] = field(default_factory=list)  # (entry ID, field, value)
+    events: list[MirrorEntry] = field(default_factory=list)
     next_seq: int = 0
     notices: int = 0
     finishing: bool = False
@@ -291,12 +286,12 @@ class RedisStore:
 
     # ---- our streams -----------------------------------------------------------------------
 
-    def started(self, stream: Stream) -> None:
+    def started(self, stream: Source) -> None:
         self._local.started(stream)
         self._mirrors[stream.key] = _Mirror(stream)
         self._ensure_pump()
 
-    def ended(self, stream: Stream) -> None:
+    def ended(self, stream: Source) -> None:
         self._local.ended(stream)
         mirror = self._mirrors.get(stream.key)
         if mirror is not None and mirror.stream is stream:
@@ -545,21 +540,15 @@ class RedisStore:
         plan = _Plan(mirror)
         out = plan.events
         if seq == 0 and entries:
-            out.append(("1-0", "j", encode(entries[0])))  # type: ignore[arg-type]  # the ack
+            out.append(encode_event(0, entries[0]))  # the ack
             seq = 1
         while sent < len(notices):  # they come only between the ack and the first chunk
             sent += 1
-            out.append((f"1-{sent}", "j", encode(notices[sent - 1])))
+            out.append(encode_notice(sent, notices[sent - 1]))
         end = min(len(entries), seq + max(budget - len(out), 0))
-        while seq < end:
-            entry = entries[seq]
-            seq += 1
-            if type(entry) is str:
-                out.append((f"{seq}-0", "t", entry))
-            else:
-                out.append((f"{seq}-0", "j", encode(entry)))  # type: ignore[arg-type]  # not a str
-        plan.next_seq, plan.notices = seq, sent
-        plan.finishing = finished and seq == len(entries)
+        out.extend(encode_event(i, entries[i]) for i in range(seq, end))
+        plan.next_seq, plan.notices = end, sent
+        plan.finishing = finished and end == len(entries)
         return plan
 
     def _queue(self, pipe: Pipeline, plans: list[_Plan]) -> None:

@@ -1,8 +1,4 @@
-"""A stream running on another instance, read from its Redis mirror.
-
-The mirror's entry ID is ``{seq+1}-0`` for the event of that seq and ``1-{n}`` for the n-th
-notice; a chunk is field ``t`` (its text), any other event field ``j`` (its protocol JSON).
-"""
+"""A stream running on another instance, read from its Redis mirror (server.stores.mirror_codec)."""
 
 from __future__ import annotations
 
@@ -10,16 +6,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from protocol.errors import ErrorCode
-from protocol.messages import Done, Error, Notice, StartAck
-from server.streams.eventlog import Entry, EventLog
+from protocol.messages import Error, Notice, StartAck
+from server.stores.mirror_codec import decode
+from server.streams.eventlog import EventLog
 
 LOST_MESSAGE = "the instance running the stream is gone; start it again"
 MISSING_MESSAGE = "events of the stream are missing from the store; start it again"
-
-_events = msgspec.json.Decoder(StartAck | Notice | Done | Error)
 
 
 class RemoteStream:
@@ -88,26 +81,18 @@ class RemoteStream:
 
 def apply_entry(events: EventLog, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
     """Append one mirror entry to ``events``; False when it does not follow (events are missing)."""
-    ms, _, sub = entry_id.partition(b"-")
-    seq, notice = int(ms) - 1, int(sub)
     if events.ended:
         return False
-    if notice:
-        decoded = _events.decode(fields[b"j"])
-        if len(events.entries) != 1 or type(decoded) is not Notice:
-            return False
-        events.notice(decoded)
-        return True
-    if seq != len(events.entries):
+    decoded = decode(entry_id, fields)
+    if decoded is None:
         return False
-    text = fields.get(b"t")
-    entry: Entry
-    if text is not None:
-        entry = text.decode()
-    else:
-        decoded = _events.decode(fields[b"j"])
-        if type(decoded) is Notice or (seq == 0) != (type(decoded) is StartAck):
+    position, event = decoded
+    if isinstance(event, Notice):
+        if len(events.entries) != 1:
             return False
-        entry = decoded
-    events.append(entry)
+        events.notice(event)
+        return True
+    if position != len(events.entries):
+        return False
+    events.append(event)
     return True
