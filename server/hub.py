@@ -75,6 +75,21 @@ class StreamHub:
             await asyncio.sleep(0)
         return stream
 
+    async def find_resumable(self, key: str, after_seq: int) -> tuple[Source | None, Refusal | None]:
+        """The stream of ``key`` and, when it cannot be read after ``after_seq``, why not."""
+        source = await self.store.find(key)
+        if source is None:
+            return None, Refusal(ErrorCode.STREAM_EXPIRED, "no stream with this key: unknown, or expired")
+        last = len(source.log.entries) - 1
+        if source.ended and after_seq >= last:
+            return source, Refusal(ErrorCode.BAD_MESSAGE, f"the stream ended at seq {last}: nothing after it")
+        return source, None
+
+    async def cancel_key(self, key: str) -> bool:
+        """Cancel the stream of ``key`` wherever it runs; False when there is no such stream
+        (one that ended but is kept for resuming is still a stream: nothing to cancel)."""
+        return await self.store.cancel(key) or await self.store.find(key) is not None
+
     def detached(self, source: Source) -> None:
         """Its client went away: the stream runs on for ``resume_grace_seconds``, waiting for a
         resume, and is cancelled upstream if nobody reads it by then."""

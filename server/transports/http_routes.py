@@ -19,10 +19,10 @@ from protocol.errors import HTTP_STATUS, RETRYABLE, ErrorCode
 from protocol.messages import Done, Error, StreamRequest
 from protocol.original_app import AgentChatBody, ScriptEventEncoder, ScriptStreamBody, agent_chat_event
 from protocol.sse import v1_event
-from server.hub import StreamHub
 from server.stores.base import Source
 from server.streams.resolve import Refusal
 from server.streams.runner import Stream
+from server.transports.asgi import hub_of, listen_for_disconnect
 from server.transports.sse import EventEncoder, EventStreamResponse
 
 T = TypeVar("T")
@@ -51,13 +51,8 @@ def error_response(error: Error | HttpProblem) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def _hub(request: Request) -> StreamHub:
-    hub: StreamHub = request.app.state.hub
-    return hub
-
-
-async def _read_body(request: Request) -> bytes:
-    limit = _hub(request).config.server.max_message_bytes
+async def read_body(request: Request) -> bytes:
+    limit = hub_of(request).config.server.max_message_bytes
     body = bytearray()
     async for part in request.stream():
         body += part
@@ -68,13 +63,13 @@ async def _read_body(request: Request) -> bytes:
 
 async def _decode(request: Request, body_type: type[T]) -> T:
     try:
-        return msgspec.json.decode(await _read_body(request), type=body_type)
+        return msgspec.json.decode(await read_body(request), type=body_type)
     except UNREADABLE as exc:
         raise HttpProblem(ErrorCode.BAD_MESSAGE, describe(exc)) from None
 
 
 async def _stream_request(request: Request) -> StreamRequest:
-    decoded = decode_http_request(await _read_body(request))
+    decoded = decode_http_request(await read_body(request))
     if isinstance(decoded, BadMessage):
         raise HttpProblem(ErrorCode.BAD_MESSAGE, decoded.message)
     return decoded
@@ -84,7 +79,7 @@ async def _open(request: Request, stream_request: StreamRequest) -> Stream:
     problem = request_problem(stream_request)
     if problem is not None:
         raise HttpProblem(ErrorCode.BAD_MESSAGE, problem)
-    stream = await _hub(request).open_http(stream_request)
+    stream = await hub_of(request).open_http(stream_request)
     if isinstance(stream, Refusal):
         raise HttpProblem(stream.code, stream.message)
     return stream
@@ -92,7 +87,7 @@ async def _open(request: Request, stream_request: StreamRequest) -> Stream:
 
 def _sse(request: Request, stream: Stream, encoder: EventEncoder) -> EventStreamResponse:
     """The original application's routes: no key reaches their clients, so leaving cancels."""
-    s = _hub(request).config.streaming
+    s = hub_of(request).config.streaming
     return EventStreamResponse(
         stream, encoder, s.keepalive_seconds, slow_client_seconds=s.slow_client_timeout_seconds
     )
@@ -100,7 +95,7 @@ def _sse(request: Request, stream: Stream, encoder: EventEncoder) -> EventStream
 
 def _resumable_sse(request: Request, source: Source, after_seq: int = -1) -> EventStreamResponse:
     """Protocol v1 events; a client that goes away may resume by the stream's key."""
-    hub = _hub(request)
+    hub = hub_of(request)
     s = hub.config.streaming
     return EventStreamResponse(
         source,
@@ -121,13 +116,11 @@ async def post_stream(request: Request) -> EventStreamResponse:
 
 async def get_stream(request: Request) -> EventStreamResponse:
     """Resume: the events after ``Last-Event-ID`` (or ``?after=``), then the live rest."""
-    source = await _hub(request).store.find(request.path_params["key"])
-    if source is None:
-        raise HttpProblem(ErrorCode.STREAM_EXPIRED, "no stream with this key: unknown, or expired")
     after = _after_seq(request)
-    last = len(source.log.entries) - 1
-    if source.ended and after >= last:
-        raise HttpProblem(ErrorCode.BAD_MESSAGE, f"the stream ended at seq {last}: nothing after it")
+    source, refusal = await hub_of(request).find_resumable(request.path_params["key"], after)
+    if refusal is not None:
+        raise HttpProblem(refusal.code, refusal.message)
+    assert source is not None  # found, when nothing refused it
     return _resumable_sse(request, source, after)
 
 
@@ -145,9 +138,7 @@ def _after_seq(request: Request) -> int:
 
 
 async def delete_stream(request: Request) -> Response:
-    hub = _hub(request)
-    key = request.path_params["key"]
-    if not await hub.store.cancel(key) and await hub.store.find(key) is None:
+    if not await hub_of(request).cancel_key(request.path_params["key"]):
         raise HttpProblem(ErrorCode.UNKNOWN_STREAM, "no stream with this key")
     return Response(status_code=204)
 
@@ -183,8 +174,7 @@ def _completion_json(done: Done) -> JSONResponse:
 
 
 async def _cancel_on_disconnect(receive: Receive, stream: Stream) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    await listen_for_disconnect(receive)
     stream.cancel()
 
 
@@ -209,4 +199,4 @@ async def post_agent_chat(request: Request) -> EventStreamResponse:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "active_streams": len(_hub(request).running)})
+    return JSONResponse({"status": "ok", "active_streams": len(hub_of(request).running)})

@@ -43,15 +43,11 @@ from server.config import StreamingConfig
 from server.hub import StreamHub
 from server.streams.resolve import Refusal
 from server.streams.runner import Stream
-from server.transports.http_routes import HttpProblem, _read_body
+from server.transports.asgi import hub_of, listen_for_disconnect
+from server.transports.http_routes import HttpProblem, read_body
 from server.transports.sse import EventStreamResponse
 
 STARTED = int(time.time())  # the `created` of every model: when the gateway started
-
-
-def _hub(request: Request) -> StreamHub:
-    hub: StreamHub = request.app.state.hub
-    return hub
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -147,11 +143,11 @@ def _find_model(hub: StreamHub, model_id: str) -> Model | None:
 
 
 async def list_models(request: Request) -> Response:
-    return Response(model_json(ModelList(data=models(_hub(request)))), media_type="application/json")
+    return Response(model_json(ModelList(data=models(hub_of(request)))), media_type="application/json")
 
 
 async def retrieve_model(request: Request) -> Response:
-    hub = _hub(request)
+    hub = hub_of(request)
     model_id: str = request.path_params["model_id"]
     found = _find_model(hub, model_id)
     if found is None:
@@ -164,7 +160,7 @@ async def retrieve_model(request: Request) -> Response:
 
 
 async def chat_completions(request: Request) -> Response | ChatStream | ChatCompletionAnswer:
-    hub = _hub(request)
+    hub = hub_of(request)
     try:
         chat, stream = await _open(request, hub)
     except Refused as refused:
@@ -178,7 +174,7 @@ async def chat_completions(request: Request) -> Response | ChatStream | ChatComp
 
 async def _open(request: Request, hub: StreamHub) -> tuple[ChatCompletionRequest, Stream]:
     try:
-        body = await _read_body(request)
+        body = await read_body(request)
     except HttpProblem as problem:  # too large: 413
         raise _refused(hub, problem.code, problem.message, status=problem.status) from None
     chat = decode_chat_request(body)
@@ -207,15 +203,10 @@ async def _open(request: Request, hub: StreamHub) -> tuple[ChatCompletionRequest
     return chat, stream
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _watching(stream: Stream, receive: Receive, waiting: asyncio.Future[None]) -> bool:
     """Wait for ``waiting`` while watching for the client going away, which cancels the stream.
     True when the client is gone. Anything that stops us early cancels the stream too."""
-    watcher = asyncio.ensure_future(_until_disconnect(receive))
+    watcher = asyncio.ensure_future(listen_for_disconnect(receive))
     try:
         await asyncio.wait([watcher, waiting], return_when=asyncio.FIRST_COMPLETED)
     except BaseException:

@@ -21,6 +21,7 @@ from protocol.sse import KEEPALIVE
 from server.fastpath.http_protocol import BODY_EXTENSION
 from server.stores.base import Source
 from server.streams.eventlog import Subscription
+from server.transports.asgi import listen_for_disconnect
 from server.transports.outbox import Outbox, Phase
 
 EventEncoder = Callable[[ServerMessage], bytes]
@@ -112,7 +113,6 @@ class EventStreamResponse:
         self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
 
     async def _watch_disconnect(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await listen_for_disconnect(receive)
         if self._outbox is not None:
             self._outbox.abandon()  # the pump ends, and `on_gone` decides the stream's fate

@@ -192,22 +192,19 @@ class Connection:
         )
 
     async def _resume(self, message: Resume) -> None:
-        source = await self.hub.store.find(message.key)
+        source, refusal = await self.hub.find_resumable(message.key, message.after_seq)
         sid = message.id or (source.id if source is not None else None)
-        if source is None or sid is None:
-            self._refuse(message.id, ErrorCode.STREAM_EXPIRED, "no stream with this key: unknown, or expired")
+        if refusal is not None:
+            self._refuse(sid, refusal.code, refusal.message)
             return
-        if source.ended and message.after_seq >= len(source.log.entries) - 1:
-            last = len(source.log.entries) - 1
-            self._refuse(sid, ErrorCode.BAD_MESSAGE, f"the stream ended at seq {last}: nothing after it")
-            return
+        assert source is not None and sid is not None  # found, when nothing refused it
         if self._admissible(sid):
             self.ended_ids.pop(sid, None)
             subscription = source.log.subscribe(sid, self._outbox.notify, message.after_seq)
             self.active[sid] = (source, subscription)
 
     async def _cancel_key(self, key: str) -> None:
-        if not await self.hub.store.cancel(key) and await self.hub.store.find(key) is None:
+        if not await self.hub.cancel_key(key):
             self._refuse(None, ErrorCode.UNKNOWN_STREAM, "no stream with this key")
 
     def _refuse(self, sid: str | None, code: ErrorCode, message: str) -> None:
