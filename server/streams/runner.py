@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from providers.base import (
 from providers.base import Usage as ProviderUsage
 from providers.tokens import estimate_tokens
 from server.streams.eventlog import EventLog
+from server.streams.retry import RetryPolicy
 
 log = logging.getLogger("tokenwire.stream")
 
@@ -80,9 +80,9 @@ class Stream:
         self.request = request
         self.settings = settings
         self._cost = cost
-        self._fallbacks = deque(fallbacks)
-        self._retries_left = settings.retry_attempts
-        self._attempt = 1
+        self._tries = RetryPolicy(
+            settings.retry_attempts, settings.retry_backoff, settings.retry_max_wait, fallbacks
+        )
         self.log = EventLog()
         self._loop = asyncio.get_running_loop()
         # Deadlines run on the loop's clock (call_at); metrics on perf_counter, because uvloop's
@@ -205,36 +205,26 @@ class Stream:
 
     def _next_try(self, exc: ProviderError) -> Notice | None:
         """Move to the next try (same provider after a backoff, else the next fallback) and say
-        so; None when there is none: text was sent, the failure is final, or tries are spent."""
-        if self._first_token_at is not None or not exc.retryable:
-            return None
-        s = self.settings
+        so; None when there is none (see RetryPolicy.next_try)."""
         failed = self.provider.name
-        wait = s.retry_backoff * 2 ** (s.retry_attempts - self._retries_left)
-        if exc.retry_after is not None:
-            wait = exc.retry_after
-        if self._retries_left and wait <= s.retry_max_wait:
-            self._retries_left -= 1
-            code: Literal["retrying", "failover"] = "retrying"
-            message = f"{failed} failed before the first token ({exc.code}); retrying in {wait:g} s"
-        elif self._fallbacks:
-            route = self._fallbacks.popleft()
-            self.provider, self.request = route.provider, route.request
-            self._retries_left = s.retry_attempts
-            code, wait = "failover", 0.0
-            message = f"{failed} failed before the first token ({exc.code}); trying {self.provider.name}"
-        else:
+        step = self._tries.next_try(exc, text_sent=self._first_token_at is not None)
+        if step is None:
             return None
-        self._attempt += 1
+        message = f"{failed} failed before the first token ({exc.code}); "
+        if step.route is None:
+            message += f"retrying in {step.delay:g} s"
+        else:
+            self.provider, self.request = step.route.provider, step.route.request
+            message += f"trying {self.provider.name}"
         return Notice(
             id=self.id,
-            code=code,
+            code=step.code,
             message=message,
             provider=self.provider.name,
             model=self.request.model,
-            attempt=self._attempt,
+            attempt=step.attempt,
             reason=exc.code,
-            delay_s=wait or None,
+            delay_s=step.delay or None,
         )
 
     def _finished(self, on_end: Callable[[Stream], None]) -> None:
