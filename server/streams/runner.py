@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
 
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
@@ -31,6 +30,7 @@ from providers.base import (
 )
 from providers.base import Usage as ProviderUsage
 from providers.tokens import estimate_tokens
+from server.streams.deadlines import Deadline, Deadlines
 from server.streams.eventlog import EventLog
 from server.streams.retry import RetryPolicy
 
@@ -57,7 +57,6 @@ class Route:
     request: GenerationRequest
 
 
-Deadline = Literal["total", "first_token", "idle"]  # which timeout comes first
 CostFn = Callable[[str, str, int, int], float | None]  # (provider, model, prompt, completion) -> USD
 
 
@@ -80,9 +79,9 @@ class Stream:
         self.request = request
         self.settings = settings
         self._cost = cost
-        self._tries = RetryPolicy(
-            settings.retry_attempts, settings.retry_backoff, settings.retry_max_wait, fallbacks
-        )
+        s = settings
+        self._tries = RetryPolicy(s.retry_attempts, s.retry_backoff, s.retry_max_wait, fallbacks)
+        self._deadlines = Deadlines(s.stream_timeout, s.first_token_timeout, s.idle_timeout)
         self.log = EventLog()
         self._loop = asyncio.get_running_loop()
         # Deadlines run on the loop's clock (call_at); metrics on perf_counter, because uvloop's
@@ -354,28 +353,17 @@ class Stream:
     def _check_deadline(self) -> None:
         deadline, which = self._deadline()
         if self._loop.time() >= deadline:
-            self._stop(ErrorCode.TIMEOUT, self._timeout_message(which))
+            self._stop(ErrorCode.TIMEOUT, self._deadlines.message(which))
         else:
             self._timer = self._loop.call_at(deadline, self._check_deadline)
 
     def _deadline(self) -> tuple[float, Deadline]:
-        s = self.settings
-        total = self._accepted_at + s.stream_timeout
-        if self._reader_wait:
-            return total, "total"
-        if self._first_token_at is None:
-            first = self._accepted_at + s.first_token_timeout
-            return (first, "first_token") if first < total else (total, "total")
-        idle = self._last_event_at + s.idle_timeout
-        return (idle, "idle") if idle < total else (total, "total")
-
-    def _timeout_message(self, which: Deadline) -> str:
-        s = self.settings
-        if which == "first_token":
-            return f"no first token within {s.first_token_timeout:g} s"
-        if which == "idle":
-            return f"no data from upstream for {s.idle_timeout:g} s"
-        return f"stream exceeded {s.stream_timeout:g} s in total"
+        return self._deadlines.next(
+            self._accepted_at,
+            self._first_token_at,
+            self._last_event_at,
+            waiting_for_reader=self._reader_wait,
+        )
 
 
 async def pump(events: AsyncGenerator[StreamEvent, None], sink: EventSink) -> None:
