@@ -60,7 +60,8 @@ class EventLog:
         if after_seq >= 0:
             subscription.skip_to(after_seq + 1)
         self._subscriptions.append(subscription)
-        if len(self.entries) > subscription.next_seq:
+        # A resume after the ack, during the retries, has only the notices to take.
+        if len(self.entries) > subscription.next_seq or subscription.notices_taken < len(self.notices):
             subscription.notify()
         return subscription
 

@@ -197,6 +197,13 @@ def test_a_resume_after_the_ack_replays_the_notices_before_the_first_chunk() -> 
     assert Reader(log, after_seq=0).take() == [notice(2), notice(3), chunk(2, "ab", from_seq=1)]
 
 
+def test_a_resume_after_the_ack_during_the_retries_is_told_of_the_notices() -> None:
+    log = started(notices=2)
+    reader = Reader(log, after_seq=0)
+    assert reader.notified == 1
+    assert reader.take() == [notice(2), notice(3)]
+
+
 def test_a_resume_after_a_chunk_gets_no_notices() -> None:
     log = started("a", "b", notices=2)
     assert Reader(log, after_seq=1).take() == [chunk(2, "b")]
