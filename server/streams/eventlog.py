@@ -144,7 +144,8 @@ class Subscription:
             seq += 1
         if seq > self.next_seq:  # a resume may start beyond what exists yet
             self.next_seq = seq
-        if out and self.taken_chars != self._log.text_chars:
+        # Even with nothing out: a reader resumed beyond the end has the text it skipped.
+        if self.taken_chars != self._log.text_chars:
             self.taken_chars = self._log.text_chars
             self._log._taken()
         return out

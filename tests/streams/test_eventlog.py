@@ -233,6 +233,18 @@ def test_a_resume_counts_the_text_before_its_seq_as_taken() -> None:
     assert log.backlog() == len("ef")
 
 
+async def test_a_reader_resumed_beyond_the_end_does_not_hold_the_stream_back() -> None:
+    log = started("a")
+    reader = Reader(log, after_seq=3)
+    log.append("bb")
+    log.append("cc")  # seq 2 and 3: the reader said it has them
+    waiting = asyncio.create_task(log.wait_backlog_below(3))
+    await asyncio.sleep(0)
+    assert reader.take() == []
+    await asyncio.wait_for(waiting, 1)
+    assert log.backlog() == 0
+
+
 async def test_waiting_for_the_backlog_ends_when_the_reader_takes() -> None:
     log = started()
     reader = Reader(log)
