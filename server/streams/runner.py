@@ -123,8 +123,10 @@ class Stream:
         return self.log.ended
 
     async def wait(self) -> None:
+        """Until the stream has ended. A task stopped before its first step ends cancelled: that
+        is no cancellation of the waiter. Cancelling the waiter leaves the stream running."""
         if self._task is not None:
-            await asyncio.shield(self._task)
+            await asyncio.wait([self._task])
 
     def _stop(self, code: ErrorCode | None, message: str) -> None:
         if self._task is None or self._task.done() or self._stopped is not None:

@@ -136,6 +136,16 @@ def chunk(seq: int, content: str) -> Chunk:
     return Chunk(id="s", seq=seq, content=content)
 
 
+SHUT_DOWN = Error(
+    id="s",
+    seq=1,
+    code=ErrorCode.SHUTTING_DOWN,
+    message="the gateway is shutting down; start the stream again",
+    retryable=True,
+    provider="p",
+)
+
+
 # ---- a stream from start to end ------------------------------------------------------------------
 
 
@@ -190,18 +200,29 @@ async def test_shutting_down_ends_with_a_retryable_error() -> None:
     await asyncio.sleep(0)  # the task runs: the upstream is asked and hangs
     assert provider.calls == 1
     reader.stream.shut_down()
-    assert await finished(reader) == [
-        ack(),
-        Error(
-            id="s",
-            seq=1,
-            code=ErrorCode.SHUTTING_DOWN,
-            message="the gateway is shutting down; start the stream again",
-            retryable=True,
-            provider="p",
-        ),
-    ]
+    assert await finished(reader) == [ack(), SHUT_DOWN]
     assert provider.closed == 1
+
+
+async def test_a_stream_stopped_before_its_task_ran_ends_and_can_be_waited_for() -> None:
+    provider = ScriptedProvider("p", [HANG])
+    reader = start(provider)
+    reader.stream.shut_down()  # e.g. the gateway's shutdown, in the same loop turn as the start
+    messages = await finished(reader)  # the stream's end, not a cancellation of the waiter
+    assert messages == [ack(), SHUT_DOWN]
+    assert provider.calls == 0
+
+
+async def test_cancelling_a_waiter_leaves_the_stream_running() -> None:
+    reader = start(ScriptedProvider("p", [TextDelta("a"), HANG]))
+    waiter = asyncio.create_task(reader.stream.wait())
+    await reader.until(2)
+    waiter.cancel()
+    await asyncio.wait([waiter])
+    assert waiter.cancelled()
+    assert not reader.stream.ended
+    reader.stream.cancel()
+    assert type((await finished(reader))[-1]) is Done
 
 
 # ---- retry and failover --------------------------------------------------------------------------
