@@ -60,7 +60,8 @@ class EventLog:
         if after_seq >= 0:
             subscription.skip_to(after_seq + 1)
         self._subscriptions.append(subscription)
-        if len(self.entries) > subscription.next_seq:
+        # A resume after the ack, during the retries, has only the notices to take.
+        if len(self.entries) > subscription.next_seq or subscription.notices_taken < len(self.notices):
             subscription.notify()
         return subscription
 
@@ -143,7 +144,8 @@ class Subscription:
             seq += 1
         if seq > self.next_seq:  # a resume may start beyond what exists yet
             self.next_seq = seq
-        if out and self.taken_chars != self._log.text_chars:
+        # Even with nothing out: a reader resumed beyond the end has the text it skipped.
+        if self.taken_chars != self._log.text_chars:
             self.taken_chars = self._log.text_chars
             self._log._taken()
         return out

@@ -11,11 +11,9 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
 
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
@@ -32,7 +30,9 @@ from providers.base import (
 )
 from providers.base import Usage as ProviderUsage
 from providers.tokens import estimate_tokens
+from server.streams.deadlines import Deadline, Deadlines
 from server.streams.eventlog import EventLog
+from server.streams.retry import RetryPolicy
 
 log = logging.getLogger("tokenwire.stream")
 
@@ -57,7 +57,6 @@ class Route:
     request: GenerationRequest
 
 
-Deadline = Literal["total", "first_token", "idle"]  # which timeout comes first
 CostFn = Callable[[str, str, int, int], float | None]  # (provider, model, prompt, completion) -> USD
 
 
@@ -80,9 +79,9 @@ class Stream:
         self.request = request
         self.settings = settings
         self._cost = cost
-        self._fallbacks = deque(fallbacks)
-        self._retries_left = settings.retry_attempts
-        self._attempt = 1
+        s = settings
+        self._tries = RetryPolicy(s.retry_attempts, s.retry_backoff, s.retry_max_wait, fallbacks)
+        self._deadlines = Deadlines(s.stream_timeout, s.first_token_timeout, s.idle_timeout)
         self.log = EventLog()
         self._loop = asyncio.get_running_loop()
         # Deadlines run on the loop's clock (call_at); metrics on perf_counter, because uvloop's
@@ -124,8 +123,10 @@ class Stream:
         return self.log.ended
 
     async def wait(self) -> None:
+        """Until the stream has ended. A task stopped before its first step ends cancelled: that
+        is no cancellation of the waiter. Cancelling the waiter leaves the stream running."""
         if self._task is not None:
-            await asyncio.shield(self._task)
+            await asyncio.wait([self._task])
 
     def _stop(self, code: ErrorCode | None, message: str) -> None:
         if self._task is None or self._task.done() or self._stopped is not None:
@@ -205,36 +206,26 @@ class Stream:
 
     def _next_try(self, exc: ProviderError) -> Notice | None:
         """Move to the next try (same provider after a backoff, else the next fallback) and say
-        so; None when there is none: text was sent, the failure is final, or tries are spent."""
-        if self._first_token_at is not None or not exc.retryable:
-            return None
-        s = self.settings
+        so; None when there is none (see RetryPolicy.next_try)."""
         failed = self.provider.name
-        wait = s.retry_backoff * 2 ** (s.retry_attempts - self._retries_left)
-        if exc.retry_after is not None:
-            wait = exc.retry_after
-        if self._retries_left and wait <= s.retry_max_wait:
-            self._retries_left -= 1
-            code: Literal["retrying", "failover"] = "retrying"
-            message = f"{failed} failed before the first token ({exc.code}); retrying in {wait:g} s"
-        elif self._fallbacks:
-            route = self._fallbacks.popleft()
-            self.provider, self.request = route.provider, route.request
-            self._retries_left = s.retry_attempts
-            code, wait = "failover", 0.0
-            message = f"{failed} failed before the first token ({exc.code}); trying {self.provider.name}"
-        else:
+        step = self._tries.next_try(exc, text_sent=self._first_token_at is not None)
+        if step is None:
             return None
-        self._attempt += 1
+        message = f"{failed} failed before the first token ({exc.code}); "
+        if step.route is None:
+            message += f"retrying in {step.delay:g} s"
+        else:
+            self.provider, self.request = step.route.provider, step.route.request
+            message += f"trying {self.provider.name}"
         return Notice(
             id=self.id,
-            code=code,
+            code=step.code,
             message=message,
             provider=self.provider.name,
             model=self.request.model,
-            attempt=self._attempt,
+            attempt=step.attempt,
             reason=exc.code,
-            delay_s=wait or None,
+            delay_s=step.delay or None,
         )
 
     def _finished(self, on_end: Callable[[Stream], None]) -> None:
@@ -364,28 +355,17 @@ class Stream:
     def _check_deadline(self) -> None:
         deadline, which = self._deadline()
         if self._loop.time() >= deadline:
-            self._stop(ErrorCode.TIMEOUT, self._timeout_message(which))
+            self._stop(ErrorCode.TIMEOUT, self._deadlines.message(which))
         else:
             self._timer = self._loop.call_at(deadline, self._check_deadline)
 
     def _deadline(self) -> tuple[float, Deadline]:
-        s = self.settings
-        total = self._accepted_at + s.stream_timeout
-        if self._reader_wait:
-            return total, "total"
-        if self._first_token_at is None:
-            first = self._accepted_at + s.first_token_timeout
-            return (first, "first_token") if first < total else (total, "total")
-        idle = self._last_event_at + s.idle_timeout
-        return (idle, "idle") if idle < total else (total, "total")
-
-    def _timeout_message(self, which: Deadline) -> str:
-        s = self.settings
-        if which == "first_token":
-            return f"no first token within {s.first_token_timeout:g} s"
-        if which == "idle":
-            return f"no data from upstream for {s.idle_timeout:g} s"
-        return f"stream exceeded {s.stream_timeout:g} s in total"
+        return self._deadlines.next(
+            self._accepted_at,
+            self._first_token_at,
+            self._last_event_at,
+            waiting_for_reader=self._reader_wait,
+        )
 
 
 async def pump(events: AsyncGenerator[StreamEvent, None], sink: EventSink) -> None:
