@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import ClassVar, Literal, Protocol
 
 import msgspec
@@ -143,9 +144,22 @@ class UpstreamTimeout(ProviderError):
 # ---- the provider ----------------------------------------------------------------------------
 
 
+class EventSink(Protocol):
+    """Where a provider delivers a stream's events: the stream runner."""
+
+    def push(self, event: StreamEvent) -> bool:
+        """Take one event (never a Failure: the provider raises its error instead). True when
+        the consumer is behind: the provider stops reading upstream until ``caught_up``."""
+        ...
+
+    async def caught_up(self) -> None:
+        """Until the consumer has caught up with what was pushed."""
+        ...
+
+
 class Provider(Protocol):
-    """One upstream. ``stream`` is an async generator: closing it (``aclose``) must stop the
-    upstream generation, which is how cancellation reaches the provider."""
+    """One upstream. ``relay`` is how the runner drives every provider; ``stream`` is the same
+    events as an async generator, and ``GeneratorProvider`` derives ``relay`` from it."""
 
     @property
     def name(self) -> str: ...
@@ -159,26 +173,37 @@ class Provider(Protocol):
     @property
     def configured(self) -> bool: ...
 
-    def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]: ...
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The stream's events. Closing the generator (``aclose``) must stop the upstream
+        generation, which is how cancellation reaches the provider."""
+        ...
+
+    async def relay(self, request: GenerationRequest, sink: EventSink) -> None:
+        """The stream's events pushed to ``sink``; returns at the end of the stream and raises
+        ProviderError. Cancelling it must stop the upstream generation. HTTP providers push
+        from the connection's data callback, with no task wake-up and generator resumption per
+        chunk."""
+        ...
 
     async def complete(self, request: GenerationRequest) -> Completion: ...
 
 
-class EventSink(Protocol):
-    """Where a relaying provider delivers a stream's events, straight from its I/O callback."""
-
-    def push(self, event: StreamEvent) -> bool:
-        """Take one event (never a Failure: the provider raises its error instead). True when
-        the consumer is behind: the provider stops reading upstream until ``caught_up``."""
-        ...
-
-    async def caught_up(self) -> None:
-        """Until the consumer has caught up with what was pushed."""
-        ...
+async def relay_events(events: AsyncGenerator[StreamEvent, None], sink: EventSink) -> None:
+    """A generator's events into a sink, the default ``relay``: closing the generator at the end
+    (or on cancellation) closes the upstream response."""
+    async with aclosing(events):
+        async for event in events:
+            if type(event) is Failure:
+                raise event.error
+            if sink.push(event):
+                await sink.caught_up()
 
 
-# A provider may also offer ``relay(request, sink)``: its stream's events pushed to the sink as each
-# upstream read is parsed, without waking a task and resuming a generator chain per chunk. It
-# returns at the end of the stream and raises ProviderError; cancelling it closes the upstream
-# response, as closing ``stream`` does. The runner uses it when a provider has it.
-Relay = Callable[[GenerationRequest, EventSink], Awaitable[None]]
+class GeneratorProvider:
+    """A provider written as a ``stream`` generator: ``relay`` comes from it."""
+
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
+        raise NotImplementedError
+
+    async def relay(self, request: GenerationRequest, sink: EventSink) -> None:
+        await relay_events(self.stream(request), sink)

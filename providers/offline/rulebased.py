@@ -25,7 +25,15 @@ import msgspec
 
 from protocol.messages import Brief, ChatMessage, Plan
 from providers import prompts
-from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, Usage
+from providers.base import (
+    Completion,
+    Finish,
+    GenerationRequest,
+    GeneratorProvider,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from providers.offline import faults
 from providers.offline import script_templates as tpl
 from providers.tokens import estimate_tokens, tokens_for_chars
@@ -232,7 +240,7 @@ def _usage(request: GenerationRequest, text: str) -> Usage:
 # ---- the provider ----------------------------------------------------------------------------
 
 
-class RuleBasedProvider:
+class RuleBasedProvider(GeneratorProvider):
     """Always configured; streams ``words_per_chunk`` words every ``chunk_delay_ms``."""
 
     def __init__(

@@ -12,21 +12,18 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
 
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
 from providers.base import (
-    EventSink,
-    Failure,
     Finish,
     GenerationRequest,
     Provider,
     ProviderError,
-    Relay,
     StreamEvent,
     TextDelta,
+    relay_events,
 )
 from providers.base import Usage as ProviderUsage
 from providers.tokens import estimate_tokens
@@ -169,16 +166,13 @@ class Stream:
     async def _stream_once(self) -> str:
         self._finish = "stop"
         self._usage = None
-        relay: Relay | None = getattr(self.provider, "relay", None)
-        if not self.settings.streaming_enabled:
-            await pump(self._completed(), self)
-        elif relay is not None:
-            await relay(self.request, self)  # events pushed from the I/O callback
+        if self.settings.streaming_enabled:
+            await self.provider.relay(self.request, self)
         else:
-            await pump(self.provider.stream(self.request), self)
+            await relay_events(self._completed(), self)
         return self._finish
 
-    # ---- EventSink: the provider's events ----------------------------------------------------
+    # ---- providers.base.EventSink: the provider's events ----------------------------------------
 
     def push(self, event: StreamEvent) -> bool:
         """One event; True when the slowest reader is more than a buffer behind."""
@@ -366,17 +360,6 @@ class Stream:
             self._last_event_at,
             waiting_for_reader=self._reader_wait,
         )
-
-
-async def pump(events: AsyncGenerator[StreamEvent, None], sink: EventSink) -> None:
-    """A provider's event generator into a sink, in the stream's task; closing the generator at
-    the end (or on cancellation) closes the upstream response."""
-    async with aclosing(events):
-        async for event in events:
-            if type(event) is Failure:
-                raise event.error
-            if sink.push(event):
-                await sink.caught_up()
 
 
 def _notice_line(notice: Notice) -> str:

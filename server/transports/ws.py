@@ -197,7 +197,8 @@ class Connection:
         if refusal is not None:
             self._refuse(sid, refusal.code, refusal.message)
             return
-        assert source is not None and sid is not None  # found, when nothing refused it
+        assert source is not None  # found, when nothing refused it
+        assert sid is not None
         if self._admissible(sid):
             self.ended_ids.pop(sid, None)
             subscription = source.log.subscribe(sid, self._outbox.notify, message.after_seq)

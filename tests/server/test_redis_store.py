@@ -18,7 +18,15 @@ import redis.asyncio as aioredis
 
 from protocol.errors import ErrorCode
 from protocol.messages import ChatMessage, Done, Error, StartAck
-from providers.base import Completion, Finish, GenerationRequest, StreamEvent, TextDelta, UpstreamUnavailable
+from providers.base import (
+    Completion,
+    Finish,
+    GenerationRequest,
+    GeneratorProvider,
+    StreamEvent,
+    TextDelta,
+    UpstreamUnavailable,
+)
 from server.config import Config, ConfigError
 from server.stores import make_store
 from server.stores.redis import RedisStore, RedisUnavailable, Timing, redact_url
@@ -111,7 +119,7 @@ async def mirrored(store: RedisStore) -> None:
     await until(lambda: not store._mirrors)
 
 
-class FlakyOnce:
+class FlakyOnce(GeneratorProvider):
     """Fails retryably before the first token once, then streams: the log gets a notice."""
 
     name = "flaky"

@@ -17,6 +17,7 @@ from providers.base import (
     Failure,
     Finish,
     GenerationRequest,
+    GeneratorProvider,
     ProviderError,
     StreamEvent,
     TextDelta,
@@ -35,7 +36,7 @@ HANG: Literal["hang"] = "hang"  # in a script: the upstream sends nothing more, 
 Step = StreamEvent | ProviderError | Literal["hang"]
 
 
-class ScriptedProvider:
+class ScriptedProvider(GeneratorProvider):
     """Plays one script per try: yields its events, raises its error, or hangs at HANG."""
 
     streaming: Literal["native", "simulated"] = "native"

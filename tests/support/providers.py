@@ -11,6 +11,7 @@ from providers.base import (
     Completion,
     Finish,
     GenerationRequest,
+    GeneratorProvider,
     StreamEvent,
     TextDelta,
     UpstreamRateLimited,
@@ -18,7 +19,7 @@ from providers.base import (
 )
 
 
-class ScriptedProvider:
+class ScriptedProvider(GeneratorProvider):
     """Yields ``count`` chunks of ``text`` (or random text of its length), ``delay`` seconds
     apart, after waiting ``first_delay``; optionally fails after ``fail_after`` chunks. Records
     whether the upstream was closed (``aclose``), which is what cancellation must do."""
