@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -59,30 +60,52 @@ class _Route:
     proxy: str | None
 
 
+class State(enum.Enum):
+    """Where a connection is in its life (httpcore's ``HTTPConnectionState``, with the steps
+    of reading a response). It changes only in ``_Connection._enter``, along ``_MOVES``."""
+
+    CONNECTING = "connecting"  # TCP, a proxy's CONNECT, TLS: carrying no request yet
+    HEAD = "head"  # a request (or a proxy's CONNECT) written: the response head awaited
+    BODY = "body"  # the head read: the body arriving
+    DONE = "done"  # the body ended; the reader may still hold some of it
+    IDLE = "idle"  # in the pool, between exchanges
+    CLOSED = "closed"  # dropped or closed by the peer; without an error, after a whole response
+
+
+_MOVES: dict[State, frozenset[State]] = {
+    State.CONNECTING: frozenset({State.HEAD, State.CLOSED}),
+    State.HEAD: frozenset({State.BODY, State.CLOSED}),
+    # -> CONNECTING: a proxy answered CONNECT; TLS with the origin follows in the tunnel
+    State.BODY: frozenset({State.DONE, State.CONNECTING, State.CLOSED}),
+    State.DONE: frozenset({State.IDLE, State.CONNECTING, State.CLOSED}),
+    State.IDLE: frozenset({State.HEAD, State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+_EXCHANGING = frozenset({State.CONNECTING, State.HEAD, State.BODY})  # closed there: a failure
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the response being read on it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, open_connections: set[_Connection]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_closed: Callable[[_Connection], None]) -> None:
         self.loop = loop
-        self._open = open_connections  # the client's: closed with it
+        self._on_closed = on_closed  # the client's: forgets it
+        self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
-        self.closed = False
         self.idle_since = 0.0
+        self.error: HttpError | None = None  # why the exchange failed, raised to its reader
         self._waiter: asyncio.Future[None] | None = None
-        self.begin()
+        self._reset()
 
-    def begin(self) -> None:
-        """Get ready for the next response on this connection."""
+    def _reset(self) -> None:
+        """Empty the response: the next one is read from scratch."""
         self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
         self._head_read = 0  # bytes read while the head is incomplete
         self._header_bytes = 0  # bytes of the header lines parsed
-        self.head_done = False
-        self.complete = False
-        self.keep_alive = False
+        self.keep_alive = False  # the server allows another exchange after this one
         self.close_delimited = False
-        self.error: HttpError | None = None
         self.body: list[bytes] = []
         self.buffered = 0
         self.paused = False
@@ -90,48 +113,76 @@ class _Connection(asyncio.Protocol):
         self.consumer: Callable[[bytes], bool] | None = None
         self.held = False  # the consumer asked to stop reading for now
 
+    def _enter(self, state: State) -> None:
+        """The one place the state changes: every move, and what it sets off."""
+        assert state in _MOVES[self.state], f"{self.state} -> {state}"
+        if state is State.HEAD:
+            self._reset()
+        elif state is State.CLOSED:
+            if self.state in _EXCHANGING and self.error is None:
+                kind = BodyCut if self.state is State.BODY else NoResponse
+                self.error = kind("the connection closed")
+            self.parser = None  # it refers back to this protocol: no cycle left for the collector
+            self._on_closed(self)
+        self.state = state
+        if state is not State.IDLE:
+            self._wake()  # the reader waits for the head, the end, or a failure
+
+    def send(self, data: bytes) -> None:
+        """Write a request (or a proxy's CONNECT): the response head is awaited next."""
+        assert self.transport is not None
+        self._enter(State.HEAD)
+        self.transport.write(data)
+
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
-        self._open.add(self)
 
     def data_received(self, data: bytes) -> None:
-        parser = self.parser
-        if self.error is not None or self.complete or parser is None:
-            self.keep_alive = False  # bytes nobody asked for: never reuse this connection
+        state = self.state
+        if state is not State.BODY and state is not State.HEAD:
+            self._spoil()  # bytes nobody asked for: never reuse this connection
             return
+        parser = self.parser
+        assert parser is not None  # dropped only when CLOSED
         try:
             parser.feed_data(data)
         except httptools.HttpParserError:
             if self.body:
                 self._deliver()  # the body before the bad bytes still counts
-            kind = BodyCut if self.head_done else NoResponse
-            self._fail(kind("malformed HTTP response"))
+            if self.state is State.DONE:
+                self.keep_alive = False  # bytes after a whole response: spoiled, not failed
+            else:
+                kind = BodyCut if self.state is State.BODY else NoResponse
+                self._fail(kind("malformed HTTP response"))
             return
         if self.body:
             self._deliver()
-        if not self.head_done and self.error is None:
+        if self.state is State.HEAD:
             self._head_read += len(data)  # the parser buffers a line that never ends: bound it
             if self._head_read > MAX_HEAD:
                 self._fail(NoResponse("response head too large"))
 
     def eof_received(self) -> None:
+        self._spoil()  # the peer closed its side: no exchange after this one
         return None  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._open.discard(self)
-        if not self.complete and self.error is None:
-            if self.head_done and self.close_delimited and exc is None:
-                self.complete = True  # a body without length or chunking ends with the connection
-            else:
-                kind = BodyCut if self.head_done else NoResponse
-                self.error = kind("the connection closed" if exc is None else "the connection broke")
-        self.parser = None  # it refers back to this protocol: no cycle left for the collector
-        self._wake()
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.BODY and self.close_delimited and exc is None:
+            self._enter(State.DONE)  # a body without length or chunking ends with the connection
+        elif exc is not None and self.state in _EXCHANGING:
+            kind = BodyCut if self.state is State.BODY else NoResponse
+            self.error = kind("the connection broke")
+        self._enter(State.CLOSED)
 
     # ---- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.state is State.DONE:  # a second response in the same read: nobody asked for it
+            raise httptools.HttpParserError("a response nobody asked for")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
@@ -151,8 +202,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         self.close_delimited = not chunked and "content-length" not in self.headers
-        self.head_done = True
-        self._wake()
+        self._enter(State.BODY)
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)  # handed over once the whole read is parsed (_deliver)
@@ -173,9 +223,8 @@ class _Connection(asyncio.Protocol):
             self._wake()
 
     def on_message_complete(self) -> None:
-        if self.head_done:
-            self.complete = True
-            self._wake()
+        if self.state is State.BODY:  # not an interim response's end
+            self._enter(State.DONE)
 
     # ---- the reader's side ---------------------------------------------------------------------
 
@@ -193,6 +242,13 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         return data
 
+    def enter_idle(self) -> None:
+        self._enter(State.IDLE)
+
+    def tunnelled(self) -> None:
+        """The proxy answered CONNECT: TLS with the origin comes next, in the tunnel."""
+        self._enter(State.CONNECTING)
+
     def pause(self) -> None:
         if not self.paused and self.transport is not None:
             self.paused = True
@@ -203,17 +259,30 @@ class _Connection(asyncio.Protocol):
             self.paused = False
             self.transport.resume_reading()
 
+    def ended(self) -> bool:
+        """The response was read whole (a failure is in ``error``)."""
+        return self.error is None and (self.state is State.DONE or self.state is State.CLOSED)
+
     def reusable(self) -> bool:
+        transport = self.transport
         return (
-            self.complete
+            self.state is State.DONE
             and self.keep_alive
-            and not self.closed
-            and self.transport is not None
-            and not self.transport.is_closing()
+            and transport is not None
+            and not transport.is_closing()
         )
 
+    def _spoil(self) -> None:
+        """No further exchange on this connection: dropped now when idle, else once its
+        response is done with."""
+        if self.state is State.IDLE:
+            self.abort()
+        else:
+            self.keep_alive = False
+
     def abort(self) -> None:
-        self.closed = True
+        if self.state is not State.CLOSED:
+            self._enter(State.CLOSED)
         if self.transport is not None:
             self.transport.abort()  # no lingering: the provider sees the client go at once
 
@@ -226,7 +295,6 @@ class _Connection(asyncio.Protocol):
     def _fail(self, error: HttpError) -> None:
         self.error = error
         self.abort()
-        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -257,7 +325,7 @@ class Response:
                 return data
             if conn.error is not None:
                 raise conn.failure()
-            if conn.complete:
+            if conn.ended():
                 self.close()
                 return b""
             await conn.wait()
@@ -274,7 +342,7 @@ class Response:
                 return True
             if conn.error is not None:
                 raise conn.failure()
-            if conn.complete:
+            if conn.ended():
                 self.close()
                 return False
             conn.resume()
@@ -351,14 +419,12 @@ class HttpClient:
             headers = {**headers, **_proxy_auth(proxy)}
         head = _head(method, target, authority, headers, len(body))  # before a connection is taken
         conn = self._pooled(route) or await self._connect(route)
-        conn.begin()
-        assert conn.transport is not None
-        conn.transport.write(head + body)
+        conn.send(head + body)
         try:
-            while not conn.head_done:
-                if conn.error is not None:
-                    raise conn.failure()
+            while conn.state is State.HEAD:
                 await conn.wait()
+            if not conn.status:  # closed without a head; after one, reading the body raises
+                raise conn.failure()
         except BaseException:  # also cancelled (a timeout, the client left): the provider must see it
             conn.abort()
             raise
@@ -370,6 +436,7 @@ class HttpClient:
             conn.abort()
             return
         conn.idle_since = time.monotonic()
+        conn.enter_idle()
         idle.append(conn)
 
     def _pooled(self, route: _Route) -> _Connection | None:
@@ -377,47 +444,38 @@ class HttpClient:
         now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closed by the server
-            if conn.reusable() and now - conn.idle_since < KEEPALIVE_SECONDS:
+            if conn.state is State.IDLE and now - conn.idle_since < KEEPALIVE_SECONDS:
                 return conn
             conn.abort()
         return None
 
     async def _connect(self, route: _Route) -> _Connection:
-        loop = asyncio.get_running_loop()
-        tls = self._ssl if route.scheme == "https" else None
+        conn = _Connection(asyncio.get_running_loop(), self._open.discard)
+        self._open.add(conn)
         try:
             async with asyncio.timeout(self._connect_timeout):
-                if route.proxy is not None:
-                    return await self._through_proxy(loop, route, tls)
-                host = route.host if tls else None
-                _, conn = await loop.create_connection(
-                    self._new_connection, route.host, route.port, ssl=tls, server_hostname=host
-                )
-                return conn
-        except HttpError:
-            raise
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
+                await self._open_connection(conn, route)
+        except BaseException as exc:  # refused, timed out, cancelled: nothing half-open is left
+            conn.abort()
+            if isinstance(exc, HttpError) or not isinstance(exc, (OSError, TimeoutError)):
+                raise
             raise ConnectFailed(f"could not connect to {route.host}:{route.port}") from exc
+        return conn
 
-    def _new_connection(self) -> _Connection:
-        return _Connection(asyncio.get_running_loop(), self._open)
-
-    async def _through_proxy(
-        self, loop: asyncio.AbstractEventLoop, route: _Route, tls: ssl.SSLContext | None
-    ) -> _Connection:
-        assert route.proxy is not None
+    async def _open_connection(self, conn: _Connection, route: _Route) -> None:
+        """Connect ``conn`` to the origin, or to the proxy (tunnelling HTTPS through it)."""
+        loop = asyncio.get_running_loop()
+        tls = self._ssl if route.scheme == "https" else None
+        if route.proxy is None:
+            host = route.host if tls else None
+            await loop.create_connection(lambda: conn, route.host, route.port, ssl=tls, server_hostname=host)
+            return
         proxy = urlsplit(route.proxy)
         if proxy.scheme != "http" or not proxy.hostname:
             raise ConnectFailed("only http:// proxies are supported")
-        _, conn = await loop.create_connection(self._new_connection, proxy.hostname, proxy.port or 80)
-        if tls is None:
-            return conn  # plain HTTP: requests go to the proxy in absolute-form
-        try:
+        await loop.create_connection(lambda: conn, proxy.hostname, proxy.port or 80)
+        if tls is not None:  # plain HTTP goes to the proxy in absolute-form
             await self._tunnel(loop, conn, route, tls)
-        except BaseException:  # refused, timed out, cancelled: no half-open tunnel is left behind
-            conn.abort()
-            raise
-        return conn
 
     @staticmethod
     async def _tunnel(
@@ -427,13 +485,14 @@ class HttpClient:
         assert conn.transport is not None
         assert route.proxy is not None
         authority = _authority(route.host, route.port)
-        conn.transport.write(_head("CONNECT", authority, authority, _proxy_auth(route.proxy), None))
-        while not conn.head_done:
-            if conn.error is not None:
-                raise ConnectFailed("the proxy closed the connection") from conn.error
+        conn.send(_head("CONNECT", authority, authority, _proxy_auth(route.proxy), None))
+        while conn.state is State.HEAD:
             await conn.wait()
-        if conn.status != 200:
+        if conn.status and conn.status != 200:
             raise ConnectFailed(f"the proxy refused the tunnel ({conn.status})")
+        if conn.state is State.CLOSED:
+            raise ConnectFailed("the proxy closed the connection") from conn.error
+        conn.tunnelled()
         transport = await loop.start_tls(conn.transport, conn, tls, server_hostname=route.host)
         if transport is None:
             raise ConnectFailed("TLS through the proxy failed")
