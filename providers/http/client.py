@@ -4,8 +4,9 @@ parsed by httptools (llhttp) as they arrive.
 It replaced aiohttp's client, which cost ~170 µs of CPU per request on the benchmark machine
 against ~30 µs for this one, and a task wake-up through its StreamReader for every chunk read
 (docs/benchmarks.md). It does only what provider calls need: one request at a time per
-connection, a body of bytes, no redirects, no cookies, no compression (none is asked for), HTTPS
-with the system's CA store, and HTTP(S)_PROXY (``CONNECT`` for HTTPS, absolute-form for HTTP).
+connection, a body of bytes, no redirects, no cookies, no compression (identity is asked for,
+a compressed response refused), HTTPS with the system's CA store, and HTTP(S)_PROXY (``CONNECT``
+for HTTPS, absolute-form for HTTP).
 No read timeouts: every call runs inside a stream, whose own timeouts govern it.
 """
 
@@ -26,7 +27,8 @@ MAX_BUFFERED = 256 * 1024  # body bytes held unread before the socket stops bein
 MAX_HEAD = 64 * 1024  # bytes of response headers accepted
 KEEPALIVE_SECONDS = 15.0  # an idle pooled connection older than this is closed, not reused
 MAX_IDLE_PER_ORIGIN = 64
-_OWN_HEADERS = frozenset({"host", "content-length", "user-agent"})  # written by the client itself
+# Written by the client itself. accept-encoding: identity, as nothing here decompresses a body.
+_OWN_HEADERS = frozenset({"host", "content-length", "user-agent", "accept-encoding"})
 _LINE_BREAKS = frozenset("\r\n")
 
 
@@ -48,6 +50,11 @@ class BadRequest(HttpError):
 
 class BodyCut(HttpError):
     """The response body ended early, broke, or was malformed."""
+
+
+class UnsupportedEncoding(HttpError):
+    """The response body is compressed (any content-encoding but identity), though only identity
+    was accepted: it would reach the dialect's parser as garbage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +432,7 @@ class HttpClient:
                 await conn.wait()
             if not conn.status:  # closed without a head; after one, reading the body raises
                 raise conn.failure()
+            _check_encoding(conn.headers)
         except BaseException:  # also cancelled (a timeout, the client left): the provider must see it
             conn.abort()
             raise
@@ -504,7 +512,7 @@ def _head(method: str, target: str, host: str, headers: Mapping[str, str], lengt
     request_line = f"{method} {target} HTTP/1.1"
     if not (request_line + host).isascii():
         raise BadRequest("the request URL contains a character that is not ASCII")
-    lines = [request_line, f"host: {host}", "user-agent: tokenwire"]
+    lines = [request_line, f"host: {host}", "user-agent: tokenwire", "accept-encoding: identity"]
     for name, value in headers.items():
         if name.lower() in _OWN_HEADERS:
             continue
@@ -517,6 +525,12 @@ def _head(method: str, target: str, host: str, headers: Mapping[str, str], lengt
     if length is not None:
         lines.append(f"content-length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+def _check_encoding(headers: Mapping[str, str]) -> None:
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedEncoding(f"the response body is {encoding[:40]!r}-encoded, not identity")
 
 
 def _authority(host: str, port: int | None) -> str:

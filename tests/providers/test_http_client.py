@@ -20,6 +20,7 @@ from providers.http.client import (
     HttpClient,
     NoResponse,
     State,
+    UnsupportedEncoding,
     _Connection,
 )
 from tests.support.raw_http import (
@@ -111,6 +112,31 @@ async def test_request_carries_host_length_headers_body_and_query(serve: Serve, 
     assert received.headers["content-type"] == "application/json"
     assert received.body == body
     assert received.head.lower().count(b"\r\nhost:") == 1
+
+
+async def test_every_request_asks_for_an_unencoded_body(serve: Serve, client: HttpClient) -> None:
+    server = await serve(answer(ok()))
+    response = await client.request("GET", server.url(), {"Accept-Encoding": "gzip, br"}, b"")
+    assert await response.read(10) == b"ok"
+    [received] = server.peers[0].requests
+    assert received.headers["accept-encoding"] == "identity"  # the caller's own is not sent
+    assert received.head.lower().count(b"accept-encoding") == 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "GZIP ", "identity, gzip"])
+async def test_a_compressed_response_is_refused_not_parsed(
+    serve: Serve, client: HttpClient, encoding: str
+) -> None:
+    gzipped = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+    server = await serve(answer(ok(gzipped, f"content-encoding: {encoding}")))
+    with pytest.raises(UnsupportedEncoding, match="-encoded, not identity"):
+        await get(client, server.url())
+    assert await server.peers[0].saw_hang_up()  # its body unread: the connection is dropped
+
+
+async def test_an_identity_encoded_response_is_read(serve: Serve, client: HttpClient) -> None:
+    server = await serve(answer(ok(b"plain", "content-encoding: identity")))
+    assert await read_all(await get(client, server.url())) == [b"plain"]
 
 
 async def test_interim_100_continue_is_skipped(serve: Serve, client: HttpClient) -> None:
