@@ -1,5 +1,5 @@
-"""The gateway's HTTP/1.1 client for provider calls: pooled keep-alive connections, responses
-parsed by httptools (llhttp) as they arrive.
+"""The gateway's HTTP/1.1 client for provider calls: pooled keep-alive connections, at most
+``max_connections`` open at once, responses parsed by httptools (llhttp) as they arrive.
 
 It replaced aiohttp's client, which cost ~170 µs of CPU per request on the benchmark machine
 against ~30 µs for this one, and a task wake-up through its StreamReader for every chunk read
@@ -17,8 +17,10 @@ import base64
 import enum
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import unquote, urlsplit
 
 import httptools
@@ -27,6 +29,8 @@ MAX_BUFFERED = 256 * 1024  # body bytes held unread before the socket stops bein
 MAX_HEAD = 64 * 1024  # bytes of response headers accepted
 KEEPALIVE_SECONDS = 15.0  # an idle pooled connection older than this is closed, not reused
 MAX_IDLE_PER_ORIGIN = 64
+MAX_CONNECTIONS = 1000  # open connections of all origins: beyond, requests wait for one
+POOL_TIMEOUT_SECONDS = 10.0  # the longest a request waits for a connection at the cap
 # Written by the client itself. accept-encoding: identity, as nothing here decompresses a body.
 _OWN_HEADERS = frozenset({"host", "content-length", "user-agent", "accept-encoding"})
 _LINE_BREAKS = frozenset("\r\n")
@@ -50,6 +54,10 @@ class BadRequest(HttpError):
 
 class BodyCut(HttpError):
     """The response body ended early, broke, or was malformed."""
+
+
+class PoolTimeout(HttpError):
+    """Every connection the cap allows stayed in use for the whole pool timeout."""
 
 
 class UnsupportedEncoding(HttpError):
@@ -99,7 +107,7 @@ class _Connection(asyncio.Protocol):
         self._on_closed = on_closed  # the client's: forgets it
         self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
-        self.idle_since = 0.0
+        self.expires = 0.0  # when idle: the monotonic time after which it is not reused
         self.error: HttpError | None = None  # why the exchange failed, raised to its reader
         self._waiter: asyncio.Future[None] | None = None
         self._reset()
@@ -123,20 +131,22 @@ class _Connection(asyncio.Protocol):
     def _enter(self, state: State) -> None:
         """The one place the state changes: every move, and what it sets off."""
         assert state in _MOVES[self.state], f"{self.state} -> {state}"
+        previous, self.state = self.state, state
         if state is State.HEAD:
             self._reset()
         elif state is State.CLOSED:
-            if self.state in _EXCHANGING and self.error is None:
-                kind = BodyCut if self.state is State.BODY else NoResponse
+            if previous in _EXCHANGING and self.error is None:
+                kind = BodyCut if previous is State.BODY else NoResponse
                 self.error = kind("the connection closed")
             self.parser = None  # it refers back to this protocol: no cycle left for the collector
             self._on_closed(self)
-        self.state = state
         if state is not State.IDLE:
             self._wake()  # the reader waits for the head, the end, or a failure
 
     def send(self, data: bytes) -> None:
         """Write a request (or a proxy's CONNECT): the response head is awaited next."""
+        if self.state is State.CLOSED:
+            return  # closed by the peer as soon as connected: ``error`` says so
         assert self.transport is not None
         self._enter(State.HEAD)
         self.transport.write(data)
@@ -249,8 +259,12 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         return data
 
-    def enter_idle(self) -> None:
+    def enter_idle(self, expires: float) -> None:
+        self.expires = expires
         self._enter(State.IDLE)
+
+    def fit_for_reuse(self, now: float) -> bool:
+        return self.state is State.IDLE and now < self.expires
 
     def tunnelled(self) -> None:
         """The proxy answered CONNECT: TLS with the origin comes next, in the tunnel."""
@@ -382,20 +396,47 @@ class Response:
             conn.abort()
 
 
-class HttpClient:
-    """Pooled connections by origin (and proxy); started and closed by the app's lifespan."""
+class _Waiter:
+    """A request waiting for a connection (at the cap); ``future`` gets one, idle or new."""
 
-    def __init__(self, *, connect_timeout: float = 10, ssl_context: ssl.SSLContext | None = None) -> None:
+    __slots__ = ("future", "route")
+
+    def __init__(self, route: _Route) -> None:
+        self.route = route
+        self.future: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
+
+
+class HttpClient:
+    """Pooled connections by origin (and proxy), at most ``max_connections`` of all origins open
+    at once; started and closed by the app's lifespan."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 10,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        pool_timeout: float = POOL_TIMEOUT_SECONDS,
+        keepalive: float = KEEPALIVE_SECONDS,
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._ssl = ssl_context
-        self._idle: dict[_Route, list[_Connection]] = {}
-        self._open: set[_Connection] = set()  # every connection not closed, idle or in use
+        self._max_connections = max_connections
+        self._pool_timeout = pool_timeout
+        self._keepalive = keepalive
+        self._open: set[_Connection] = set()  # every connection counted by the cap, in any state
+        self._idle: dict[_Route, list[_Connection]] = {}  # the most recently used last
+        self._queue: deque[_Waiter] = deque()  # requests waiting at the cap, first come first served
 
     async def start(self) -> None:
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
 
     async def close(self) -> None:
+        queue, self._queue = self._queue, deque()  # emptied first: no connection is handed out
+        for waiter in queue:
+            if not waiter.future.done():
+                waiter.future.set_exception(ConnectFailed("the HTTP client is closed"))
         for conn in list(self._open):
             conn.abort()
         self._open.clear()
@@ -410,7 +451,8 @@ class HttpClient:
         *,
         proxy: str | None = None,
     ) -> Response:
-        """Send a request and wait for the response head. Raises ConnectFailed or NoResponse."""
+        """Send a request and wait for the response head. Raises ConnectFailed, PoolTimeout or
+        NoResponse."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
@@ -425,7 +467,9 @@ class HttpClient:
             target = f"http://{authority}{target}"  # absolute-form, to a forward proxy
             headers = {**headers, **_proxy_auth(proxy)}
         head = _head(method, target, authority, headers, len(body))  # before a connection is taken
-        conn = self._pooled(route) or await self._connect(route)
+        conn = await self._acquire(route)
+        if conn.state is State.CONNECTING:
+            await self._connect(conn, route)
         conn.send(head + body)
         try:
             while conn.state is State.HEAD:
@@ -439,27 +483,116 @@ class HttpClient:
         return Response(self, route, conn)
 
     def release(self, route: _Route, conn: _Connection) -> None:
+        """A connection whose response was read whole: idle, for its route's next request."""
         idle = self._idle.setdefault(route, [])
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
             conn.abort()
             return
-        conn.idle_since = time.monotonic()
-        conn.enter_idle()
+        conn.enter_idle(time.monotonic() + self._keepalive)
         idle.append(conn)
+        self._assign()  # a waiter may take it, or close it to make room for its own route
 
-    def _pooled(self, route: _Route) -> _Connection | None:
+    # ---- the pool ------------------------------------------------------------------------------
+
+    async def _acquire(self, route: _Route) -> _Connection:
+        """A connection for ``route``: idle, or new (CONNECTING, to be connected by the caller)."""
+        conn = None if self._queue else self._grant(route)  # with waiters ahead, join them
+        while conn is None or conn.state is State.CLOSED:  # closed while handed over: again, first
+            conn = await self._wait(route, first=conn is not None)
+        return conn
+
+    async def _wait(self, route: _Route, *, first: bool) -> _Connection:
+        waiter = _Waiter(route)
+        if first:
+            self._queue.appendleft(waiter)
+        else:
+            self._queue.append(waiter)
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                return await waiter.future
+        except BaseException as exc:  # timed out or cancelled: it leaves no trace in the pool
+            self._withdraw(waiter)
+            if isinstance(exc, TimeoutError):
+                limit = f"{self._max_connections} connections"
+                raise PoolTimeout(f"none of the {limit} came free in {self._pool_timeout:g} s") from None
+            raise
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        """A waiter gives up: it leaves the queue, and gives back a connection handed to it in
+        the meantime (its task had not run yet)."""
+        if waiter in self._queue:
+            self._queue.remove(waiter)
+            return
+        if waiter.future.cancelled() or waiter.future.exception() is not None:
+            return
+        conn = waiter.future.result()
+        if conn.state is State.IDLE:
+            self._idle.setdefault(waiter.route, []).append(conn)
+            self._assign()
+        else:
+            conn.abort()  # new, not yet connected: its place goes to the next waiter
+
+    def _assign(self) -> None:
+        """Hand connections to the waiting requests, in order, while the first can have one."""
+        queue = self._queue
+        while queue:
+            waiter = queue[0]
+            if waiter.future.done():  # cancelled: its task has yet to run and withdraw it
+                queue.popleft()
+                continue
+            conn = self._grant(waiter.route)
+            if conn is None:
+                return
+            queue.popleft()
+            waiter.future.set_result(conn)
+
+    def _grant(self, route: _Route) -> _Connection | None:
+        """The pool's policy, in one place (httpcore's ``_assign_requests_to_connections``): the
+        route's most recently used idle connection fit for reuse, closing the unfit ones on the
+        way; else a new connection, when under the cap or when an idle connection of any route
+        can be closed to make room (the one nearest its expiry); else None: wait."""
         idle = self._idle.get(route)
         now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closed by the server
-            if conn.state is State.IDLE and now - conn.idle_since < KEEPALIVE_SECONDS:
+            if conn.fit_for_reuse(now):
                 return conn
-            conn.abort()
-        return None
-
-    async def _connect(self, route: _Route) -> _Connection:
-        conn = _Connection(asyncio.get_running_loop(), self._open.discard)
+            self._close_idle(conn)
+        if len(self._open) >= self._max_connections and not self._close_spare():
+            return None
+        conn = _Connection(asyncio.get_running_loop(), partial(self._closed, route))
         self._open.add(conn)
+        return conn
+
+    def _close_spare(self) -> bool:
+        """Close the idle connection nearest its expiry, of any route; False when none is idle."""
+        spare = min(
+            ((conn, conns) for conns in self._idle.values() for conn in conns),
+            key=lambda pair: pair[0].expires,
+            default=None,
+        )
+        if spare is None:
+            return False
+        conn, conns = spare
+        conns.remove(conn)
+        self._close_idle(conn)
+        return True
+
+    def _close_idle(self, conn: _Connection) -> None:
+        self._open.discard(conn)  # first: closed by the pool, it is not news to the pool
+        conn.abort()
+
+    def _closed(self, route: _Route, conn: _Connection) -> None:
+        """A connection closed (by either side, in any state): its place may go to a waiter."""
+        if conn not in self._open:
+            return  # closed by the pool itself, in the middle of _grant
+        self._open.discard(conn)
+        idle = self._idle.get(route)
+        if idle and conn in idle:
+            idle.remove(conn)
+        self._assign()
+
+    async def _connect(self, conn: _Connection, route: _Route) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._open_connection(conn, route)
@@ -468,7 +601,6 @@ class HttpClient:
             if isinstance(exc, HttpError) or not isinstance(exc, (OSError, TimeoutError)):
                 raise
             raise ConnectFailed(f"could not connect to {route.host}:{route.port}") from exc
-        return conn
 
     async def _open_connection(self, conn: _Connection, route: _Route) -> None:
         """Connect ``conn`` to the origin, or to the proxy (tunnelling HTTPS through it)."""

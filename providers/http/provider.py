@@ -30,6 +30,7 @@ from providers.http.client import (
     ConnectFailed,
     HttpClient,
     HttpError,
+    PoolTimeout,
     Response,
     UnsupportedEncoding,
 )
@@ -111,6 +112,9 @@ class HttpProvider:
             return await self.client.request(http.method, http.url, http.headers, http.body, proxy=self.proxy)
         except ConnectFailed as exc:
             raise UpstreamUnavailable(f"could not connect to {self.name}", provider=self.name) from exc
+        except PoolTimeout as exc:  # every connection allowed is busy: retryable, after a backoff
+            message = f"no connection to {self.name} came free in time ([upstream] max_connections)"
+            raise UpstreamUnavailable(message, provider=self.name) from exc
         except UnsupportedEncoding as exc:
             # Not retryable: the server, or a proxy in front of it, ignored `accept-encoding:
             # identity`. Every try would get the same answer until that hop is fixed.

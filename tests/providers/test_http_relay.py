@@ -18,6 +18,7 @@ from providers.base import (
     StreamEvent,
     TextDelta,
     UpstreamProtocolError,
+    UpstreamUnavailable,
     Usage,
 )
 from providers.dialect import ProviderSettings
@@ -214,3 +215,18 @@ async def test_a_compressed_stream_is_a_protocol_error_not_retried(
     assert raised.value.code == "upstream_protocol"
     assert raised.value.retryable is False  # the same answer would come again
     assert sink.events == []
+
+
+async def test_no_connection_free_in_time_is_unavailable_and_retryable(serve: Serve) -> None:
+    server = await serve(streaming(chunked(BODY, [len(BODY)]), then_hold=True))
+    client = HttpClient(connect_timeout=2, max_connections=1, pool_timeout=0.1)
+    await client.start()
+    upstream = pointed_at(HttpProvider(OpenAIDialect(SETTINGS), client), server)
+    try:
+        held = await client.request("GET", server.url(), {}, b"")  # the one connection allowed
+        with pytest.raises(UpstreamUnavailable, match="no connection to openai came free") as raised:
+            await upstream.relay(REQUEST, Sink())
+        assert raised.value.retryable is True
+        held.close()
+    finally:
+        await client.close()
