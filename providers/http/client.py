@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
+import select
 import ssl
 import time
 from collections import deque
@@ -28,6 +29,9 @@ import httptools
 MAX_BUFFERED = 256 * 1024  # body bytes held unread before the socket stops being read
 MAX_HEAD = 64 * 1024  # bytes of response headers accepted
 KEEPALIVE_SECONDS = 15.0  # an idle pooled connection older than this is closed, not reused
+# Taken off a server's own Keep-Alive timeout: its idle clock starts when it has sent the last
+# byte, ours later, so a request sent just in time could cross the server's close.
+KEEPALIVE_MARGIN = 0.5
 MAX_IDLE_PER_ORIGIN = 64
 MAX_CONNECTIONS = 1000  # open connections of all origins: beyond, requests wait for one
 POOL_TIMEOUT_SECONDS = 10.0  # the longest a request waits for a connection at the cap
@@ -264,7 +268,16 @@ class _Connection(asyncio.Protocol):
         self._enter(State.IDLE)
 
     def fit_for_reuse(self, now: float) -> bool:
-        return self.state is State.IDLE and now < self.expires
+        """Idle, unexpired, and its socket quiet: one readable while idle was closed by the server
+        or got bytes nobody asked for, before the loop could tell (httpcore's ``has_expired``)."""
+        transport = self.transport
+        return (
+            self.state is State.IDLE
+            and now < self.expires
+            and transport is not None
+            and not transport.is_closing()
+            and not _readable(transport)
+        )
 
     def tunnelled(self) -> None:
         """The proxy answered CONNECT: TLS with the origin comes next, in the tunnel."""
@@ -488,7 +501,10 @@ class HttpClient:
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
             conn.abort()
             return
-        conn.enter_idle(time.monotonic() + self._keepalive)
+        keepalive = self._keepalive
+        if (timeout := _keepalive_timeout(conn.headers)) is not None:
+            keepalive = min(keepalive, timeout - KEEPALIVE_MARGIN)
+        conn.enter_idle(time.monotonic() + keepalive)
         idle.append(conn)
         self._assign()  # a waiter may take it, or close it to make room for its own route
 
@@ -657,6 +673,25 @@ def _head(method: str, target: str, host: str, headers: Mapping[str, str], lengt
     if length is not None:
         lines.append(f"content-length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether the socket has bytes (or its end) waiting to be read, without reading them."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return True  # no socket to use
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _keepalive_timeout(headers: Mapping[str, str]) -> int | None:
+    """The seconds a server keeps an idle connection open, from ``Keep-Alive: timeout=N``."""
+    for param in headers.get("keep-alive", "").split(","):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "timeout" and value.strip().isdecimal():
+            return int(value)
+    return None
 
 
 def _check_encoding(headers: Mapping[str, str]) -> None:

@@ -4,8 +4,9 @@ connections with its first-come-first-served wait, and which idle connections ar
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -148,3 +149,79 @@ async def test_a_waiter_for_another_origin_closes_a_released_connection(
     assert await read_all(first) == [b"from one"]
     assert await read_all(await other) == [b"from two"]
     assert await one.peers[0].saw_hang_up()
+
+
+# ---- which idle connections are reused ---------------------------------------------------------
+
+
+def unseen_by_the_loop(peer: Peer, act: Callable[[socket.socket], object]) -> None:
+    """``act`` on the server's socket, then block the loop while what it sent reaches the client's
+    socket: no callback tells the client before its next request looks at the pool."""
+    with peer.writer.get_extra_info("socket").dup() as sock:
+        act(sock)
+    time.sleep(0.05)  # blocking the loop is the point (called from a coroutine)
+
+
+async def test_an_idle_connection_closed_before_the_loop_saw_it_is_not_reused(
+    serve: Serve, client: HttpClient
+) -> None:
+    server = await serve(answer(ok(b"answer")))
+    assert await read_all(await get(client, server.url())) == [b"answer"]
+    unseen_by_the_loop(server.peers[0], lambda sock: sock.shutdown(socket.SHUT_WR))  # a FIN
+    assert await read_all(await get(client, server.url())) == [b"answer"]  # no error: a new connection
+    assert server.accepted == 2
+    assert [len(peer.requests) for peer in server.peers] == [1, 1]  # nothing sent on the closed one
+
+
+async def test_bytes_waiting_on_an_idle_connection_prevent_its_reuse(
+    serve: Serve, client: HttpClient
+) -> None:
+    server = await serve(answer(ok(b"answer")))
+    assert await read_all(await get(client, server.url())) == [b"answer"]
+    unseen_by_the_loop(server.peers[0], lambda sock: sock.send(b"HTTP/1.1 200 OK\r\n"))  # unasked for
+    assert await read_all(await get(client, server.url())) == [b"answer"]
+    assert server.accepted == 2
+
+
+async def test_an_idle_connection_the_server_closes_leaves_the_pool_at_once(
+    serve: Serve, capped: HttpClient
+) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(ok(b"once"))  # keep-alive by its headers, then closed while idle
+
+    server = await serve(handler)
+    assert await read_all(await get(capped, server.url())) == [b"once"]
+    async with asyncio.timeout(1):
+        while capped._open:  # its place under the cap is free without a request to find out
+            await asyncio.sleep(0.005)
+    assert not any(capped._idle.values())
+
+
+async def test_a_shorter_keep_alive_timeout_of_the_server_is_honoured(
+    serve: Serve, client: HttpClient
+) -> None:
+    hinted = await serve(answer(ok(b"hinted", "keep-alive: timeout=1, max=100")))
+    plain = await serve(answer(ok(b"plain")))
+    for _ in range(2):
+        assert await read_all(await get(client, hinted.url())) == [b"hinted"]
+        assert await read_all(await get(client, plain.url())) == [b"plain"]
+    assert (hinted.accepted, plain.accepted) == (1, 1)  # reused at once
+    await asyncio.sleep(0.7)  # past the server's 1 s less the margin, well within our 15 s
+    assert await read_all(await get(client, hinted.url())) == [b"hinted"]
+    assert await read_all(await get(client, plain.url())) == [b"plain"]
+    assert (hinted.accepted, plain.accepted) == (2, 1)
+    assert await hinted.peers[0].saw_hang_up()  # the expired one was closed, not left open
+
+
+async def test_our_keepalive_bounds_reuse(serve: Serve) -> None:
+    server = await serve(answer(ok(b"answer", "keep-alive: timeout=60")))
+    client = HttpClient(connect_timeout=2, keepalive=0.2)
+    await client.start()
+    try:
+        assert await read_all(await get(client, server.url())) == [b"answer"]
+        await asyncio.sleep(0.3)
+        assert await read_all(await get(client, server.url())) == [b"answer"]
+    finally:
+        await client.close()
+    assert server.accepted == 2
