@@ -33,6 +33,7 @@ from providers.http.client import (
     PoolTimeout,
     Response,
     UnsupportedEncoding,
+    UnsupportedProxy,
 )
 
 MAX_ERROR_BODY = 64 * 1024
@@ -120,7 +121,7 @@ class HttpProvider:
             # identity`. Every try would get the same answer until that hop is fixed.
             message = f"{self.name} sent a compressed response, which the gateway does not decode"
             raise UpstreamProtocolError(message, provider=self.name, retryable=False) from exc
-        except BadRequest as exc:  # e.g. a key with its newline: the operator must fix the config
+        except (BadRequest, UnsupportedProxy) as exc:  # e.g. a key with its newline: fix the config
             message = f"provider `{self.name}` is misconfigured: {exc}"
             raise ProviderNotConfigured(message, provider=self.name) from exc
         except HttpError as exc:

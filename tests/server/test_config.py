@@ -415,3 +415,13 @@ def test_the_upstream_section_configures_the_providers_http_client() -> None:
     client = provider.client
     assert (client._max_connections, client._pool_timeout, client._keepalive) == (7, 3, 4)
     assert client._connect_timeout == 10
+
+
+def test_an_https_proxy_for_a_configured_provider_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "https://user:secret@proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    create_app(Config(), environ={})  # no provider configured: nothing would use the proxy
+    with pytest.raises(ConfigError, match=r"proxy for provider `openai` .*must be http://") as refused:
+        create_app(Config(), environ={"OPENAI_API_KEY": "sk-test"})
+    assert "secret" not in str(refused.value)
