@@ -86,7 +86,13 @@ def create_app(
     """The gateway. ``extra_providers`` serve beside the built-in ones (embedding, tests);
     provider keys and URLs not in ``config`` come from ``environ`` (default: os.environ)."""
     config = config or Config()
-    client = HttpClient()
+    upstream = config.upstream
+    client = HttpClient(
+        connect_timeout=upstream.connect_timeout_seconds,
+        max_connections=upstream.max_connections,
+        pool_timeout=upstream.pool_timeout_seconds,
+        keepalive=upstream.keepalive_seconds,
+    )
     registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
     hub = StreamHub(config, registry, make_store(config))
     endpoint = WebSocketEndpoint(hub)

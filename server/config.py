@@ -72,6 +72,18 @@ class ResumeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     max_total_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024
 
 
+class UpstreamConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The HTTP client that reaches the providers (providers/http/client.py)."""
+
+    # Open connections to all providers together; a request beyond them waits for one to free up,
+    # at most pool_timeout_seconds (then `upstream_unavailable`, retryable).
+    max_connections: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    pool_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] = 10.0
+    # An idle connection is reused this long (less when the provider's Keep-Alive says so).
+    keepalive_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    connect_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] = 10.0
+
+
 class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """USD per million tokens."""
 
@@ -112,6 +124,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     server: ServerConfig = ServerConfig()
     streaming: StreamingConfig = StreamingConfig()
     resume: ResumeConfig = ResumeConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
     providers: dict[str, ProviderConfig] = {}
     agents: dict[AgentId, AgentConfig] = msgspec.field(default_factory=_default_agents)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from providers.base import Provider
 from providers.dialect import Dialect, ProviderSettings
 from providers.dialects import anthropic, azure_openai, gemini, ollama, openai
-from providers.http.client import HttpClient
+from providers.http.client import HttpClient, UnsupportedProxy, check_proxy
 from providers.http.provider import HttpProvider
 from providers.offline import rulebased
 from providers.offline.rulebased import RuleBasedProvider
@@ -92,10 +92,21 @@ def build_registry(
     providers: list[Provider] = [_rulebased(config.providers.get("rulebased") or ProviderConfig())]
     for name, spec in SPECS.items():
         dialect = spec.dialect(settings_for(name, config.providers.get(name), environ))
-        providers.append(HttpProvider(dialect, client))
+        providers.append(_checked_proxy(HttpProvider(dialect, client)))
     registry = ProviderRegistry([*providers, *extra])
     _check_names(config, registry)
     return registry
+
+
+def _checked_proxy(provider: HttpProvider) -> HttpProvider:
+    """A proxy the client cannot use stops start-up, rather than failing every request."""
+    if provider.configured and provider.proxy is not None:
+        try:
+            check_proxy(provider.proxy)
+        except UnsupportedProxy as exc:
+            where = "HTTPS_PROXY, HTTP_PROXY or ALL_PROXY"
+            raise ConfigError(f"config: the proxy for provider `{provider.name}` ({where}): {exc}") from None
+    return provider
 
 
 def _rulebased(config: ProviderConfig) -> RuleBasedProvider:

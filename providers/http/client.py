@@ -1,11 +1,12 @@
-"""The gateway's HTTP/1.1 client for provider calls: pooled keep-alive connections, responses
-parsed by httptools (llhttp) as they arrive.
+"""The gateway's HTTP/1.1 client for provider calls: pooled keep-alive connections, at most
+``max_connections`` open at once, responses parsed by httptools (llhttp) as they arrive.
 
 It replaced aiohttp's client, which cost ~170 µs of CPU per request on the benchmark machine
 against ~30 µs for this one, and a task wake-up through its StreamReader for every chunk read
 (docs/benchmarks.md). It does only what provider calls need: one request at a time per
-connection, a body of bytes, no redirects, no cookies, no compression (none is asked for), HTTPS
-with the system's CA store, and HTTP(S)_PROXY (``CONNECT`` for HTTPS, absolute-form for HTTP).
+connection, a body of bytes, no redirects, no cookies, no compression (identity is asked for,
+a compressed response refused), HTTPS with the system's CA store, and HTTP(S)_PROXY naming an
+http:// proxy (``CONNECT`` for HTTPS, absolute-form for HTTP; https:// proxies are refused).
 No read timeouts: every call runs inside a stream, whose own timeouts govern it.
 """
 
@@ -13,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
+import select
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import unquote, urlsplit
 
 import httptools
@@ -24,8 +29,14 @@ import httptools
 MAX_BUFFERED = 256 * 1024  # body bytes held unread before the socket stops being read
 MAX_HEAD = 64 * 1024  # bytes of response headers accepted
 KEEPALIVE_SECONDS = 15.0  # an idle pooled connection older than this is closed, not reused
+# Taken off a server's own Keep-Alive timeout: its idle clock starts when it has sent the last
+# byte, ours later, so a request sent just in time could cross the server's close.
+KEEPALIVE_MARGIN = 0.5
 MAX_IDLE_PER_ORIGIN = 64
-_OWN_HEADERS = frozenset({"host", "content-length", "user-agent"})  # written by the client itself
+MAX_CONNECTIONS = 1000  # open connections of all origins: beyond, requests wait for one
+POOL_TIMEOUT_SECONDS = 10.0  # the longest a request waits for a connection at the cap
+# Written by the client itself. accept-encoding: identity, as nothing here decompresses a body.
+_OWN_HEADERS = frozenset({"host", "content-length", "user-agent", "accept-encoding"})
 _LINE_BREAKS = frozenset("\r\n")
 
 
@@ -49,6 +60,21 @@ class BodyCut(HttpError):
     """The response body ended early, broke, or was malformed."""
 
 
+class UnsupportedProxy(HttpError):
+    """A proxy URL that is not ``http://``. An https:// proxy would need TLS to the proxy, then
+    TLS to the origin inside its tunnel: start_tls over a TLS transport, untried here on uvloop,
+    for little gain, as HTTPS to the origin is end-to-end TLS through an http:// proxy anyway."""
+
+
+class PoolTimeout(HttpError):
+    """Every connection the cap allows stayed in use for the whole pool timeout."""
+
+
+class UnsupportedEncoding(HttpError):
+    """The response body is compressed (any content-encoding but identity), though only identity
+    was accepted: it would reach the dialect's parser as garbage."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     """Where a connection goes: the origin, and the proxy it goes through (pool key)."""
@@ -59,30 +85,52 @@ class _Route:
     proxy: str | None
 
 
+class State(enum.Enum):
+    """Where a connection is in its life (httpcore's ``HTTPConnectionState``, with the steps
+    of reading a response). It changes only in ``_Connection._enter``, along ``_MOVES``."""
+
+    CONNECTING = "connecting"  # TCP, a proxy's CONNECT, TLS: carrying no request yet
+    HEAD = "head"  # a request (or a proxy's CONNECT) written: the response head awaited
+    BODY = "body"  # the head read: the body arriving
+    DONE = "done"  # the body ended; the reader may still hold some of it
+    IDLE = "idle"  # in the pool, between exchanges
+    CLOSED = "closed"  # dropped or closed by the peer; without an error, after a whole response
+
+
+_MOVES: dict[State, frozenset[State]] = {
+    State.CONNECTING: frozenset({State.HEAD, State.CLOSED}),
+    State.HEAD: frozenset({State.BODY, State.CLOSED}),
+    # -> CONNECTING: a proxy answered CONNECT; TLS with the origin follows in the tunnel
+    State.BODY: frozenset({State.DONE, State.CONNECTING, State.CLOSED}),
+    State.DONE: frozenset({State.IDLE, State.CONNECTING, State.CLOSED}),
+    State.IDLE: frozenset({State.HEAD, State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+_EXCHANGING = frozenset({State.CONNECTING, State.HEAD, State.BODY})  # closed there: a failure
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the response being read on it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, open_connections: set[_Connection]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_closed: Callable[[_Connection], None]) -> None:
         self.loop = loop
-        self._open = open_connections  # the client's: closed with it
+        self._on_closed = on_closed  # the client's: forgets it
+        self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
+        self.expires = 0.0  # when idle: the monotonic time after which it is not reused
+        self.error: HttpError | None = None  # why the exchange failed, raised to its reader
         self._waiter: asyncio.Future[None] | None = None
-        self.begin()
+        self._reset()
 
-    def begin(self) -> None:
-        """Get ready for the next response on this connection."""
+    def _reset(self) -> None:
+        """Empty the response: the next one is read from scratch."""
         self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
         self._head_read = 0  # bytes read while the head is incomplete
         self._header_bytes = 0  # bytes of the header lines parsed
-        self.head_done = False
-        self.complete = False
-        self.keep_alive = False
+        self.keep_alive = False  # the server allows another exchange after this one
         self.close_delimited = False
-        self.error: HttpError | None = None
         self.body: list[bytes] = []
         self.buffered = 0
         self.paused = False
@@ -90,48 +138,78 @@ class _Connection(asyncio.Protocol):
         self.consumer: Callable[[bytes], bool] | None = None
         self.held = False  # the consumer asked to stop reading for now
 
+    def _enter(self, state: State) -> None:
+        """The one place the state changes: every move, and what it sets off."""
+        assert state in _MOVES[self.state], f"{self.state} -> {state}"
+        previous, self.state = self.state, state
+        if state is State.HEAD:
+            self._reset()
+        elif state is State.CLOSED:
+            if previous in _EXCHANGING and self.error is None:
+                kind = BodyCut if previous is State.BODY else NoResponse
+                self.error = kind("the connection closed")
+            self.parser = None  # it refers back to this protocol: no cycle left for the collector
+            self._on_closed(self)
+        if state is not State.IDLE:
+            self._wake()  # the reader waits for the head, the end, or a failure
+
+    def send(self, data: bytes) -> None:
+        """Write a request (or a proxy's CONNECT): the response head is awaited next."""
+        if self.state is State.CLOSED:
+            return  # closed by the peer as soon as connected: ``error`` says so
+        assert self.transport is not None
+        self._enter(State.HEAD)
+        self.transport.write(data)
+
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
-        self._open.add(self)
 
     def data_received(self, data: bytes) -> None:
-        parser = self.parser
-        if self.error is not None or self.complete or parser is None:
-            self.keep_alive = False  # bytes nobody asked for: never reuse this connection
+        state = self.state
+        if state is not State.BODY and state is not State.HEAD:
+            self._spoil()  # bytes nobody asked for: never reuse this connection
             return
+        parser = self.parser
+        assert parser is not None  # dropped only when CLOSED
         try:
             parser.feed_data(data)
         except httptools.HttpParserError:
             if self.body:
                 self._deliver()  # the body before the bad bytes still counts
-            kind = BodyCut if self.head_done else NoResponse
-            self._fail(kind("malformed HTTP response"))
+            if self.state is State.DONE:
+                self.keep_alive = False  # bytes after a whole response: spoiled, not failed
+            else:
+                kind = BodyCut if self.state is State.BODY else NoResponse
+                self._fail(kind("malformed HTTP response"))
             return
         if self.body:
             self._deliver()
-        if not self.head_done and self.error is None:
+        if self.state is State.HEAD:
             self._head_read += len(data)  # the parser buffers a line that never ends: bound it
             if self._head_read > MAX_HEAD:
                 self._fail(NoResponse("response head too large"))
 
     def eof_received(self) -> None:
+        self._spoil()  # the peer closed its side: no exchange after this one
         return None  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._open.discard(self)
-        if not self.complete and self.error is None:
-            if self.head_done and self.close_delimited and exc is None:
-                self.complete = True  # a body without length or chunking ends with the connection
-            else:
-                kind = BodyCut if self.head_done else NoResponse
-                self.error = kind("the connection closed" if exc is None else "the connection broke")
-        self.parser = None  # it refers back to this protocol: no cycle left for the collector
-        self._wake()
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.BODY and self.close_delimited and exc is None:
+            self._enter(State.DONE)  # a body without length or chunking ends with the connection
+        elif exc is not None and self.state in _EXCHANGING:
+            kind = BodyCut if self.state is State.BODY else NoResponse
+            self.error = kind("the connection broke")
+        self._enter(State.CLOSED)
 
     # ---- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.state is State.DONE:  # a second response in the same read: nobody asked for it
+            raise httptools.HttpParserError("a response nobody asked for")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
@@ -151,8 +229,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         self.close_delimited = not chunked and "content-length" not in self.headers
-        self.head_done = True
-        self._wake()
+        self._enter(State.BODY)
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)  # handed over once the whole read is parsed (_deliver)
@@ -173,9 +250,8 @@ class _Connection(asyncio.Protocol):
             self._wake()
 
     def on_message_complete(self) -> None:
-        if self.head_done:
-            self.complete = True
-            self._wake()
+        if self.state is State.BODY:  # not an interim response's end
+            self._enter(State.DONE)
 
     # ---- the reader's side ---------------------------------------------------------------------
 
@@ -193,6 +269,26 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         return data
 
+    def enter_idle(self, expires: float) -> None:
+        self.expires = expires
+        self._enter(State.IDLE)
+
+    def fit_for_reuse(self, now: float) -> bool:
+        """Idle, unexpired, and its socket quiet: one readable while idle was closed by the server
+        or got bytes nobody asked for, before the loop could tell (httpcore's ``has_expired``)."""
+        transport = self.transport
+        return (
+            self.state is State.IDLE
+            and now < self.expires
+            and transport is not None
+            and not transport.is_closing()
+            and not _readable(transport)
+        )
+
+    def tunnelled(self) -> None:
+        """The proxy answered CONNECT: TLS with the origin comes next, in the tunnel."""
+        self._enter(State.CONNECTING)
+
     def pause(self) -> None:
         if not self.paused and self.transport is not None:
             self.paused = True
@@ -203,17 +299,30 @@ class _Connection(asyncio.Protocol):
             self.paused = False
             self.transport.resume_reading()
 
+    def ended(self) -> bool:
+        """The response was read whole (a failure is in ``error``)."""
+        return self.error is None and (self.state is State.DONE or self.state is State.CLOSED)
+
     def reusable(self) -> bool:
+        transport = self.transport
         return (
-            self.complete
+            self.state is State.DONE
             and self.keep_alive
-            and not self.closed
-            and self.transport is not None
-            and not self.transport.is_closing()
+            and transport is not None
+            and not transport.is_closing()
         )
 
+    def _spoil(self) -> None:
+        """No further exchange on this connection: dropped now when idle, else once its
+        response is done with."""
+        if self.state is State.IDLE:
+            self.abort()
+        else:
+            self.keep_alive = False
+
     def abort(self) -> None:
-        self.closed = True
+        if self.state is not State.CLOSED:
+            self._enter(State.CLOSED)
         if self.transport is not None:
             self.transport.abort()  # no lingering: the provider sees the client go at once
 
@@ -226,7 +335,6 @@ class _Connection(asyncio.Protocol):
     def _fail(self, error: HttpError) -> None:
         self.error = error
         self.abort()
-        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -257,7 +365,7 @@ class Response:
                 return data
             if conn.error is not None:
                 raise conn.failure()
-            if conn.complete:
+            if conn.ended():
                 self.close()
                 return b""
             await conn.wait()
@@ -274,7 +382,7 @@ class Response:
                 return True
             if conn.error is not None:
                 raise conn.failure()
-            if conn.complete:
+            if conn.ended():
                 self.close()
                 return False
             conn.resume()
@@ -307,20 +415,47 @@ class Response:
             conn.abort()
 
 
-class HttpClient:
-    """Pooled connections by origin (and proxy); started and closed by the app's lifespan."""
+class _Waiter:
+    """A request waiting for a connection (at the cap); ``future`` gets one, idle or new."""
 
-    def __init__(self, *, connect_timeout: float = 10, ssl_context: ssl.SSLContext | None = None) -> None:
+    __slots__ = ("future", "route")
+
+    def __init__(self, route: _Route) -> None:
+        self.route = route
+        self.future: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
+
+
+class HttpClient:
+    """Pooled connections by origin (and proxy), at most ``max_connections`` of all origins open
+    at once; started and closed by the app's lifespan."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 10,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        pool_timeout: float = POOL_TIMEOUT_SECONDS,
+        keepalive: float = KEEPALIVE_SECONDS,
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._ssl = ssl_context
-        self._idle: dict[_Route, list[_Connection]] = {}
-        self._open: set[_Connection] = set()  # every connection not closed, idle or in use
+        self._max_connections = max_connections
+        self._pool_timeout = pool_timeout
+        self._keepalive = keepalive
+        self._open: set[_Connection] = set()  # every connection counted by the cap, in any state
+        self._idle: dict[_Route, list[_Connection]] = {}  # the most recently used last
+        self._queue: deque[_Waiter] = deque()  # requests waiting at the cap, first come first served
 
     async def start(self) -> None:
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
 
     async def close(self) -> None:
+        queue, self._queue = self._queue, deque()  # emptied first: no connection is handed out
+        for waiter in queue:
+            if not waiter.future.done():
+                waiter.future.set_exception(ConnectFailed("the HTTP client is closed"))
         for conn in list(self._open):
             conn.abort()
         self._open.clear()
@@ -335,7 +470,8 @@ class HttpClient:
         *,
         proxy: str | None = None,
     ) -> Response:
-        """Send a request and wait for the response head. Raises ConnectFailed or NoResponse."""
+        """Send a request and wait for the response head. Raises ConnectFailed, PoolTimeout or
+        NoResponse."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
@@ -350,74 +486,158 @@ class HttpClient:
             target = f"http://{authority}{target}"  # absolute-form, to a forward proxy
             headers = {**headers, **_proxy_auth(proxy)}
         head = _head(method, target, authority, headers, len(body))  # before a connection is taken
-        conn = self._pooled(route) or await self._connect(route)
-        conn.begin()
-        assert conn.transport is not None
-        conn.transport.write(head + body)
+        conn = await self._acquire(route)
+        if conn.state is State.CONNECTING:
+            await self._connect(conn, route)
+        conn.send(head + body)
         try:
-            while not conn.head_done:
-                if conn.error is not None:
-                    raise conn.failure()
+            while conn.state is State.HEAD:
                 await conn.wait()
+            if not conn.status:  # closed without a head; after one, reading the body raises
+                raise conn.failure()
+            _check_encoding(conn.headers)
         except BaseException:  # also cancelled (a timeout, the client left): the provider must see it
             conn.abort()
             raise
         return Response(self, route, conn)
 
     def release(self, route: _Route, conn: _Connection) -> None:
+        """A connection whose response was read whole: idle, for its route's next request."""
         idle = self._idle.setdefault(route, [])
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
             conn.abort()
             return
-        conn.idle_since = time.monotonic()
+        keepalive = self._keepalive
+        if (timeout := _keepalive_timeout(conn.headers)) is not None:
+            keepalive = min(keepalive, timeout - KEEPALIVE_MARGIN)
+        conn.enter_idle(time.monotonic() + keepalive)
         idle.append(conn)
+        self._assign()  # a waiter may take it, or close it to make room for its own route
 
-    def _pooled(self, route: _Route) -> _Connection | None:
+    # ---- the pool ------------------------------------------------------------------------------
+
+    async def _acquire(self, route: _Route) -> _Connection:
+        """A connection for ``route``: idle, or new (CONNECTING, to be connected by the caller)."""
+        conn = None if self._queue else self._grant(route)  # with waiters ahead, join them
+        while conn is None or conn.state is State.CLOSED:  # closed while handed over: again, first
+            conn = await self._wait(route, first=conn is not None)
+        return conn
+
+    async def _wait(self, route: _Route, *, first: bool) -> _Connection:
+        waiter = _Waiter(route)
+        if first:
+            self._queue.appendleft(waiter)
+        else:
+            self._queue.append(waiter)
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                return await waiter.future
+        except BaseException as exc:  # timed out or cancelled: it leaves no trace in the pool
+            self._withdraw(waiter)
+            if isinstance(exc, TimeoutError):
+                limit = f"{self._max_connections} connections"
+                raise PoolTimeout(f"none of the {limit} came free in {self._pool_timeout:g} s") from None
+            raise
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        """A waiter gives up: it leaves the queue, and gives back a connection handed to it in
+        the meantime (its task had not run yet)."""
+        if waiter in self._queue:
+            self._queue.remove(waiter)
+            return
+        if waiter.future.cancelled() or waiter.future.exception() is not None:
+            return
+        conn = waiter.future.result()
+        if conn.state is State.IDLE:
+            self._idle.setdefault(waiter.route, []).append(conn)
+            self._assign()
+        else:
+            conn.abort()  # new, not yet connected: its place goes to the next waiter
+
+    def _assign(self) -> None:
+        """Hand connections to the waiting requests, in order, while the first can have one."""
+        queue = self._queue
+        while queue:
+            waiter = queue[0]
+            if waiter.future.done():  # cancelled: its task has yet to run and withdraw it
+                queue.popleft()
+                continue
+            conn = self._grant(waiter.route)
+            if conn is None:
+                return
+            queue.popleft()
+            waiter.future.set_result(conn)
+
+    def _grant(self, route: _Route) -> _Connection | None:
+        """The pool's policy, in one place (httpcore's ``_assign_requests_to_connections``): the
+        route's most recently used idle connection fit for reuse, closing the unfit ones on the
+        way; else a new connection, when under the cap or when an idle connection of any route
+        can be closed to make room (the one nearest its expiry); else None: wait."""
         idle = self._idle.get(route)
         now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closed by the server
-            if conn.reusable() and now - conn.idle_since < KEEPALIVE_SECONDS:
+            if conn.fit_for_reuse(now):
                 return conn
-            conn.abort()
-        return None
+            self._close_idle(conn)
+        if len(self._open) >= self._max_connections and not self._close_spare():
+            return None
+        conn = _Connection(asyncio.get_running_loop(), partial(self._closed, route))
+        self._open.add(conn)
+        return conn
 
-    async def _connect(self, route: _Route) -> _Connection:
-        loop = asyncio.get_running_loop()
-        tls = self._ssl if route.scheme == "https" else None
+    def _close_spare(self) -> bool:
+        """Close the idle connection nearest its expiry, of any route; False when none is idle."""
+        spare = min(
+            ((conn, conns) for conns in self._idle.values() for conn in conns),
+            key=lambda pair: pair[0].expires,
+            default=None,
+        )
+        if spare is None:
+            return False
+        conn, conns = spare
+        conns.remove(conn)
+        self._close_idle(conn)
+        return True
+
+    def _close_idle(self, conn: _Connection) -> None:
+        self._open.discard(conn)  # first: closed by the pool, it is not news to the pool
+        conn.abort()
+
+    def _closed(self, route: _Route, conn: _Connection) -> None:
+        """A connection closed (by either side, in any state): its place may go to a waiter."""
+        if conn not in self._open:
+            return  # closed by the pool itself, in the middle of _grant
+        self._open.discard(conn)
+        idle = self._idle.get(route)
+        if idle and conn in idle:
+            idle.remove(conn)
+        self._assign()
+
+    async def _connect(self, conn: _Connection, route: _Route) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                if route.proxy is not None:
-                    return await self._through_proxy(loop, route, tls)
-                host = route.host if tls else None
-                _, conn = await loop.create_connection(
-                    self._new_connection, route.host, route.port, ssl=tls, server_hostname=host
-                )
-                return conn
-        except HttpError:
-            raise
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
+                await self._open_connection(conn, route)
+        except BaseException as exc:  # refused, timed out, cancelled: nothing half-open is left
+            conn.abort()
+            if isinstance(exc, HttpError) or not isinstance(exc, (OSError, TimeoutError)):
+                raise
             raise ConnectFailed(f"could not connect to {route.host}:{route.port}") from exc
 
-    def _new_connection(self) -> _Connection:
-        return _Connection(asyncio.get_running_loop(), self._open)
-
-    async def _through_proxy(
-        self, loop: asyncio.AbstractEventLoop, route: _Route, tls: ssl.SSLContext | None
-    ) -> _Connection:
-        assert route.proxy is not None
+    async def _open_connection(self, conn: _Connection, route: _Route) -> None:
+        """Connect ``conn`` to the origin, or to the proxy (tunnelling HTTPS through it)."""
+        loop = asyncio.get_running_loop()
+        tls = self._ssl if route.scheme == "https" else None
+        if route.proxy is None:
+            host = route.host if tls else None
+            await loop.create_connection(lambda: conn, route.host, route.port, ssl=tls, server_hostname=host)
+            return
+        check_proxy(route.proxy)
         proxy = urlsplit(route.proxy)
-        if proxy.scheme != "http" or not proxy.hostname:
-            raise ConnectFailed("only http:// proxies are supported")
-        _, conn = await loop.create_connection(self._new_connection, proxy.hostname, proxy.port or 80)
-        if tls is None:
-            return conn  # plain HTTP: requests go to the proxy in absolute-form
-        try:
+        assert proxy.hostname is not None
+        await loop.create_connection(lambda: conn, proxy.hostname, proxy.port or 80)
+        if tls is not None:  # plain HTTP goes to the proxy in absolute-form
             await self._tunnel(loop, conn, route, tls)
-        except BaseException:  # refused, timed out, cancelled: no half-open tunnel is left behind
-            conn.abort()
-            raise
-        return conn
 
     @staticmethod
     async def _tunnel(
@@ -427,17 +647,26 @@ class HttpClient:
         assert conn.transport is not None
         assert route.proxy is not None
         authority = _authority(route.host, route.port)
-        conn.transport.write(_head("CONNECT", authority, authority, _proxy_auth(route.proxy), None))
-        while not conn.head_done:
-            if conn.error is not None:
-                raise ConnectFailed("the proxy closed the connection") from conn.error
+        conn.send(_head("CONNECT", authority, authority, _proxy_auth(route.proxy), None))
+        while conn.state is State.HEAD:
             await conn.wait()
-        if conn.status != 200:
+        if conn.status and conn.status != 200:
             raise ConnectFailed(f"the proxy refused the tunnel ({conn.status})")
+        if conn.state is State.CLOSED:
+            raise ConnectFailed("the proxy closed the connection") from conn.error
+        conn.tunnelled()
         transport = await loop.start_tls(conn.transport, conn, tls, server_hostname=route.host)
         if transport is None:
             raise ConnectFailed("TLS through the proxy failed")
         conn.transport = transport
+
+
+def check_proxy(url: str) -> None:
+    """UnsupportedProxy unless ``url`` is an http:// proxy (checked at start-up, and again at use).
+    The message never repeats the URL, which may hold credentials."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise UnsupportedProxy("the proxy URL must be http://host:port (https:// proxies are not supported)")
 
 
 def _head(method: str, target: str, host: str, headers: Mapping[str, str], length: int | None) -> bytes:
@@ -445,7 +674,7 @@ def _head(method: str, target: str, host: str, headers: Mapping[str, str], lengt
     request_line = f"{method} {target} HTTP/1.1"
     if not (request_line + host).isascii():
         raise BadRequest("the request URL contains a character that is not ASCII")
-    lines = [request_line, f"host: {host}", "user-agent: tokenwire"]
+    lines = [request_line, f"host: {host}", "user-agent: tokenwire", "accept-encoding: identity"]
     for name, value in headers.items():
         if name.lower() in _OWN_HEADERS:
             continue
@@ -458,6 +687,31 @@ def _head(method: str, target: str, host: str, headers: Mapping[str, str], lengt
     if length is not None:
         lines.append(f"content-length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether the socket has bytes (or its end) waiting to be read, without reading them."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return True  # no socket to use
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _keepalive_timeout(headers: Mapping[str, str]) -> int | None:
+    """The seconds a server keeps an idle connection open, from ``Keep-Alive: timeout=N``."""
+    for param in headers.get("keep-alive", "").split(","):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "timeout" and value.strip().isdecimal():
+            return int(value)
+    return None
+
+
+def _check_encoding(headers: Mapping[str, str]) -> None:
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedEncoding(f"the response body is {encoding[:40]!r}-encoded, not identity")
 
 
 def _authority(host: str, port: int | None) -> str:

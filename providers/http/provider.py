@@ -25,7 +25,16 @@ from providers.base import (
 )
 from providers.dialect import Dialect, HttpRequest, StreamParser
 from providers.errors import redact
-from providers.http.client import BadRequest, ConnectFailed, HttpClient, HttpError, Response
+from providers.http.client import (
+    BadRequest,
+    ConnectFailed,
+    HttpClient,
+    HttpError,
+    PoolTimeout,
+    Response,
+    UnsupportedEncoding,
+    UnsupportedProxy,
+)
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_COMPLETION_BODY = 32 * 1024 * 1024
@@ -104,7 +113,15 @@ class HttpProvider:
             return await self.client.request(http.method, http.url, http.headers, http.body, proxy=self.proxy)
         except ConnectFailed as exc:
             raise UpstreamUnavailable(f"could not connect to {self.name}", provider=self.name) from exc
-        except BadRequest as exc:  # e.g. a key with its newline: the operator must fix the config
+        except PoolTimeout as exc:  # every connection allowed is busy: retryable, after a backoff
+            message = f"no connection to {self.name} came free in time ([upstream] max_connections)"
+            raise UpstreamUnavailable(message, provider=self.name) from exc
+        except UnsupportedEncoding as exc:
+            # Not retryable: the server, or a proxy in front of it, ignored `accept-encoding:
+            # identity`. Every try would get the same answer until that hop is fixed.
+            message = f"{self.name} sent a compressed response, which the gateway does not decode"
+            raise UpstreamProtocolError(message, provider=self.name, retryable=False) from exc
+        except (BadRequest, UnsupportedProxy) as exc:  # e.g. a key with its newline: fix the config
             message = f"provider `{self.name}` is misconfigured: {exc}"
             raise ProviderNotConfigured(message, provider=self.name) from exc
         except HttpError as exc:

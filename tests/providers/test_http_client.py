@@ -19,6 +19,9 @@ from providers.http.client import (
     ConnectFailed,
     HttpClient,
     NoResponse,
+    State,
+    UnsupportedEncoding,
+    _Connection,
 )
 from tests.support.raw_http import (
     CHUNKED_HEAD,
@@ -111,6 +114,31 @@ async def test_request_carries_host_length_headers_body_and_query(serve: Serve, 
     assert received.head.lower().count(b"\r\nhost:") == 1
 
 
+async def test_every_request_asks_for_an_unencoded_body(serve: Serve, client: HttpClient) -> None:
+    server = await serve(answer(ok()))
+    response = await client.request("GET", server.url(), {"Accept-Encoding": "gzip, br"}, b"")
+    assert await response.read(10) == b"ok"
+    [received] = server.peers[0].requests
+    assert received.headers["accept-encoding"] == "identity"  # the caller's own is not sent
+    assert received.head.lower().count(b"accept-encoding") == 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "GZIP ", "identity, gzip"])
+async def test_a_compressed_response_is_refused_not_parsed(
+    serve: Serve, client: HttpClient, encoding: str
+) -> None:
+    gzipped = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+    server = await serve(answer(ok(gzipped, f"content-encoding: {encoding}")))
+    with pytest.raises(UnsupportedEncoding, match="-encoded, not identity"):
+        await get(client, server.url())
+    assert await server.peers[0].saw_hang_up()  # its body unread: the connection is dropped
+
+
+async def test_an_identity_encoded_response_is_read(serve: Serve, client: HttpClient) -> None:
+    server = await serve(answer(ok(b"plain", "content-encoding: identity")))
+    assert await read_all(await get(client, server.url())) == [b"plain"]
+
+
 async def test_interim_100_continue_is_skipped(serve: Serve, client: HttpClient) -> None:
     async def handler(peer: Peer) -> None:
         await peer.request()
@@ -171,6 +199,58 @@ async def test_bytes_arriving_on_an_idle_connection_prevent_reuse(serve: Serve, 
     await asyncio.sleep(0.1)
     assert await read_all(await get(client, server.url())) == [b"answer"]
     assert server.accepted == 2
+
+
+async def test_a_second_response_in_the_same_read_is_not_taken_as_body(
+    serve: Serve, client: HttpClient
+) -> None:
+    server = await serve(answer(ok(b"one") + ok(b"two")))  # one write: nobody asked for the second
+    assert await read_all(await get(client, server.url())) == [b"one"]
+    assert await read_all(await get(client, server.url())) == [b"one"]  # on a new connection
+    assert server.accepted == 2
+
+
+# ---- connection states -------------------------------------------------------------------------
+
+
+def state(conn: _Connection) -> State:
+    return conn.state  # read afresh: an await may have moved it (mypy narrows attributes)
+
+
+async def test_a_connection_moves_through_its_states(serve: Serve, client: HttpClient) -> None:
+    async def handler(peer: Peer) -> None:
+        while await peer.request() is not None:
+            await peer.send(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab", b"cd", pause=0.05)
+
+    server = await serve(handler)
+    response = await get(client, server.url())
+    conn = response._conn
+    assert conn is not None
+    assert state(conn) is State.BODY  # the head is read, the body is arriving
+    assert await response.read_some() == b"ab"
+    assert await response.read_some() == b"cd"
+    assert state(conn) is State.DONE  # the body ended, not yet handed back
+    assert await response.read_some() == b""
+    assert state(conn) is State.IDLE  # back in the pool
+    again = await get(client, server.url())
+    assert again._conn is conn  # reused: HEAD, then BODY again
+    assert state(conn) is State.BODY
+    again.close()  # before the end: dropped
+    assert state(conn) is State.CLOSED
+    assert await server.peers[0].saw_hang_up()
+
+
+def test_moves_outside_the_table_are_refused() -> None:
+    conn = _Connection(asyncio.new_event_loop(), lambda _: None)
+    assert state(conn) is State.CONNECTING
+    with pytest.raises(AssertionError, match=r"CONNECTING -> State\.IDLE"):
+        conn.enter_idle(0.0)  # a connection never carried a request: not for the pool
+    conn.abort()
+    assert state(conn) is State.CLOSED
+    assert isinstance(conn.error, NoResponse)  # closed before a response: a failure to raise
+    with pytest.raises(AssertionError):
+        conn.tunnelled()  # CLOSED is the end
+    conn.loop.close()
 
 
 # ---- truncation and breakage -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from providers.base import (
     StreamEvent,
     TextDelta,
     UpstreamProtocolError,
+    UpstreamUnavailable,
     Usage,
 )
 from providers.dialect import ProviderSettings
@@ -25,7 +26,7 @@ from providers.dialects.openai import OpenAIDialect
 from providers.http.client import HttpClient
 from providers.http.provider import HttpProvider
 from tests.support.openai_bytes import openai_chunk
-from tests.support.raw_http import CHUNKED_HEAD, Handler, Peer, RawServer, Serve
+from tests.support.raw_http import CHUNKED_HEAD, Handler, Peer, RawServer, Serve, answer, ok
 
 REQUEST = GenerationRequest(model="gpt-4o-mini", messages=[ChatMessage(role="user", content="hi")])
 USAGE = b'data: {"id":"chatcmpl-7Qx","object":"chat.completion.chunk","choices":[],' + (
@@ -199,3 +200,33 @@ async def test_cancelling_relay_hangs_up_on_the_upstream(serve: Serve, provider:
         await task
     assert sink.events == [TextDelta("one")]
     assert await server.peers[0].saw_hang_up()
+
+
+# ---- the client's failures as provider errors ----------------------------------------------------
+
+
+async def test_a_compressed_stream_is_a_protocol_error_not_retried(
+    serve: Serve, provider: HttpProvider
+) -> None:
+    server = await serve(answer(ok(b"\x1f\x8b\x08\x00", "content-encoding: gzip")))
+    sink = Sink()
+    with pytest.raises(UpstreamProtocolError, match="compressed response") as raised:
+        await pointed_at(provider, server).relay(REQUEST, sink)
+    assert raised.value.code == "upstream_protocol"
+    assert raised.value.retryable is False  # the same answer would come again
+    assert sink.events == []
+
+
+async def test_no_connection_free_in_time_is_unavailable_and_retryable(serve: Serve) -> None:
+    server = await serve(streaming(chunked(BODY, [len(BODY)]), then_hold=True))
+    client = HttpClient(connect_timeout=2, max_connections=1, pool_timeout=0.1)
+    await client.start()
+    upstream = pointed_at(HttpProvider(OpenAIDialect(SETTINGS), client), server)
+    try:
+        held = await client.request("GET", server.url(), {}, b"")  # the one connection allowed
+        with pytest.raises(UpstreamUnavailable, match="no connection to openai came free") as raised:
+            await upstream.relay(REQUEST, Sink())
+        assert raised.value.retryable is True
+        held.close()
+    finally:
+        await client.close()

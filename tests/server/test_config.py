@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from protocol.messages import Options
+from providers.http.provider import HttpProvider
+from server.app import create_app
 from server.config import (
     AgentConfig,
     Config,
@@ -13,6 +15,7 @@ from server.config import (
     ProviderConfig,
     ServerConfig,
     StreamingConfig,
+    UpstreamConfig,
     load_config,
 )
 
@@ -34,6 +37,12 @@ first_token_timeout_seconds = 2.5
 idle_timeout_seconds = 10
 buffer_size = 4096
 keepalive_seconds = 1
+
+[upstream]
+max_connections = 50
+pool_timeout_seconds = 2
+keepalive_seconds = 5
+connect_timeout_seconds = 3
 
 [providers.openai]
 base_url = "https://api.example.com/v1"
@@ -90,6 +99,9 @@ def test_defaults_without_a_file() -> None:
     assert config.streaming.idle_timeout_seconds == 60
     assert config.streaming.buffer_size == 262144
     assert config.streaming.keepalive_seconds == 15
+    assert config.upstream == UpstreamConfig(
+        max_connections=1000, pool_timeout_seconds=10, keepalive_seconds=15, connect_timeout_seconds=10
+    )
     assert config.providers == {}
     assert config.agents == {
         "assistant": AgentConfig(provider="rulebased", system_prompt="You are a helpful assistant.")
@@ -120,6 +132,9 @@ def test_full_file_round_trip(tmp_path: Path) -> None:
             idle_timeout_seconds=10,
             buffer_size=4096,
             keepalive_seconds=1,
+        ),
+        upstream=UpstreamConfig(
+            max_connections=50, pool_timeout_seconds=2, keepalive_seconds=5, connect_timeout_seconds=3
         ),
         providers={
             "openai": ProviderConfig(
@@ -206,6 +221,10 @@ def test_wrong_type_names_the_key(tmp_path: Path) -> None:
         ("[streaming]\nidle_timeout_seconds = -1", "streaming.idle_timeout_seconds"),
         ("[streaming]\nbuffer_size = 1000", "streaming.buffer_size"),
         ("[streaming]\nkeepalive_seconds = 0", "streaming.keepalive_seconds"),
+        ("[upstream]\nmax_connections = 0", "upstream.max_connections"),
+        ("[upstream]\npool_timeout_seconds = 0", "upstream.pool_timeout_seconds"),
+        ("[upstream]\nkeepalive_seconds = 3601", "upstream.keepalive_seconds"),
+        ("[upstream]\nconnect_timeout_seconds = -1", "upstream.connect_timeout_seconds"),
         ("[providers.rulebased]\nchunk_delay_ms = 60001", "providers.rulebased.chunk_delay_ms"),
         (
             "[providers.p.prices.m]\ninput_per_mtok = -1\noutput_per_mtok = 1",
@@ -386,3 +405,23 @@ def test_bad_agent_id_rejected(tmp_path: Path, agent_id: str) -> None:
 
 def test_longest_agent_id_accepted(tmp_path: Path) -> None:
     assert list(load_text(tmp_path, f"[agents.{'a' * 64}]").agents) == ["a" * 64]
+
+
+def test_the_upstream_section_configures_the_providers_http_client() -> None:
+    upstream = UpstreamConfig(max_connections=7, pool_timeout_seconds=3, keepalive_seconds=4)
+    app = create_app(Config(upstream=upstream), environ={})
+    provider = app.state.hub.registry.get("openai")
+    assert isinstance(provider, HttpProvider)
+    client = provider.client
+    assert (client._max_connections, client._pool_timeout, client._keepalive) == (7, 3, 4)
+    assert client._connect_timeout == 10
+
+
+def test_an_https_proxy_for_a_configured_provider_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "https://user:secret@proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    create_app(Config(), environ={})  # no provider configured: nothing would use the proxy
+    with pytest.raises(ConfigError, match=r"proxy for provider `openai` .*must be http://") as refused:
+        create_app(Config(), environ={"OPENAI_API_KEY": "sk-test"})
+    assert "secret" not in str(refused.value)
