@@ -244,7 +244,7 @@ def test_moves_outside_the_table_are_refused() -> None:
     conn = _Connection(asyncio.new_event_loop(), lambda _: None)
     assert state(conn) is State.CONNECTING
     with pytest.raises(AssertionError, match=r"CONNECTING -> State\.IDLE"):
-        conn.enter_idle(0.0)  # a connection never carried a request: not for the pool
+        conn.enter_idle(0.0, 0.0)  # a connection never carried a request: not for the pool
     conn.abort()
     assert state(conn) is State.CLOSED
     assert isinstance(conn.error, NoResponse)  # closed before a response: a failure to raise

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from providers.http import client as http_client
 from providers.http.client import HttpClient, PoolTimeout, Response
 from tests.support.raw_http import Peer, Serve, answer, get, ok, read_all
 
@@ -154,6 +155,32 @@ async def test_a_waiter_for_another_origin_closes_a_released_connection(
 # ---- which idle connections are reused ---------------------------------------------------------
 
 
+@pytest.fixture
+def look_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle sockets are looked at however briefly idle (by default only after a second)."""
+    monkeypatch.setattr(http_client, "QUIET_REUSE_SECONDS", 0.0)
+
+
+async def test_a_connection_reused_at_once_costs_no_look_at_its_socket(
+    serve: Serve, client: HttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looks: list[object] = []
+
+    def readable(transport: object) -> bool:
+        looks.append(transport)
+        return False
+
+    monkeypatch.setattr(http_client, "_readable", readable)
+    server = await serve(answer(ok(b"answer")))
+    for _ in range(3):
+        assert await read_all(await get(client, server.url())) == [b"answer"]
+    assert server.accepted == 1
+    assert looks == []  # reused within QUIET_REUSE_SECONDS: the loop has watched the socket
+    monkeypatch.setattr(http_client, "QUIET_REUSE_SECONDS", 0.0)
+    assert await read_all(await get(client, server.url())) == [b"answer"]
+    assert len(looks) == 1
+
+
 def unseen_by_the_loop(peer: Peer, act: Callable[[socket.socket], object]) -> None:
     """``act`` on the server's socket, then block the loop while what it sent reaches the client's
     socket: no callback tells the client before its next request looks at the pool."""
@@ -163,7 +190,7 @@ def unseen_by_the_loop(peer: Peer, act: Callable[[socket.socket], object]) -> No
 
 
 async def test_an_idle_connection_closed_before_the_loop_saw_it_is_not_reused(
-    serve: Serve, client: HttpClient
+    serve: Serve, client: HttpClient, look_at_once: None
 ) -> None:
     server = await serve(answer(ok(b"answer")))
     assert await read_all(await get(client, server.url())) == [b"answer"]
@@ -174,7 +201,7 @@ async def test_an_idle_connection_closed_before_the_loop_saw_it_is_not_reused(
 
 
 async def test_bytes_waiting_on_an_idle_connection_prevent_its_reuse(
-    serve: Serve, client: HttpClient
+    serve: Serve, client: HttpClient, look_at_once: None
 ) -> None:
     server = await serve(answer(ok(b"answer")))
     assert await read_all(await get(client, server.url())) == [b"answer"]
