@@ -32,6 +32,10 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
         1_048_576  # long chat histories fit
     )
     max_connections: Annotated[int, Meta(ge=1)] = 10000  # open WebSockets; more are closed with 1013
+    # What the gateway's own replies (pong, errors) may hold for one client that does not read
+    # them; past either, that client's socket is not read until they are written.
+    max_queued_messages: Annotated[int, Meta(ge=16, le=100_000)] = 256
+    max_queued_bytes: Annotated[int, Meta(ge=65536, le=64 * 1024 * 1024)] = 1_048_576
     # On SIGTERM: how long running streams may go on before they end with `shutting_down`.
     shutdown_grace_seconds: Annotated[float, Meta(ge=0)] = 10.0
 

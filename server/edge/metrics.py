@@ -78,6 +78,11 @@ class GatewayMetrics:
             ["provider", "kind"],
             registry=r,
         )
+        self.reads_paused = Counter(
+            "tokenwire_reads_paused",
+            "Times a client's socket stopped being read: its unread replies reached their bound.",
+            registry=r,
+        )
         # Every series exists from the start (at 0), so rate() sees the first increment.
         self.ws_connections = self.connections.labels("ws")
         self.sse_connections = self.connections.labels("sse")

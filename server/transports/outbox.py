@@ -15,6 +15,11 @@ run by the owner in its own task (an event stream's response).
 
 A client whose write has blocked for ``slow_client_seconds`` has stopped reading: the outbox
 gives up on it (``Phase.DROPPED``), cancels the blocked write and tells the owner.
+
+What the connection's own messages (replies, keep-alives) hold while they wait is bounded, in
+count and bytes (``Bound``): past it the outbox is ``full`` and its owner stops reading the
+client until there is ``room()``, so a client that sends but does not read cannot grow the
+gateway's memory. (The streams' events wait in their logs, bounded by the streams' buffers.)
 """
 
 from __future__ import annotations
@@ -24,13 +29,30 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from protocol.messages import ServerMessage
+from server.config import Config
 from server.fastpath.writer import DirectWriter
 from server.streams.eventlog import Subscription
 
 log = logging.getLogger("tokenwire.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    messages: int  # replies waiting or being written
+    bytes: int  # their encoded size
+
+
+# For an owner that reads nothing from its client, so has no replies to bound (an event stream's
+# response queues a keep-alive comment per interval at most).
+UNBOUNDED = Bound(messages=2**31, bytes=2**62)
+
+
+def outbox_bound(config: Config) -> Bound:
+    return Bound(config.server.max_queued_messages, config.server.max_queued_bytes)
 
 
 class Phase(enum.Enum):
@@ -64,6 +86,7 @@ class Outbox:
     """One connection's output, for ``owner``. With ``owner_pumps`` the owner awaits ``pump()``."""
 
     __slots__ = (
+        "_bound",
         "_direct",
         "_encode",
         "_flush_scheduled",
@@ -74,11 +97,13 @@ class Outbox:
         "_pump_writing",
         "_queue",
         "_queued",
+        "_room",
         "_slow_client_seconds",
         "_task",
         "_wake",
         "_watchdog",
         "_writing_since",
+        "held",
         "phase",
         "writes",
     )
@@ -90,6 +115,7 @@ class Outbox:
         encode: Callable[[ServerMessage], bytes],
         direct: DirectWriter | None,
         slow_client_seconds: float,
+        bound: Bound = UNBOUNDED,
         owner_pumps: bool = False,
     ) -> None:
         self._loop = asyncio.get_running_loop()
@@ -109,17 +135,45 @@ class Outbox:
         self._writing_since: float | None = None  # when the pump's write in progress began
         self.phase = Phase.OPEN
         self.writes = 0  # writes so far, either way
+        self._bound = bound
+        self.held = [0, 0]  # replies queued or being written: [count, bytes]
+        self._room = asyncio.Event()  # set while not full
+        self._room.set()
 
     # ---- in -----------------------------------------------------------------------------------
 
     def put(self, payload: bytes) -> None:
         """An encoded message of the connection's own (a reply, a keep-alive)."""
+        if self._ended():
+            return  # nothing more goes out: holding it would only fill the bound for good
         self._queue.append(payload)
+        self.held[0] += 1
+        self.held[1] += len(payload)
+        if self.full:
+            self._room.clear()
         self._schedule_flush()
+
+    @property
+    def full(self) -> bool:
+        """The connection's own messages waiting are past the bound: read nothing more from the
+        client until there is room."""
+        held, bound = self.held, self._bound
+        return (held[0] > bound.messages or held[1] > bound.bytes) and not self._ended()
+
+    async def room(self) -> None:
+        """Until the messages waiting are within the bound again (or the output ended)."""
+        await self._room.wait()
+
+    def _written(self, replies: list[int]) -> None:
+        """Replies taken by ``_take`` are out: their place under the bound is free."""
+        self.held[0] -= replies[0]
+        self.held[1] -= replies[1]
+        if not self.full:
+            self._room.set()
 
     def notify(self, subscription: Subscription) -> None:
         """A subscription's callback: it has events to take."""
-        if subscription not in self._queued:
+        if subscription not in self._queued and not self._ended():
             self._queued.add(subscription)
             self._queue.append(subscription)
             self._schedule_flush()
@@ -142,6 +196,7 @@ class Outbox:
         self._owner = self._direct = None
         self._queue.clear()
         self._queued.clear()
+        self._room.set()  # nothing more is written: nobody waits for room
 
     # ---- the direct path, once per loop iteration ---------------------------------------------
 
@@ -160,18 +215,24 @@ class Outbox:
         if direct is None or self.phase is not Phase.OPEN or not direct.can_write_now():
             self._wake_pump()
             return
-        payloads = self._take()
+        replies = [0, 0]
+        payloads = self._take(replies)
         if payloads:
             direct.write(payloads)
             self.writes += 1
+        if replies[0]:
+            self._written(replies)
 
-    def _take(self) -> list[bytes]:
-        """Every payload queued, in order; finished subscriptions are reported on the way."""
+    def _take(self, replies: list[int]) -> list[bytes]:
+        """Every payload queued, in order; finished subscriptions are reported on the way, and
+        the replies among them counted into ``replies`` ([count, bytes])."""
         queue, encode, owner, payloads = self._queue, self._encode, self._owner, []
         while queue:
             item = queue.popleft()
             if type(item) is bytes:
                 payloads.append(item)
+                replies[0] += 1
+                replies[1] += len(item)
                 continue
             subscription: Subscription = item  # type: ignore[assignment]  # not bytes
             self._queued.discard(subscription)  # new events from here on queue it again, at the back
@@ -182,8 +243,11 @@ class Outbox:
 
     # ---- the pump: ASGI sends -----------------------------------------------------------------
 
+    def _ended(self) -> bool:
+        return self.phase is Phase.CLOSED or self.phase is Phase.DROPPED
+
     def _wake_pump(self) -> None:
-        if self.phase is Phase.CLOSED or self.phase is Phase.DROPPED:
+        if self._ended():
             return
         if self._task is None and self._pump_task is None and not self._owner_pumps:
             self._task = self._loop.create_task(self.pump(), name="outbox-pump")
@@ -202,13 +266,14 @@ class Outbox:
         except (OSError, RuntimeError) as exc:  # uvicorn's ClientDisconnected is an OSError
             log.debug("write failed: %r", exc)  # the owner sees the disconnect
             self.phase = Phase.CLOSED
+            self._room.set()  # an owner waiting for room goes back to reading: the disconnect
         finally:
             self._stop_watchdog()
             self._pump_task = None
 
     async def _pump(self) -> None:
         while True:
-            if self.phase in (Phase.CLOSED, Phase.DROPPED):
+            if self._ended():
                 return
             if self._queue:
                 await self._write_queued()
@@ -224,13 +289,16 @@ class Outbox:
     async def _write_queued(self) -> None:
         self._pump_writing = True  # a flush in the meantime would overtake these payloads
         try:
-            payloads = self._take()
+            replies = [0, 0]
+            payloads = self._take(replies)
             if payloads:
                 assert self._owner is not None  # let go of only once abandoned (CLOSED)
                 self._writing_since = self._loop.time()  # a write that blocks: the client is not reading
                 await self._owner.send_payloads(payloads)
                 self._writing_since = None
                 self.writes += 1
+            if replies[0]:
+                self._written(replies)
         finally:
             self._pump_writing = False
 
@@ -246,6 +314,7 @@ class Outbox:
     def _drop(self) -> None:
         self.phase = Phase.DROPPED
         self._watchdog = None
+        self._room.set()
         if self._pump_task is not None:
             self._pump_task.cancel()  # the write cannot finish: cancelling it is the only way out
         if self._owner is not None:

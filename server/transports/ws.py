@@ -40,7 +40,7 @@ from server.hub import StreamHub
 from server.stores.base import Source
 from server.streams.eventlog import Subscription
 from server.streams.resolve import Refusal
-from server.transports.outbox import Outbox
+from server.transports.outbox import Outbox, outbox_bound
 
 log = logging.getLogger("tokenwire.ws")
 
@@ -79,6 +79,7 @@ class Connection:
             encode=encode,
             direct=frames,  # the synchronous write path, when the server offers it
             slow_client_seconds=streaming.slow_client_timeout_seconds,
+            bound=outbox_bound(hub.config),
         )
         self._loop = asyncio.get_running_loop()
         self._starts = TokenBucket(streaming.starts_per_second, streaming.starts_burst, self._loop.time())
@@ -128,6 +129,9 @@ class Connection:
             if data is None:
                 data = frame.get("bytes") or b""
             await self._handle(decode_client_message(data))
+            if self._outbox.full:  # a client that sends but does not read: read no more of it
+                self.hub.metrics.reads_paused.inc()
+                await self._outbox.room()
 
     async def _handle(self, message: ClientMessage | BadMessage) -> None:
         if type(message) is StartRequest:

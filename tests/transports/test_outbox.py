@@ -7,7 +7,7 @@ import asyncio
 from protocol.codec import encode
 from protocol.messages import Done, Metrics, Pong, StartAck, Usage
 from server.streams.eventlog import EventLog, Subscription
-from server.transports.outbox import Outbox, Phase
+from server.transports.outbox import Bound, Outbox, Phase
 
 
 class Direct:
@@ -179,3 +179,42 @@ async def test_abandon_lets_go_of_the_owner_and_writes_nothing_more() -> None:
     assert direct.writes == []
     assert outbox.phase is Phase.CLOSED
     assert outbox._owner is None
+
+
+async def test_replies_past_the_bound_make_it_full_until_they_are_written() -> None:
+    owner, direct = Owner(), Direct()
+    outbox = Outbox(owner, encode=encode, direct=direct, slow_client_seconds=30, bound=Bound(2, 1000))
+    direct.open = False
+    owner.blocked.clear()  # the client reads nothing
+    for n in range(3):
+        outbox.put(b"reply %d" % n)
+    assert outbox.full
+    assert outbox.held == [3, 21]
+    room = asyncio.create_task(outbox.room())
+    await _iteration()
+    assert not room.done()
+    owner.blocked.set()  # the client reads: the replies go out, and with them the bound frees
+    await asyncio.wait_for(room, 1)
+    assert not outbox.full
+    assert outbox.held == [0, 0]
+    outbox.abandon()
+
+
+async def test_bytes_alone_can_fill_the_bound() -> None:
+    outbox = Outbox(Owner(), encode=encode, direct=None, slow_client_seconds=30, bound=Bound(100, 10))
+    outbox.put(b"x" * 11)
+    assert outbox.full
+    outbox.abandon()
+
+
+async def test_after_the_output_ended_nothing_is_held_and_nobody_waits_for_room() -> None:
+    owner = Owner()
+    outbox = Outbox(owner, encode=encode, direct=None, slow_client_seconds=30, bound=Bound(1, 1000))
+    owner.blocked.clear()
+    outbox.put(b"one")
+    outbox.put(b"two")
+    assert outbox.full
+    outbox.abandon()  # the client went away while its replies waited
+    await asyncio.wait_for(outbox.room(), 1)
+    outbox.put(b"late")  # a message read before the disconnect is answered into the void
+    assert not outbox.full
