@@ -335,7 +335,14 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   readonly notices: Notice[];
   /** All text so far; at `done`, the gateway's `content`. */
   readonly text: string;
+  /** `'queued'` until the gateway's ack, `'streaming'` until the end. */
   readonly status: StreamStatus;
+  /**
+   * True while the client holds the stream back, nothing sent yet: it waits for the connection,
+   * or for one of the socket's `limits.max_streams` streams to end. False once its `start` is
+   * sent (then `status` stays `'queued'` until the ack), and once it ended.
+   */
+  readonly queued: boolean;
   /** The error that ended the stream, or null. */
   readonly error: TokenwireError | null;
   /** A fresh snapshot on every read. */

@@ -1,7 +1,7 @@
 /**
  * TokenwireClient: one gateway, many streams. Owns the connection state (lazy connect, queueing
- * until `ready`, reconnect with backoff, resuming the streams of a lost socket, the SSE fallback)
- * and hands each stream to a transport.
+ * until `ready` and while the socket runs `limits.max_streams` streams, reconnect with backoff,
+ * resuming the streams of a lost socket, the SSE fallback) and hands each stream to a transport.
  * @module
  */
 
@@ -35,6 +35,7 @@ import { WsConnection } from './ws-transport.js';
  * @property {WsConnection | null} conn the connection it was sent (or resumed) on
  * @property {boolean} viaSse
  * @property {string} [lost] why its last connection ended, while it waits to be resumed
+ * @property {boolean} [requeued] refused once with `too_many_streams` and queued again
  */
 
 export const STREAM_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -119,7 +120,7 @@ export class TokenwireClient {
   #everOpened = false;
   /** @type {SseTransport | null} */
   #sse = null;
-  /** @type {Entry[]} streams waiting for the connection */
+  /** @type {Entry[]} streams waiting for the connection, or for room on it; oldest first */
   #queue = [];
   /** @type {Entry[]} acked streams of a lost connection, waiting to be resumed on the next one */
   #resuming = [];
@@ -249,11 +250,10 @@ export class TokenwireClient {
       sink.fail(clientClosed(id), true);
     } else if (!STREAM_ID_PATTERN.test(id)) {
       sink.fail(badMessage(null, `stream id must match ${STREAM_ID_PATTERN.source}: ${JSON.stringify(id)}`), true);
-    } else if (this.#state === 'open') {
-      this.#dispatch(entry);
     } else {
       this.#queue.push(entry);
       if (this.#state === 'idle') this.#begin();
+      else this.#pump();
     }
     return stream;
   }
@@ -309,6 +309,8 @@ export class TokenwireClient {
       onClose: (info) => this.#onClose(conn, info),
       onStray: (error) => this.#emit('error', error),
       onResumeRefused: (routed, error) => this.#resumeRefused(/** @type {Entry} */ (routed), error),
+      onTooManyStreams: (routed, error) => this.#tooManyStreams(/** @type {Entry} */ (routed), error),
+      onRoom: () => this.#pump(),
     });
     this.#conn = conn;
   }
@@ -323,7 +325,7 @@ export class TokenwireClient {
     this.#providers = Array.isArray(ready.providers) ? ready.providers : [];
     this.#setState('open');
     this.#resumeStreams(conn);
-    this.#flushQueue();
+    this.#pump();
     this.#ready.resolve(ready);
     this.#emit('ready', ready);
   }
@@ -473,7 +475,7 @@ export class TokenwireClient {
       synthetic: true,
     };
     this.#setState('open');
-    this.#flushQueue();
+    this.#pump();
     this.#ready.resolve(ready);
     this.#emit('ready', ready);
   }
@@ -489,6 +491,7 @@ export class TokenwireClient {
   #dispatch(entry) {
     const { stream, sink, request } = entry;
     if (sink.ended()) return;
+    sink.queued(false);
     if (this.#transport === 'sse') {
       // HTTP stream ids are shared by all of the gateway's HTTP clients: make generated ones unique.
       if (entry.generatedId && !stream.id.endsWith(this.#tag)) sink.rename(`${stream.id}-${this.#tag}`);
@@ -523,10 +526,32 @@ export class TokenwireClient {
     else entry.conn?.abandon(entry);
   }
 
-  #flushQueue() {
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const entry of queue) this.#dispatch(entry);
+  /** Sends queued streams, oldest first, while the socket has room for them (SSE: no limit). */
+  #pump() {
+    if (this.#state !== 'open') return;
+    const conn = this.#conn; // null over SSE
+    while (this.#queue.length > 0 && (conn === null || conn.room > 0)) {
+      this.#dispatch(/** @type {Entry} */ (this.#queue.shift()));
+    }
+  }
+
+  /**
+   * The gateway refused a start with `too_many_streams` although the client kept to
+   * `limits.max_streams` (the gateway runs fewer here than it announced; the connection now holds
+   * back to what runs). The stream is queued again, ahead of those never sent, and starts when
+   * one ends; refused a second time (or being cancelled), it fails with the refusal.
+   * @param {Entry} entry
+   * @param {TokenwireError} error
+   */
+  #tooManyStreams(entry, error) {
+    if (entry.requeued || entry.sink.cancelRequested()) {
+      entry.sink.fail(error);
+      return;
+    }
+    entry.requeued = true;
+    entry.sink.queued(true);
+    const neverSent = this.#queue.findIndex((queued) => !queued.requeued);
+    this.#queue.splice(neverSent < 0 ? this.#queue.length : neverSent, 0, entry);
   }
 
   /** @param {(id: string) => TokenwireError} makeError */

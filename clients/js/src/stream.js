@@ -34,6 +34,7 @@ import { StatsTracker, now } from './stats.js';
  * @property {(msg: ServerMessage) => void} message the ack, a notice, a chunk, `done` or a terminal `error`
  * @property {(error: TokenwireError, deferCallbacks?: boolean) => void} fail a refusal or a local failure (connection lost, closed…); a stream being cancelled resolves as cancelled instead
  * @property {(deferCallbacks?: boolean) => void} cancelled end as cancelled with the text so far (nothing more will come from the gateway); `deferCallbacks` runs `onDone` in a microtask (used while `stream()` has not returned yet)
+ * @property {(queued: boolean) => void} queued the client holds the stream back (true: it waits for the connection or for room on it) or sends it (false)
  * @property {(id: string) => void} rename change the id before anything was sent
  * @property {() => boolean} ended
  * @property {() => boolean} cancelRequested
@@ -65,6 +66,7 @@ export class TokenwireStream {
   #text = '';
   /** @type {StreamStatus} */
   #status = 'queued';
+  #queued = true; // held back by the client: nothing sent yet
   /** @type {StreamChunk[]} */
   #chunks = [];
   /** @type {Notice[]} */
@@ -117,6 +119,9 @@ export class TokenwireStream {
       message: (msg) => this.#message(msg),
       fail: (error, deferCallbacks = false) => this.#deferring(deferCallbacks, () => this.#fail(error)),
       cancelled: (deferCallbacks = false) => this.#deferring(deferCallbacks, () => this.#endCancelled()),
+      queued: (queued) => {
+        this.#queued = queued;
+      },
       rename: (id) => {
         this.#id = id;
       },
@@ -181,6 +186,14 @@ export class TokenwireStream {
   /** @returns {StreamStatus} */
   get status() {
     return this.#status;
+  }
+
+  /**
+   * Whether the client holds the stream back, nothing sent yet: it waits for the connection, or
+   * for one of the socket's `limits.max_streams` streams to end. False once sent, and once ended.
+   */
+  get queued() {
+    return this.#queued;
   }
 
   /** The error that ended the stream, if it failed. */
@@ -356,6 +369,7 @@ export class TokenwireStream {
   #end(status, error, done) {
     if (this.#ended) return;
     this.#ended = true;
+    this.#queued = false;
     this.#status = status;
     this.#stats.end(null);
     this.#unlisten?.();

@@ -11,6 +11,11 @@
  * once. Its resumes are sent first on a new connection, then a `ping` as a barrier: an `error`
  * without `seq` for a resumed id before that `pong` (or before the stream's first event) is the
  * refusal of the resume, and an `unknown_stream` without id the reply to a `cancel` by key.
+ *
+ * Room: the gateway runs at most `limits.max_streams` streams per connection, each from its
+ * `start` (or `resume`) until its terminal message has been sent. Here the streams waiting for an
+ * answer and the active ones count until their answer or terminal message arrives (never fewer
+ * than the gateway counts); `room` is what is left, and the client holds back the rest.
  * @module
  */
 
@@ -58,6 +63,8 @@ import { badMessage, fromErrorMessage, TokenwireError } from './errors.js';
  * @property {(info: CloseInfo) => void} onClose
  * @property {(error: TokenwireError) => void} onStray a connection-level error, or one for no known stream
  * @property {(routed: Routed, error: TokenwireError) => void} onResumeRefused the gateway refused to resume a stream (it is no longer routed here)
+ * @property {(routed: Routed, error: TokenwireError) => void} onTooManyStreams the gateway refused a start with `too_many_streams` (it is no longer routed here)
+ * @property {() => void} onRoom a stream sent here ended or was refused: another may fit now
  */
 
 const OPEN = 1;
@@ -88,6 +95,8 @@ export class WsConnection {
   /** @type {Ready | null} */
   #ready = null;
   #finished = false;
+  /** streams this connection may run at once: `limits.max_streams`, lowered by a `too_many_streams` */
+  #limit = Infinity;
   /** @type {Map<string, Routed[]>} streams sent, waiting for their ack or refusal */
   #awaiting = new Map();
   /** @type {Map<string, Routed>} acked streams, until their terminal message */
@@ -134,6 +143,11 @@ export class WsConnection {
   /** The gateway's `ready`, once it arrived. */
   get ready() {
     return this.#ready;
+  }
+
+  /** How many more streams may start here now (the limit less the streams not ended or refused). */
+  get room() {
+    return this.#limit - this.#running();
   }
 
   /**
@@ -273,6 +287,13 @@ export class WsConnection {
     }
   }
 
+  /** The streams sent (or resumed) here that have not ended or been refused. */
+  #running() {
+    let running = this.#active.size;
+    for (const waiting of this.#awaiting.values()) running += waiting.length;
+    return running;
+  }
+
   #clearOpenTimer() {
     if (this.#openTimer !== null) clearTimeout(this.#openTimer);
     this.#openTimer = null;
@@ -318,6 +339,7 @@ export class WsConnection {
     switch (msg.type) {
       case 'ready':
         this.#ready = msg;
+        if (typeof msg.limits?.max_streams === 'number') this.#limit = msg.limits.max_streams;
         this.#events.onReady(msg);
         return;
       case 'start': {
@@ -338,10 +360,12 @@ export class WsConnection {
         return;
       case 'done':
         this.#terminal(msg);
+        this.#events.onRoom();
         return;
       case 'error':
         if (typeof msg.seq === 'number') this.#terminal(msg);
         else this.#reply(msg);
+        this.#events.onRoom();
         return;
       case 'pong':
         if (this.#barrier && msg.ts === BARRIER_TS) {
@@ -388,7 +412,14 @@ export class WsConnection {
     const waiting = id === null || msg.code === 'unknown_stream' ? undefined : this.#awaiting.get(id);
     const routed = waiting?.shift();
     if (waiting && waiting.length === 0) this.#awaiting.delete(/** @type {string} */ (id));
-    if (routed) routed.sink.fail(fromErrorMessage(msg));
-    else this.#events.onStray(fromErrorMessage(msg));
+    if (!routed) {
+      this.#events.onStray(fromErrorMessage(msg));
+    } else if (msg.code === 'too_many_streams') {
+      // The gateway runs fewer streams here than it announced: no more than run now (at least one).
+      this.#limit = Math.max(1, Math.min(this.#limit, this.#running()));
+      this.#events.onTooManyStreams(routed, fromErrorMessage(msg));
+    } else {
+      routed.sink.fail(fromErrorMessage(msg));
+    }
   }
 }

@@ -142,6 +142,35 @@ describe('scripted protocol', () => {
     client.close();
   });
 
+  test('too_many_streams although the client kept to the limit: queued again once, then sent when a stream ends', async () => {
+    const { client, socket } = await scripted(); // limits.max_streams: 16
+    const starts = () => socket.sent.filter((m) => m.type === 'start').map((m) => m.id);
+    const refuse = (id) =>
+      socket.serverSend({ type: 'error', id, code: 'too_many_streams', message: 'at most 1 streams may run on one connection', retryable: true });
+    const [, b, c] = ['a', 'b', 'c'].map((id) => client.stream({ id, prompt: id }));
+    socket.serverSend(ack('a'));
+    refuse('b');
+    refuse('c');
+    assert.deepEqual([b.queued, b.status, c.queued, c.status], [true, 'queued', true, 'queued'], 'not failed');
+    const d = client.stream({ id: 'd', prompt: 'd' });
+    assert.equal(d.queued, true, 'behind the streams queued again');
+    assert.deepEqual(starts(), ['a', 'b', 'c'], 'the connection now holds back to the one stream that runs');
+    socket.serverSend(done('a', 1, ''));
+    assert.deepEqual(starts(), ['a', 'b', 'c', 'b']);
+    socket.serverSend(ack('b'));
+    socket.serverSend(done('b', 1, ''));
+    assert.deepEqual(starts(), ['a', 'b', 'c', 'b', 'c']);
+    refuse('c'); // a second time: the typed error
+    const error = await rejection(c.result);
+    assert.equal(error.code, 'too_many_streams');
+    assert.equal(error.retryable, true);
+    assert.equal(error.streamId, 'c');
+    assert.equal(c.queued, false);
+    assert.deepEqual(starts(), ['a', 'b', 'c', 'b', 'c', 'd']);
+    assert.equal(b.status, 'done');
+    client.close();
+  });
+
   test('callbacks run in order and a throwing callback does not break the client', async () => {
     const { client, socket } = await scripted();
     const log = [];

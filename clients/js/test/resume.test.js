@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { TokenwireClient, TokenwireError } from '../src/index.js';
 import { startGateway } from './gateway.js';
 import { startProxy } from './proxy.js';
-import { activeStreams, collect, countingWebSocket, READY, rejection, scriptedWebSocket, tick, waitFor, WebSocket } from './support.js';
+import { activeStreams, collect, countingWebSocket, READY, rejection, scriptedWebSocket, streamCountingWebSocket, tick, waitFor, WebSocket } from './support.js';
 
 /** @type {import('./gateway.js').Gateway} chunks every 10 ms; disconnected streams wait 30 s for a resume */
 let gw;
@@ -147,6 +147,26 @@ describe('WebSocket: resuming after a dropped connection', () => {
     assert.equal(done.content, (await reference(request))[0].content);
     const resume = counting.record.sent.find((m) => m.type === 'resume');
     assert.deepEqual(resume, { type: 'resume', key: s.key, after_seq: 0, id: s.id });
+  });
+
+  test('streams waiting for a slot survive a drop: the running ones resume, the waiting ones start after them on the new socket', async () => {
+    const proxy = await proxyTo(gw.port);
+    const counting = streamCountingWebSocket();
+    const c = client(proxy.url, { WebSocket: counting.WebSocket, reconnect: FAST_RECONNECT });
+    await c.connect();
+    const running = Array.from({ length: 16 }, () => c.stream(SHORT));
+    const waiting = [1, 2].map((n) => c.stream({ prompt: `waiting ${n}`, options: { max_tokens: 10 } }));
+    await waitFor(() => running[0].stats.chunks >= 3, 5000, 'a few chunks');
+    proxy.drop();
+    await waitFor(() => c.state === 'reconnecting', 5000, 'the drop');
+    assert.ok(waiting.every((s) => s.queued && s.status === 'queued'), 'still waiting, not failed');
+    assert.deepEqual(counting.record.started, running.map((s) => s.id), 'nothing sent for them on the lost socket');
+    const results = await Promise.all(running.map((s) => s.result));
+    const [ref] = await reference(SHORT);
+    for (const done of results) assert.equal(done.content, ref.content, 'resumed, the same text as without a drop');
+    for (const [i, s] of waiting.entries()) assert.match((await s.result).content, new RegExp(`waiting ${i + 1}`));
+    assert.equal(counting.record.peak, 16, "the resumed streams count against the new socket's limit");
+    assert.deepEqual(counting.record.started, [...running, ...waiting].map((s) => s.id));
   });
 
   test('cancel() while disconnected: cancel by key once reconnected; the gateway answers with the cancelled done', async () => {

@@ -108,6 +108,17 @@ describe('SSE transport', () => {
     }
   });
 
+  test('no per-connection limit: 20 streams at once all run at once', async () => {
+    const c = client(slow.url);
+    const streams = Array.from({ length: 20 }, () => c.stream(LONG));
+    assert.ok(streams.every((s) => !s.queued), 'none held back');
+    await waitFor(async () => (await activeStreams(slow.url)) === 20, 5000, '20 running streams');
+    for (const s of streams) s.cancel();
+    const results = await Promise.all(streams.map((s) => s.result));
+    assert.ok(results.every((done) => done.finish_reason === 'cancelled'));
+    await waitFor(async () => (await activeStreams(slow.url)) === 0, 5000, 'the gateway to stop them');
+  });
+
   test('duplicate_stream: 409 while a stream of that id runs', async () => {
     const c = client(slow.url);
     const first = c.stream({ id: 'sse-dup', prompt: 'one', options: { max_tokens: 30 } });

@@ -23,6 +23,45 @@ export function countingWebSocket() {
   return { WebSocket: CountingWebSocket, record };
 }
 
+/**
+ * A `ws` WebSocket subclass that counts the streams running on each socket as the client sees
+ * them: from a `start` or `resume` sent until its refusal or terminal message arrives (never fewer
+ * than the gateway counts). `record.peak` is the most on one socket at once; `record.started`
+ * lists the ids of the `start`s sent, in order.
+ */
+export function streamCountingWebSocket() {
+  const record = { peak: 0, /** @type {string[]} */ started: [] };
+  class StreamCountingWebSocket extends WebSocket {
+    /** @type {Set<string>} */
+    #running = new Set();
+
+    send(data, ...rest) {
+      const msg = JSON.parse(String(data));
+      if (msg.type === 'start' || msg.type === 'resume') {
+        this.#running.add(msg.id);
+        record.peak = Math.max(record.peak, this.#running.size);
+      }
+      if (msg.type === 'start') record.started.push(msg.id);
+      return super.send(data, ...rest);
+    }
+
+    set onmessage(listener) {
+      super.onmessage = listener
+        ? (event) => {
+            const msg = JSON.parse(String(event.data));
+            if ((msg.type === 'done' || msg.type === 'error') && typeof msg.id === 'string') this.#running.delete(msg.id);
+            listener(event);
+          }
+        : null;
+    }
+
+    get onmessage() {
+      return super.onmessage;
+    }
+  }
+  return { WebSocket: StreamCountingWebSocket, record };
+}
+
 /** A WebSocket constructor whose sockets never open: they dial a port nobody listens on. */
 export async function unreachableWebSocket() {
   const deadPort = await freePort();

@@ -73,5 +73,7 @@ export async function usage(c) {
   /** @type {string | null} */
   const key = s.key;
   const resumable = (/** @type {import('../index.js').TokenwireError} */ e) => e.cause instanceof impl.TokenwireError && e.cause.code === 'stream_expired';
-  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, c.providers[0]?.name, drain, reasons, key, resumable];
+  /** @type {boolean} */
+  const held = s.queued;
+  return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, held, c.providers[0]?.name, drain, reasons, key, resumable];
 }

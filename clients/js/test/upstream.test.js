@@ -1,10 +1,10 @@
 // Errors that need a special gateway: a fake OpenAI upstream (timeout, rate limit, real usage)
-// and max_streams_per_connection = 1 (too_many_streams). Both transports where they apply.
+// and max_streams_per_connection = 1 (the client queues beyond it). Both transports where they apply.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TokenwireClient } from '../src/index.js';
 import { startGateway } from './gateway.js';
-import { collect, rejection, startFakeOpenAI, WebSocket } from './support.js';
+import { collect, rejection, startFakeOpenAI, waitFor, WebSocket } from './support.js';
 
 /** @type {import('./gateway.js').Gateway} */
 let gw;
@@ -84,19 +84,18 @@ for (const transport of /** @type {const} */ (['websocket', 'sse'])) {
 }
 
 describe('limits', () => {
-  test('too_many_streams: max_streams_per_connection = 1', async () => {
+  test('max_streams_per_connection = 1: the second stream waits for the first, no too_many_streams', async () => {
     const c = client('websocket');
     const ready = await c.connect();
     assert.equal(ready.limits.max_streams, 1);
     const first = c.stream({ brief: { topic: 'Long' }, plan: { target_duration_seconds: 600 } });
-    const second = c.stream({ prompt: 'one too many' });
-    const error = await rejection(second.result);
-    assert.equal(error.code, 'too_many_streams');
-    assert.equal(error.retryable, true);
-    assert.equal(error.streamId, second.id);
+    const second = c.stream({ prompt: 'one too many', options: { max_tokens: 5 } });
+    await waitFor(() => first.stats.chunks > 0, 5000, 'the first stream to run');
+    assert.equal(second.queued, true);
+    assert.equal(second.status, 'queued');
     first.cancel();
     assert.equal((await first.result).finish_reason, 'cancelled');
-    // room again
-    assert.equal((await c.stream({ prompt: 'now', options: { max_tokens: 5 } }).result).finish_reason, 'length');
+    // room again: the second one starts
+    assert.equal((await second.result).finish_reason, 'length');
   });
 });

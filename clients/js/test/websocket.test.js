@@ -1,9 +1,10 @@
-// The WebSocket transport against a real gateway: multiplexing, queueing, cancel, stats, errors.
+// The WebSocket transport against a real gateway: multiplexing, queueing (until ready, and beyond
+// limits.max_streams), cancel, stats, errors.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { countChars, TokenwireClient, TokenwireError } from '../src/index.js';
 import { startGateway } from './gateway.js';
-import { collect, countingWebSocket, rejection, WebSocket } from './support.js';
+import { collect, countingWebSocket, rejection, streamCountingWebSocket, WebSocket } from './support.js';
 
 /** @type {import('./gateway.js').Gateway} */
 let gw;
@@ -108,6 +109,48 @@ describe('multiplexing', () => {
     const c = client(gw.wsUrl);
     const done = await c.stream({ prompt: 'hi', options: { max_tokens: 5 } }).result;
     assert.equal(done.finish_reason, 'length');
+  });
+});
+
+describe('more streams than limits.max_streams', () => {
+  test('20 at once: 16 run on the socket, the rest wait for a free slot and start in order', async () => {
+    const counting = streamCountingWebSocket();
+    const c = client(gw.url, { WebSocket: counting.WebSocket });
+    const ready = await c.connect();
+    assert.equal(ready.limits.max_streams, 16, "the gateway's default");
+    const streams = Array.from({ length: 20 }, (_, i) => c.stream({ prompt: `Question ${i + 1}`, options: { max_tokens: 30 } }));
+    const held = streams.map((s) => s.queued);
+    const sentAtOnce = counting.record.started.slice();
+    assert.ok(streams.every((s) => s.status === 'queued'), 'queued until the ack');
+    const settled = await Promise.allSettled(streams.map((s) => s.result));
+    assert.deepEqual(settled.map((r) => r.status === 'rejected' ? r.reason.code : r.value.finish_reason), Array(20).fill('length'));
+    for (const [i, s] of streams.entries()) assert.match(s.text, new RegExp(`Question ${i + 1}\\b`));
+    assert.deepEqual(held, [...Array(16).fill(false), ...Array(4).fill(true)], 'the last four waited for a slot');
+    assert.deepEqual(sentAtOnce, streams.slice(0, 16).map((s) => s.id));
+    assert.equal(counting.record.peak, 16, 'never more than limits.max_streams on the socket');
+    assert.deepEqual(counting.record.started, streams.map((s) => s.id), 'FIFO: in the order they were asked for');
+    assert.ok(streams.every((s) => !s.queued && s.status === 'done'));
+  });
+
+  test('cancelled while it waits for a slot: nothing is sent for it, it ends cancelled, the next one moves up', async () => {
+    const counting = streamCountingWebSocket();
+    const c = client(gw.url, { WebSocket: counting.WebSocket });
+    await c.connect();
+    const running = Array.from({ length: 16 }, (_, i) => c.stream({ prompt: `running ${i}`, options: { max_tokens: 10 } }));
+    const onDone = [];
+    const waiting = c.stream({ prompt: 'never sent' }, { onDone: (d) => onDone.push(d) });
+    const next = c.stream({ prompt: 'next', options: { max_tokens: 10 } });
+    assert.equal(waiting.queued, true);
+    waiting.cancel();
+    const cancelled = { type: 'done', id: waiting.id, seq: 0, finish_reason: 'cancelled', content: '', usage: null, metrics: null };
+    assert.equal(waiting.status, 'cancelled');
+    assert.equal(waiting.queued, false);
+    assert.deepEqual(onDone, [cancelled]);
+    assert.deepEqual(await waiting.result, cancelled);
+    assert.equal(next.queued, true);
+    await Promise.all([...running, next].map((s) => s.result));
+    assert.deepEqual(counting.record.started, [...running, next].map((s) => s.id), 'no start for the cancelled one');
+    assert.equal(counting.record.peak, 16);
   });
 });
 
