@@ -251,7 +251,9 @@ async def test_an_endless_line_is_cut_at_the_decoder_bound(
     fake.reply(endless_line)
     events, error = await run_fault("ws", gw, fake)
     assert chunk_text(events) == "Hel"
-    assert without_seq(error) == expected_error("upstream_protocol", "openai sent an over-long line")
+    assert without_seq(error) == expected_error(
+        "upstream_protocol", "openai sent an over-long line", retryable=False
+    )
     hung_up_by_gateway(fake)
     # The error arriving at all shows the gateway did not wait for the line to end. It stopped
     # reading soon after the bound: the rest is socket buffers (seen up to ~7 MiB on loopback).
