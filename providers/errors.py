@@ -42,6 +42,15 @@ def error_for_status(
     return cls(message, provider=provider, status=status, retry_after=retry_after)
 
 
+def reported_status(code: object) -> int | None:
+    """An error object's numeric ``code`` as the HTTP status it stands for, when it is one: Google
+    and OpenRouter (among other OpenAI-compatible servers) report errors inside a 200 stream so;
+    LiteLLM's proxy writes the number as a string."""
+    if isinstance(code, str) and code.isascii() and code.isdigit():
+        code = int(code)
+    return code if type(code) is int and 400 <= code <= 599 else None
+
+
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
     millis = headers.get("retry-after-ms")

@@ -25,6 +25,7 @@ from tests.support.fault_runs import (
     without_seq,
 )
 from tests.support.faulty_upstream import (
+    LAST_CHUNK,
     Connection,
     FaultyUpstream,
     Script,
@@ -33,6 +34,7 @@ from tests.support.faulty_upstream import (
     response,
     sse_head,
 )
+from tests.support.process import ROOT
 from tests.support.wsclient import chunk_text
 
 # ---- error statuses --------------------------------------------------------------------------
@@ -150,6 +152,25 @@ async def test_server_errors_are_upstream_unavailable_with_status(
     expected_path = "/v1/messages" if provider == "anthropic" else "/v1/chat/completions"
     assert fake.requests[0].path == expected_path
     assert len(fake.requests) == 2  # no retry by the gateway
+
+
+OPENROUTER_ERROR = (ROOT / "tests/providers/recorded/openrouter-minimax-midstream-error.sse").read_bytes()
+
+
+async def test_a_mid_stream_error_with_a_numeric_code_is_not_retried(
+    start_gateway: StartGateway, fake: FaultyUpstream
+) -> None:
+    gw = start_gateway(gateway_config(fake.url, retry_attempts=2, retry_backoff_seconds=0))
+
+    async def token_limit(conn: Connection) -> None:  # OpenRouter's recorded bytes: code 400
+        await conn.send(sse_head() + chunked(OPENROUTER_ERROR) + LAST_CHUNK)
+
+    fake.reply(token_limit)
+    events, error = await run_fault("ws", gw, fake)
+    assert [e["type"] for e in events] == ["start", "error"]
+    message = "openai reported an error mid-stream: Token limit reached"
+    assert without_seq(error) == expected_error("upstream_bad_request", message, retryable=False, status=400)
+    assert len(fake.requests) == 2  # the stream's one try, and the next stream
 
 
 # ---- garbage ---------------------------------------------------------------------------------
