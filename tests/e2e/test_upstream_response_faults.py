@@ -248,14 +248,32 @@ async def test_broken_chunked_framing_is_upstream_protocol(
     hung_up_by_gateway(fake)
 
 
-async def test_a_page_of_junk_instead_of_events_is_upstream_protocol(
-    start_gateway: StartGateway, fake: FaultyUpstream
+async def _redirect(conn: Connection) -> None:
+    location = {"location": "https://api.example.com/v1/chat/completions", "content-length": "0"}
+    await conn.send(head(307, location))
+
+
+PERMANENT = [
+    pytest.param(
+        _html_page,
+        "openai answered with a web page, not its API (check its base URL)",
+        {},
+        id="200-text-html",
+    ),
+    pytest.param(_redirect, "openai answered HTTP 307: no details", {"status": 307}, id="307-redirect"),
+]
+
+
+@pytest.mark.parametrize(("script", "message", "extra"), PERMANENT)
+async def test_a_permanent_answer_is_upstream_protocol_and_not_retried(
+    start_gateway: StartGateway, fake: FaultyUpstream, script: Script, message: str, extra: dict[str, Any]
 ) -> None:
-    gw = start_gateway(gateway_config(fake.url))
-    fake.reply(_html_page)
+    gw = start_gateway(gateway_config(fake.url, retry_attempts=2, retry_backoff_seconds=0))
+    fake.reply(script)
     events, error = await run_fault("ws", gw, fake)
     assert [e["type"] for e in events] == ["start", "error"]
-    assert without_seq(error) == expected_error("upstream_protocol", "openai stream ended before [DONE]")
+    assert without_seq(error) == expected_error("upstream_protocol", message, retryable=False, **extra)
+    assert len(fake.requests) == 2  # the stream's one try, and the next stream
 
 
 async def test_an_endless_line_is_cut_at_the_decoder_bound(

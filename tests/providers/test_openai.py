@@ -257,6 +257,7 @@ def test_azure_request_uses_deployment_path_and_api_key_header() -> None:
             None,
         ),
         (503, b"<html>Service Unavailable</html>", {"retry-after": "7"}, "UpstreamUnavailable", 7.0),
+        (307, b"", {"location": "https://api.openai.com/v1/chat/completions"}, "UpstreamProtocolError", None),
     ],
 )
 def test_openai_error_statuses(
