@@ -10,11 +10,12 @@ from msgspec import Meta
 from protocol.errors import ErrorCode
 
 PROTOCOL_VERSION = 1
-STREAM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+# \A and \Z, not ^ and $: msgspec matches with re.search, and $ also matches before a final "\n".
+STREAM_ID_PATTERN = r"\A[A-Za-z0-9._:-]{1,64}\Z"
 
 StreamId = Annotated[str, Meta(pattern=STREAM_ID_PATTERN, min_length=1, max_length=64)]
 # A stream key: the gateway's unguessable name for one stream (see StartAck.key).
-StreamKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+StreamKey = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_-]{16,128}\Z")]
 Name = Annotated[str, Meta(min_length=1, max_length=128)]
 ShortText = Annotated[str, Meta(max_length=2000)]
 

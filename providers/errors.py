@@ -29,6 +29,7 @@ def error_for_status(
     provider: str, status: int, message: str, retry_after: float | None = None
 ) -> ProviderError:
     """The typed error for an upstream HTTP status; ``retryable`` follows the status."""
+    retryable = None  # the class's default
     if status in (401, 402, 403):
         cls: type[ProviderError] = UpstreamAuthError
     elif status == 429:
@@ -37,9 +38,18 @@ def error_for_status(
         cls = UpstreamUnavailable
     elif 400 <= status < 500:
         cls = UpstreamBadRequest
-    else:
-        cls = UpstreamProtocolError
-    return cls(message, provider=provider, status=status, retry_after=retry_after)
+    else:  # a redirect, not followed: the base URL is wrong, and every try gets the same answer
+        cls, retryable = UpstreamProtocolError, False
+    return cls(message, provider=provider, status=status, retryable=retryable, retry_after=retry_after)
+
+
+def reported_status(code: object) -> int | None:
+    """An error object's numeric ``code`` as the HTTP status it stands for, when it is one: Google
+    and OpenRouter (among other OpenAI-compatible servers) report errors inside a 200 stream so;
+    LiteLLM's proxy writes the number as a string."""
+    if isinstance(code, str) and code.isascii() and code.isdigit():
+        code = int(code)
+    return code if type(code) is int and 400 <= code <= 599 else None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -1,8 +1,9 @@
 """Byte-level stream framing shared by the providers: Server-Sent Events and NDJSON.
 
 Both split on bytes before anything is decoded (a read may end inside a multi-byte character),
-accept CR, LF and CRLF line ends (also split across reads), and bound their buffer: a line longer
-than ``max_line`` is reported as ``overflow`` instead of growing memory.
+accept CR, LF and CRLF line ends (also split across reads), and bound their buffers: a line longer
+than ``max_line``, or an SSE event whose data lines add up to more than ``max_event``, is reported
+as ``overflow`` instead of growing memory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import re
 import msgspec
 
 MAX_LINE = 8 * 1024 * 1024  # Gemini thought signatures alone can exceed 128 KiB
+# The data of one SSE event, however many lines it spans. Providers send one data line per event,
+# so this admits two lines at MAX_LINE; it bounds a stream's buffers at MAX_LINE + MAX_EVENT.
+MAX_EVENT = 16 * 1024 * 1024
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
@@ -34,7 +38,7 @@ class _LineSplitter:
         self._cr_pending = False  # the last read ended on CR: a leading LF next belongs to it
         self._started = False
         self.max_line = max_line
-        self.overflow = False
+        self.overflow: str | None = None
 
     def split(self, chunk: bytes) -> list[bytes]:
         if not self._started:
@@ -83,7 +87,7 @@ class _LineSplitter:
             return
         self._size += len(piece)
         if self._size > self.max_line:
-            self.overflow = True
+            self.overflow = "line"
             self._pieces, self._size = [], 0
         else:
             self._pieces.append(piece)
@@ -102,16 +106,21 @@ class _LineSplitter:
 class SSEDecoder:
     """WHATWG event-stream parsing: ``feed`` bytes, get complete events."""
 
-    def __init__(self, max_line: int = MAX_LINE, *, bare_json: bool = False) -> None:
+    def __init__(
+        self, max_line: int = MAX_LINE, *, max_event: int = MAX_EVENT, bare_json: bool = False
+    ) -> None:
         self._lines = _LineSplitter(max_line)
         self._data: list[bytes] = []
+        self._size = 0  # bytes in _data
+        self._max_event = max_event
+        self._event_overflow = False
         self._event: str | None = None
         self._bare_json = bare_json  # also take a line that is a JSON object as a whole event
 
     @property
-    def overflow(self) -> bool:
-        """True once a line exceeded the bound (that line is dropped)."""
-        return self._lines.overflow
+    def overflow(self) -> str | None:
+        """What exceeded its bound, "line" or "event" (its data is dropped); None while nothing did."""
+        return "event" if self._event_overflow else self._lines.overflow
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         return self._dispatch(self._lines.split(chunk))
@@ -126,7 +135,7 @@ class SSEDecoder:
             if not line:
                 if self._data:
                     events.append(SSEEvent(b"\n".join(self._data), self._event))
-                self._data, self._event = [], None
+                self._data, self._size, self._event = [], 0, None
             elif line[0] == 0x7B and self._bare_json:  # '{'
                 events.append(SSEEvent(line))
             elif line[0] != 0x3A:  # a line starting with ':' is a comment (keep-alive)
@@ -138,7 +147,12 @@ class SSEDecoder:
         if colon and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
-            self._data.append(value)
+            self._size += len(value)
+            if self._size > self._max_event:
+                self._event_overflow = True
+                self._data, self._size = [], 0
+            else:
+                self._data.append(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         # id, retry and unknown fields: none of the providers use them
@@ -151,8 +165,8 @@ class NDJSONDecoder:
         self._lines = _LineSplitter(max_line)
 
     @property
-    def overflow(self) -> bool:
-        return self._lines.overflow
+    def overflow(self) -> str | None:
+        return self._lines.overflow  # a line is a whole item: nothing accumulates across lines
 
     def feed(self, chunk: bytes) -> list[bytes]:
         return [line for line in map(bytes.strip, self._lines.split(chunk)) if line]

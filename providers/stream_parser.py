@@ -1,7 +1,7 @@
 """The skeleton every provider's stream parser shares.
 
 A parser decodes framed items (SSE events, NDJSON lines) into StreamEvents. It never raises on
-what a peer sends: malformed JSON, an over-long line, a provider's error report or a stream cut
+what a peer sends: malformed JSON, an over-long line or event, a provider's error report or a stream cut
 before the provider's end signal each become one Failure, after which the parser says nothing.
 """
 
@@ -19,7 +19,9 @@ T = TypeVar("T")
 
 class Decoder(Protocol[Item]):
     @property
-    def overflow(self) -> bool: ...
+    def overflow(self) -> str | None:
+        """What exceeded the decoder's bound ("line", "event"), if anything did."""
+        ...
 
     def feed(self, chunk: bytes) -> list[Item]: ...
 
@@ -74,7 +76,9 @@ class FramedStreamParser(Generic[Item]):
             self.item(item, out)
             if self.ended:
                 return out
-        # The complete items before an over-long line still count; the bound ends the stream.
-        if self._decoder.overflow:
-            out.append(self.fail(f"{self.provider} sent an over-long line"))
+        # The complete items before an over-long one still count; the bound ends the stream. Not
+        # retryable: the same request gets the same oversized answer, each try costing the bound.
+        if overflow := self._decoder.overflow:
+            error = UpstreamProtocolError(f"{self.provider} sent an over-long {overflow}", retryable=False)
+            out.append(self.report(error))
         return out

@@ -10,7 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -40,9 +40,25 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
     return routes.error_response(exc)
 
 
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    body = {"error": {"code": "not_found", "message": f"no route {request.url.path}", "retryable": False}}
-    return JSONResponse(body, status_code=404)
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return openai_routes.not_found(request.url.path)
+
+
+class StaticFallback:
+    """Where a request no route matched goes: a static file for GET and HEAD, else 404. Not a
+    Mount at "/", which matches every path: it would take the 405 a route's wrong method is owed,
+    and answer an unknown path POSTed to with StaticFiles' 405, where the OpenAI SDKs need a 404
+    to raise NotFoundError."""
+
+    def __init__(self, static: ASGIApp, not_found: ASGIApp) -> None:
+        self.static = static
+        self.not_found = not_found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            await self.static(scope, receive, send)
+        else:
+            await self.not_found(scope, receive, send)
 
 
 class CountedConnections:
@@ -126,7 +142,6 @@ def create_app(
             # Only the client's sources and examples: not its tests, package files or node_modules.
             Mount("/clients/js/src", StaticFiles(directory=CLIENTS_JS / "src", check_dir=False)),
             Mount("/clients/js/examples", StaticFiles(directory=CLIENTS_JS / "examples", check_dir=False)),
-            Mount("/", StaticFiles(directory=STATIC, html=True, check_dir=False), name="static"),
         ],
         middleware=[
             Middleware(AccessLog, hub.metrics.sse_connections),  # outermost: logs refusals too
@@ -140,6 +155,8 @@ def create_app(
         ],
         exception_handlers={routes.HttpProblem: _http_problem, 404: _not_found},
     )
+    static = StaticFiles(directory=STATIC, html=True, check_dir=False)
+    app.router.default = StaticFallback(static, app.router.not_found)
     app.state.hub = hub
     access = (config.server.auth_tokens, config.server.allowed_origins)
     websocket = CountedConnections(endpoint, hub.metrics.ws_connections)

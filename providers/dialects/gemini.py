@@ -25,7 +25,7 @@ from providers.base import (
     Usage,
 )
 from providers.dialect import HttpRequest, KeyedDialect
-from providers.errors import describe_status, error_for_status, retry_after
+from providers.errors import describe_status, error_for_status, reported_status, retry_after
 from providers.framing import SSEDecoder, SSEEvent
 from providers.stream_parser import FramedStreamParser
 
@@ -120,7 +120,7 @@ def _retry_delay(error: _Error) -> float | None:
 
 
 def _mid_stream_error(error: _Error) -> ProviderError:
-    status = error.code if 400 <= error.code <= 599 else 500
+    status = reported_status(error.code) or 500
     message = f"{PROVIDER} reported an error mid-stream: {error.message}"
     return error_for_status(PROVIDER, status, message, _retry_delay(error))
 

@@ -21,7 +21,7 @@ from providers.base import (
     Usage,
 )
 from providers.dialect import HttpRequest, KeyedDialect
-from providers.errors import describe_status, error_for_status, retry_after
+from providers.errors import describe_status, error_for_status, reported_status, retry_after
 from providers.framing import SSEDecoder, SSEEvent
 from providers.stream_parser import FramedStreamParser
 
@@ -99,13 +99,10 @@ def _message(message: ChatMessage) -> dict[str, str]:
 
 
 def mid_stream_error(provider: str, error: _Error) -> ProviderError:
-    kind = f"{error.type or ''} {error.code or ''}"
-    if "rate_limit" in kind:
-        status = 429
-    elif "invalid_request" in kind:
-        status = 400
-    else:
-        status = 500
+    status = reported_status(error.code)
+    if status is None:  # OpenAI's own shape: a type and a string code
+        kind = f"{error.type or ''} {error.code or ''}"
+        status = 429 if "rate_limit" in kind else 400 if "invalid_request" in kind else 500
     return error_for_status(provider, status, f"{provider} reported an error mid-stream: {error.message}")
 
 

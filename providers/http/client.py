@@ -4,7 +4,8 @@
 It replaced aiohttp's client, which cost ~170 µs of CPU per request on the benchmark machine
 against ~30 µs for this one, and a task wake-up through its StreamReader for every chunk read
 (docs/benchmarks.md). It does only what provider calls need: one request at a time per
-connection, a body of bytes, no redirects, no cookies, no compression (identity is asked for,
+connection (sent once more on a new one when a kept-alive one closes before a byte of the
+answer), a body of bytes, no redirects, no cookies, no compression (identity is asked for,
 a compressed response refused), HTTPS with the system's CA store, and HTTP(S)_PROXY naming an
 http:// proxy (``CONNECT`` for HTTPS, absolute-form for HTTP; https:// proxies are refused).
 No read timeouts: every call runs inside a stream, whose own timeouts govern it.
@@ -56,6 +57,10 @@ class ConnectFailed(HttpError):
 
 class NoResponse(HttpError):
     """The connection closed or broke, or sent something unreadable, before a whole response head."""
+
+
+class Unanswered(NoResponse):
+    """The server closed the connection before a byte of the response."""
 
 
 class BadRequest(HttpError):
@@ -211,6 +216,8 @@ class _Connection(asyncio.Protocol):
             return
         if self.state is State.BODY and self.close_delimited and exc is None:
             self._enter(State.DONE)  # a body without length or chunking ends with the connection
+        elif self.state is State.HEAD and not self._head_read:
+            self.error = Unanswered("the connection closed before a byte of the response")
         elif exc is not None and self.state in _EXCHANGING:
             kind = BodyCut if self.state is State.BODY else NoResponse
             self.error = kind("the connection broke")
@@ -428,12 +435,14 @@ class Response:
 
 
 class _Waiter:
-    """A request waiting for a connection (at the cap); ``future`` gets one, idle or new."""
+    """A request waiting for a connection (at the cap); ``future`` gets one, idle or new (only
+    new when ``fresh``)."""
 
-    __slots__ = ("future", "route")
+    __slots__ = ("fresh", "future", "route")
 
-    def __init__(self, route: _Route) -> None:
+    def __init__(self, route: _Route, fresh: bool) -> None:
         self.route = route
+        self.fresh = fresh
         self.future: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
 
 
@@ -497,11 +506,24 @@ class HttpClient:
         if proxy is not None and scheme == "http":
             target = f"http://{authority}{target}"  # absolute-form, to a forward proxy
             headers = {**headers, **_proxy_auth(proxy)}
-        head = _head(method, target, authority, headers, len(body))  # before a connection is taken
+        message = _head(method, target, authority, headers, len(body)) + body  # before taking a connection
         conn = await self._acquire(route)
+        reused = conn.state is State.IDLE
+        try:
+            return await self._exchange(route, conn, message)
+        except Unanswered:
+            if not reused:
+                raise
+            # A kept-alive connection the server closed as the request went out (its idle timeout
+            # crossing ours): without a byte of an answer, the request is taken not to have reached
+            # it. Sent again, once, on a new connection: no stream pays a retry for the pool's race.
+            return await self._exchange(route, await self._acquire(route, fresh=True), message)
+
+    async def _exchange(self, route: _Route, conn: _Connection, message: bytes) -> Response:
+        """Send ``message`` on ``conn`` (connecting it when new) and wait for the response head."""
         if conn.state is State.CONNECTING:
             await self._connect(conn, route)
-        conn.send(head + body)
+        conn.send(message)
         try:
             while conn.state is State.HEAD:
                 await conn.wait()
@@ -529,15 +551,16 @@ class HttpClient:
 
     # ---- the pool ------------------------------------------------------------------------------
 
-    async def _acquire(self, route: _Route) -> _Connection:
-        """A connection for ``route``: idle, or new (CONNECTING, to be connected by the caller)."""
-        conn = None if self._queue else self._grant(route)  # with waiters ahead, join them
+    async def _acquire(self, route: _Route, *, fresh: bool = False) -> _Connection:
+        """A connection for ``route``: idle, or new (CONNECTING, to be connected by the caller);
+        only new when ``fresh``."""
+        conn = None if self._queue else self._grant(route, fresh)  # with waiters ahead, join them
         while conn is None or conn.state is State.CLOSED:  # closed while handed over: again, first
-            conn = await self._wait(route, first=conn is not None)
+            conn = await self._wait(route, fresh, first=conn is not None)
         return conn
 
-    async def _wait(self, route: _Route, *, first: bool) -> _Connection:
-        waiter = _Waiter(route)
+    async def _wait(self, route: _Route, fresh: bool, *, first: bool) -> _Connection:
+        waiter = _Waiter(route, fresh)
         if first:
             self._queue.appendleft(waiter)
         else:
@@ -575,18 +598,18 @@ class HttpClient:
             if waiter.future.done():  # cancelled: its task has yet to run and withdraw it
                 queue.popleft()
                 continue
-            conn = self._grant(waiter.route)
+            conn = self._grant(waiter.route, waiter.fresh)
             if conn is None:
                 return
             queue.popleft()
             waiter.future.set_result(conn)
 
-    def _grant(self, route: _Route) -> _Connection | None:
-        """The pool's policy, in one place (httpcore's ``_assign_requests_to_connections``): the
-        route's most recently used idle connection fit for reuse, closing the unfit ones on the
-        way; else a new connection, when under the cap or when an idle connection of any route
-        can be closed to make room (the one nearest its expiry); else None: wait."""
-        idle = self._idle.get(route)
+    def _grant(self, route: _Route, fresh: bool) -> _Connection | None:
+        """The pool's policy, in one place (httpcore's ``_assign_requests_to_connections``): unless
+        ``fresh``, the route's most recently used idle connection fit for reuse, closing the unfit
+        ones on the way; else a new connection, when under the cap or when an idle connection of
+        any route can be closed to make room (the one nearest its expiry); else None: wait."""
+        idle = None if fresh else self._idle.get(route)
         now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closed by the server

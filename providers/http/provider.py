@@ -60,7 +60,7 @@ class HttpProvider:
         parser = self.dialect.parser()
         response = await self._send(self.dialect.request(request, stream=True))
         with self._reading(response, "mid-stream"):
-            await self._raise_for_status(response)
+            await self._check_head(response)
             while chunk := await response.read_some():  # b"" at the end
                 for event in parser.feed(chunk):
                     yield self._checked(event)
@@ -72,7 +72,7 @@ class HttpProvider:
         feed = _Feed(self.dialect.parser(), sink)
         response = await self._send(self.dialect.request(request, stream=True))
         with self._reading(response, "mid-stream"):
-            await self._raise_for_status(response)
+            await self._check_head(response)
             while await response.pipe(feed):  # held: the sink is behind, or the stream failed
                 self._raise_failure(feed)
                 await sink.caught_up()
@@ -82,7 +82,7 @@ class HttpProvider:
     async def complete(self, request: GenerationRequest) -> Completion:
         response = await self._send(self.dialect.request(request, stream=False))
         with self._reading(response, "mid-answer"):
-            await self._raise_for_status(response)
+            await self._check_head(response)
             body = await response.read(MAX_COMPLETION_BODY)
         result = self.dialect.completion(body)
         if isinstance(result, Failure):
@@ -127,11 +127,16 @@ class HttpProvider:
         except HttpError as exc:
             raise UpstreamUnavailable(f"{self.name} failed before answering", provider=self.name) from exc
 
-    async def _raise_for_status(self, response: Response) -> None:
-        if response.status < 300:
-            return
-        body = await response.read(MAX_ERROR_BODY)
-        raise self._safe(self.dialect.error(response.status, response.headers, body))
+    async def _check_head(self, response: Response) -> None:
+        """Raise for an error status, or for a web page where the API's answer should be."""
+        if response.status >= 300:
+            body = await response.read(MAX_ERROR_BODY)
+            raise self._safe(self.dialect.error(response.status, response.headers, body))
+        if response.headers.get("content-type", "").lower().startswith("text/html"):
+            # A captive portal, a proxy's sign-in page, a base URL that names a website: not
+            # retryable, as every try would get the same page.
+            message = f"{self.name} answered with a web page, not its API (check its base URL)"
+            raise UpstreamProtocolError(message, provider=self.name, retryable=False)
 
     def _checked(self, event: StreamEvent) -> StreamEvent:
         if type(event) is Failure:

@@ -58,6 +58,12 @@ def openai_error(status: int, error: ErrorObject, retry_after_s: float | None = 
     return Response(error_json(error), status, headers, media_type="application/json")
 
 
+def not_found(path: str) -> Response:
+    """A path no route serves, in OpenAI's shape so the SDKs raise NotFoundError."""
+    error = ErrorObject(message=f"no route {path}", type="invalid_request_error", code="not_found")
+    return openai_error(404, error)
+
+
 def refusal_response(status: int, message: str) -> Response:
     """For ``server.edge.access``: its 401/403 refusals on these routes, in OpenAI's shape."""
     return openai_error(status, refusal_error(status, message))

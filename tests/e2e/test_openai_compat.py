@@ -421,6 +421,26 @@ def test_an_unknown_model_is_not_found(plain_gw: Gateway) -> None:
             assert caught.value.param == "model"
 
 
+async def test_an_unknown_route_is_not_found(plain_gw: Gateway) -> None:
+    async with _async_client(plain_gw) as client:
+        with pytest.raises(openai.NotFoundError) as caught:
+            await client.embeddings.create(model="rulebased", input="hi")  # POST /v1/embeddings
+        assert caught.value.code == "not_found"
+        assert caught.value.type == "invalid_request_error"
+        assert caught.value.param is None
+        assert caught.value.message.endswith("no route /v1/embeddings")
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.create(model="rulebased", input="hi")
+    # A route that exists, asked with a method it does not take, stays 405 (protocol 11.2).
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(plain_gw.http + "/v1/chat/completions", headers=headers) as resp,
+    ):
+        assert resp.status == 405
+        assert resp.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [

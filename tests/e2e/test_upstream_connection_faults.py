@@ -21,6 +21,7 @@ from tests.support.fault_runs import (
     USAGE,
     expected_error,
     gateway_config,
+    good_stream,
     hung_up_by_gateway,
     run_fault,
     text_chunk,
@@ -97,6 +98,23 @@ async def test_connection_lost_before_the_status_line_is_upstream_unavailable(
     assert without_seq(error) == expected_error("upstream_unavailable", "openai failed before answering")
     assert fake.requests[0].path == "/v1/chat/completions"
     assert len(fake.requests) == 2  # the fault (no retry), then the next stream
+
+
+async def test_a_kept_alive_connection_closed_as_the_request_arrives_costs_no_retry(
+    start_gateway: StartGateway, fake: FaultyUpstream
+) -> None:
+    gw = start_gateway(gateway_config(fake.url))  # retry_attempts = 0: a retry would fail it
+    fake.reply(good_stream, _close_at_once, good_stream)
+    async with connect(gw.ws) as ws:
+        await recv(ws)
+        for sid in ("first", "second"):
+            await start(ws, sid, provider="openai", prompt="hi")
+            per_id, _ = await collect(ws, {sid})
+            events = per_id[sid]
+            assert "notice" not in [e["type"] for e in events]  # no retry, and no backoff
+            assert events[-1]["type"] == "done"
+            assert events[-1]["content"] == "Fine, thanks"
+    assert [len(conn.requests) for conn in fake.connections] == [2, 1]  # the second sent again
 
 
 # ---- the stream breaks off -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tests.support.fault_runs import (
     without_seq,
 )
 from tests.support.faulty_upstream import (
+    LAST_CHUNK,
     Connection,
     FaultyUpstream,
     Script,
@@ -33,6 +34,7 @@ from tests.support.faulty_upstream import (
     response,
     sse_head,
 )
+from tests.support.process import ROOT
 from tests.support.wsclient import chunk_text
 
 # ---- error statuses --------------------------------------------------------------------------
@@ -152,6 +154,25 @@ async def test_server_errors_are_upstream_unavailable_with_status(
     assert len(fake.requests) == 2  # no retry by the gateway
 
 
+OPENROUTER_ERROR = (ROOT / "tests/providers/recorded/openrouter-minimax-midstream-error.sse").read_bytes()
+
+
+async def test_a_mid_stream_error_with_a_numeric_code_is_not_retried(
+    start_gateway: StartGateway, fake: FaultyUpstream
+) -> None:
+    gw = start_gateway(gateway_config(fake.url, retry_attempts=2, retry_backoff_seconds=0))
+
+    async def token_limit(conn: Connection) -> None:  # OpenRouter's recorded bytes: code 400
+        await conn.send(sse_head() + chunked(OPENROUTER_ERROR) + LAST_CHUNK)
+
+    fake.reply(token_limit)
+    events, error = await run_fault("ws", gw, fake)
+    assert [e["type"] for e in events] == ["start", "error"]
+    message = "openai reported an error mid-stream: Token limit reached"
+    assert without_seq(error) == expected_error("upstream_bad_request", message, retryable=False, status=400)
+    assert len(fake.requests) == 2  # the stream's one try, and the next stream
+
+
 # ---- garbage ---------------------------------------------------------------------------------
 
 
@@ -227,14 +248,32 @@ async def test_broken_chunked_framing_is_upstream_protocol(
     hung_up_by_gateway(fake)
 
 
-async def test_a_page_of_junk_instead_of_events_is_upstream_protocol(
-    start_gateway: StartGateway, fake: FaultyUpstream
+async def _redirect(conn: Connection) -> None:
+    location = {"location": "https://api.example.com/v1/chat/completions", "content-length": "0"}
+    await conn.send(head(307, location))
+
+
+PERMANENT = [
+    pytest.param(
+        _html_page,
+        "openai answered with a web page, not its API (check its base URL)",
+        {},
+        id="200-text-html",
+    ),
+    pytest.param(_redirect, "openai answered HTTP 307: no details", {"status": 307}, id="307-redirect"),
+]
+
+
+@pytest.mark.parametrize(("script", "message", "extra"), PERMANENT)
+async def test_a_permanent_answer_is_upstream_protocol_and_not_retried(
+    start_gateway: StartGateway, fake: FaultyUpstream, script: Script, message: str, extra: dict[str, Any]
 ) -> None:
-    gw = start_gateway(gateway_config(fake.url))
-    fake.reply(_html_page)
+    gw = start_gateway(gateway_config(fake.url, retry_attempts=2, retry_backoff_seconds=0))
+    fake.reply(script)
     events, error = await run_fault("ws", gw, fake)
     assert [e["type"] for e in events] == ["start", "error"]
-    assert without_seq(error) == expected_error("upstream_protocol", "openai stream ended before [DONE]")
+    assert without_seq(error) == expected_error("upstream_protocol", message, retryable=False, **extra)
+    assert len(fake.requests) == 2  # the stream's one try, and the next stream
 
 
 async def test_an_endless_line_is_cut_at_the_decoder_bound(
@@ -251,7 +290,9 @@ async def test_an_endless_line_is_cut_at_the_decoder_bound(
     fake.reply(endless_line)
     events, error = await run_fault("ws", gw, fake)
     assert chunk_text(events) == "Hel"
-    assert without_seq(error) == expected_error("upstream_protocol", "openai sent an over-long line")
+    assert without_seq(error) == expected_error(
+        "upstream_protocol", "openai sent an over-long line", retryable=False
+    )
     hung_up_by_gateway(fake)
     # The error arriving at all shows the gateway did not wait for the line to end. It stopped
     # reading soon after the bound: the rest is socket buffers (seen up to ~7 MiB on loopback).

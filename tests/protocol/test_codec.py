@@ -125,6 +125,39 @@ def test_bad_messages_say_what_and_where(raw: bytes | str, expected_id: str | No
     assert fragment in result.message
 
 
+KEY = "k" * 32
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r", "\x00"])
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"type": "start", "id": "a{end}", "prompt": "x"}, "id"),
+        ({"type": "cancel", "id": "a{end}"}, "id"),
+        ({"type": "cancel", "key": KEY + "{end}"}, "key"),
+        ({"type": "resume", "key": KEY + "{end}"}, "key"),
+        ({"type": "resume", "key": KEY, "id": "a{end}"}, "id"),
+    ],
+)
+def test_an_id_or_key_with_a_line_end_after_it_is_refused(
+    message: dict[str, str], field: str, end: str
+) -> None:
+    def decoded(end: str) -> object:
+        return decode_client_message(json.dumps({k: v.format(end=end) for k, v in message.items()}))
+
+    assert not isinstance(decoded(""), BadMessage)
+    result = decoded(end)
+    assert isinstance(result, BadMessage), result
+    assert f"`$.{field}`" in result.message
+    assert result.id is None  # nor is such an id named in the refusal
+
+
+def test_a_trailing_line_end_is_not_part_of_a_request_id() -> None:
+    bad = decode_http_request(b'{"id":"q\\n","prompt":"x"}')
+    assert isinstance(bad, BadMessage)
+    assert "`$.id`" in bad.message
+
+
 def test_http_body_decoding() -> None:
     assert decode_http_request(b'{"prompt":"x"}') == StreamRequest(prompt="x")
     bad = decode_http_request(b'{"id":"q","prompt":"x","brief":{"topic":"t"}}')

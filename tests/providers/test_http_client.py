@@ -25,6 +25,7 @@ from providers.http.client import (
 )
 from tests.support.raw_http import (
     CHUNKED_HEAD,
+    Handler,
     Peer,
     Serve,
     answer,
@@ -302,6 +303,60 @@ async def test_close_before_any_response_byte_raises_no_response(serve: Serve, c
     server = await serve(handler)
     with pytest.raises(NoResponse):
         await get(client, server.url())
+    assert server.accepted == 1  # a new connection's request is not sent again
+
+
+def _second_request_closed(partial: bytes = b"") -> Handler:
+    """Answers every request, except the first connection's second: it is closed as it arrives,
+    after ``partial`` of a response."""
+    accepted = 0
+
+    async def handler(peer: Peer) -> None:
+        nonlocal accepted
+        accepted += 1
+        first = accepted == 1
+        while await peer.request() is not None:
+            if first and len(peer.requests) == 2:
+                await peer.send(partial)
+                return
+            await peer.send(ok(b"answer"))
+
+    return handler
+
+
+async def test_a_reused_connection_closed_unanswered_is_retried_once_on_a_new_one(
+    serve: Serve, client: HttpClient
+) -> None:
+    server = await serve(_second_request_closed())
+    assert await read_all(await get(client, server.url("/1"))) == [b"answer"]
+    assert await read_all(await get(client, server.url("/2"))) == [b"answer"]  # no error
+    assert server.accepted == 2
+    assert [r.target for r in server.peers[0].requests] == ["/1", "/2"]
+    assert [r.target for r in server.peers[1].requests] == ["/2"]
+
+
+async def test_a_retry_closed_unanswered_too_raises_no_response(serve: Serve, client: HttpClient) -> None:
+    async def handler(peer: Peer) -> None:
+        if len(server.peers) == 1:
+            await peer.request()
+            await peer.send(ok(b"answer"))
+        await peer.request()  # then closed, unanswered
+
+    server = await serve(handler)
+    assert await read_all(await get(client, server.url())) == [b"answer"]
+    with pytest.raises(NoResponse):
+        await get(client, server.url())
+    assert server.accepted == 2  # retried only once
+
+
+async def test_a_response_begun_on_a_reused_connection_is_not_retried(
+    serve: Serve, client: HttpClient
+) -> None:
+    server = await serve(_second_request_closed(b"HTTP/1.1 200 OK\r\n"))
+    assert await read_all(await get(client, server.url())) == [b"answer"]
+    with pytest.raises(NoResponse):
+        await get(client, server.url())
+    assert server.accepted == 1
 
 
 async def test_garbage_status_line_raises_no_response(serve: Serve, client: HttpClient) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from protocol.messages import ChatMessage, Options
-from providers.base import Finish, GenerationRequest, TextDelta, Usage
+from providers.base import Failure, Finish, GenerationRequest, TextDelta, Usage
 from providers.dialect import ProviderSettings
 from providers.dialects.azure_openai import AzureOpenAIDialect
 from providers.dialects.openai import ChatStreamParser, OpenAIDialect
@@ -104,6 +106,48 @@ def test_mid_stream_error_object() -> None:
     assert failure[4] == 500
     assert "server had an error" in failure[3]
     assert len(events) == 2
+
+
+OPENROUTER_ERROR = (
+    Path(__file__).parent / "recorded" / "openrouter-minimax-midstream-error.sse"
+).read_bytes()
+
+
+def test_a_numeric_error_code_is_read_as_an_http_status() -> None:
+    # OpenRouter's recorded stream: reasoning only, then the error object with code 400.
+    assert _parse(OPENROUTER_ERROR) == [
+        (
+            "failure",
+            "UpstreamBadRequest",
+            "upstream_bad_request",
+            "openai reported an error mid-stream: Token limit reached",
+            400,
+            None,
+        )
+    ]
+    failure = ChatStreamParser("openai").feed(OPENROUTER_ERROR)[0]
+    assert isinstance(failure, Failure)
+    assert failure.error.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "status"),
+    [
+        ("401", "UpstreamAuthError", 401),
+        ("403", "UpstreamAuthError", 403),
+        ("429", "UpstreamRateLimited", 429),
+        ("413", "UpstreamBadRequest", 413),
+        ("503", "UpstreamUnavailable", 503),
+        ('"400"', "UpstreamBadRequest", 400),  # LiteLLM's proxy writes it as a string
+        ("200", "UpstreamUnavailable", 500),  # not an error status: as an unknown error
+        ('"context_length_exceeded"', "UpstreamUnavailable", 500),
+    ],
+)
+def test_numeric_error_codes_map_like_statuses(code: str, cls: str, status: int) -> None:
+    error = b'data: {"error":{"code":' + code.encode() + b',"message":"no"}}\n\n'
+    failure = _parse(ROLE + error)[0]
+    assert isinstance(failure, tuple)
+    assert (failure[1], failure[4]) == (cls, status)
 
 
 def test_truncated_stream_is_a_protocol_failure() -> None:
@@ -213,6 +257,7 @@ def test_azure_request_uses_deployment_path_and_api_key_header() -> None:
             None,
         ),
         (503, b"<html>Service Unavailable</html>", {"retry-after": "7"}, "UpstreamUnavailable", 7.0),
+        (307, b"", {"location": "https://api.openai.com/v1/chat/completions"}, "UpstreamProtocolError", None),
     ],
 )
 def test_openai_error_statuses(
