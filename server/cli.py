@@ -13,10 +13,10 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
 
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
+from server.edge.guard import EdgeGuard
 from server.fastpath.probe import server_protocols
 
 log = logging.getLogger("tokenwire.shutdown")
@@ -33,14 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Config:
+def uvicorn_config(app: TokenwireApp, config: Config, **overrides: Any) -> uvicorn.Config:
     """How the gateway runs under uvicorn (the CLI, the tests and the benchmark alike)."""
+    edge = EdgeGuard(config.server, app.state.hub.metrics.connection_refused)
     settings: dict[str, Any] = {
         "host": config.server.host,
         "port": config.server.port,
         "loop": "uvloop",
-        # httptools and websockets-sansio with synchronous writes, when this uvicorn allows them
-        **server_protocols(),
+        # httptools and websockets-sansio with synchronous writes and edge bounds, when this
+        # uvicorn allows them
+        **server_protocols(edge),
         "ws_max_size": config.server.max_message_bytes,
         # Chunks are small JSON messages: deflate costs more CPU per message than it saves.
         "ws_per_message_deflate": False,

@@ -32,6 +32,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
         1_048_576  # long chat histories fit
     )
     max_connections: Annotated[int, Meta(ge=1)] = 10000  # open WebSockets; more are closed with 1013
+    # A request head (request line and headers, WebSocket handshakes too): larger ones get 431.
+    max_head_bytes: Annotated[int, Meta(ge=1024, le=1024 * 1024)] = 65536
+    max_head_lines: Annotated[int, Meta(ge=8, le=10000)] = 100
     # On SIGTERM: how long running streams may go on before they end with `shutting_down`.
     shutdown_grace_seconds: Annotated[float, Meta(ge=0)] = 10.0
 

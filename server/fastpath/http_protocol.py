@@ -7,15 +7,25 @@ over a WebSocket, which writes its frames directly (server.fastpath.ws_protocol)
 ``DirectWriter`` in each request's scope extensions (``BODY_EXTENSION``), so the event stream can
 write its chunks from the event log's callback. ASGI stays the way to start and end a response,
 and a server without the extension is served through plain ASGI sends.
+
+It also bounds each request head (WebSocket handshakes included, which pass here before the
+upgrade) as the parser hands it over: llhttp and httptools set no limit, so an 8 MB header was
+read whole, and 100 MB of short header lines grew the process by a gigabyte, before any auth.
 """
 
 from __future__ import annotations
 
 import weakref
+from typing import ClassVar, cast
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from server.config import ServerConfig
+from server.edge.guard import EdgeGuard
+
 BODY_EXTENSION = "tokenwire.body"
+HEADER_FRAMING = len(": \r\n")  # what a header line adds to its name and value
 
 
 class ChunkedBodyWriter:
@@ -52,13 +62,101 @@ class ChunkedBodyWriter:
             cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
 
 
+class HeadRefused(Exception):
+    """Raised in a parser callback once the head is past its bounds: the parser stops there."""
+
+
+def _response(status: bytes, body: bytes) -> bytes:
+    """A complete response that closes the connection."""
+    headers = b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    return b"HTTP/1.1 %b\r\n%bcontent-length: %d\r\n\r\n%b" % (status, headers, len(body), body)
+
+
+HEAD_TOO_LARGE = _response(b"431 Request Header Fields Too Large", b"request head too large\n")
+
+
 class BodyWritingHttpProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=BodyWritingHttpProtocol)``: the stock httptools protocol, plus a
-    ``DirectWriter`` per request. It also lets go of its parser (which refers back to it) once it
-    has handed its socket to a WebSocket protocol; uvicorn does so only when the connection is
-    lost, which this one never sees, so the pair would wait for a full garbage collection."""
+    """``uvicorn.Config(http=BodyWritingHttpProtocol.serving(edge))``: the stock httptools
+    protocol, plus a ``DirectWriter`` per request and the bounds of ``edge``. It also lets go of
+    its parser (which refers back to it) once it has handed its socket to a WebSocket protocol;
+    uvicorn does so only when the connection is lost, which this one never sees, so the pair
+    would wait for a full garbage collection."""
+
+    edge: ClassVar[EdgeGuard] = EdgeGuard(ServerConfig())  # a server's own: see serving()
+
+    # The request head being read: its bytes (URL, headers) and header lines so far, as the
+    # parser hands them over, and the bytes of the reads that fell wholly inside it (None during
+    # the read it began in), which bound the header the parser is still gathering.
+    _head_open = False
+    _head_bytes = 0
+    _head_lines = 0
+    _head_reads: int | None = None
+
+    @classmethod
+    def serving(cls, edge: EdgeGuard) -> type[BodyWritingHttpProtocol]:
+        """This protocol with ``edge``'s bounds (uvicorn takes a class, one per server)."""
+        return cast(type[BodyWritingHttpProtocol], type(cls.__name__, (cls,), {"edge": edge}))
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, but a head past its bounds is answered 431, not taken for a malformed
+        request (400), and checked again once the parser has taken the read."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadRefused):
+                self._refuse_head()
+                return
+            self._bad_request()
+            return
+        except httptools.HttpParserError:
+            self._bad_request()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._head_open:
+            reads = self._head_reads
+            self._head_reads = 0 if reads is None else reads + len(data)
+            if self._head_reads > self.edge.config.max_head_bytes:
+                self._refuse_head()
+
+    def _bad_request(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self.send_400_response(msg)
+
+    def _refuse_head(self) -> None:
+        self.transport.write(HEAD_TOO_LARGE)
+        self.transport.close()
+        self.edge.closed("head_too_large", self.client)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open = True
+        self._head_bytes = self._head_lines = 0
+        self._head_reads = None
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url), 0)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + HEADER_FRAMING, 1)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int, lines: int) -> None:
+        self._head_bytes += size
+        self._head_lines += lines
+        config = self.edge.config
+        if self._head_bytes > config.max_head_bytes or self._head_lines > config.max_head_lines:
+            raise HeadRefused
 
     def on_headers_complete(self) -> None:
+        self._head_open = False
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # a request to answer, not an upgrade

@@ -15,6 +15,8 @@ import logging
 from types import CodeType, FunctionType
 from typing import Any
 
+from server.edge.guard import EdgeGuard
+
 log = logging.getLogger("tokenwire.fastpath")
 
 STOCK = {"http": "httptools", "ws": "websockets-sansio"}  # uvicorn's names for its own protocols
@@ -34,8 +36,18 @@ INTERNALS: dict[str, tuple[str, ...]] = {
         "writable",
     ),
     "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol": (
+        "on_message_begin",
+        "on_url",
+        "on_header",
         "on_headers_complete",
         "handle_websocket_upgrade",
+        "_unset_keepalive_if_required",
+        "_should_upgrade",
+        "_unsupported_upgrade_warning",
+        "send_400_response",
+        "logger",
+        "client",
+        "transport",
         "cycle",
         "scope",
         "parser",
@@ -89,16 +101,23 @@ def _code_names(code: CodeType) -> set[str]:
 
 
 @functools.cache  # once per process: one warning, however many servers it runs
-def server_protocols() -> dict[str, Any]:
-    """uvicorn.Config's ``http`` and ``ws``: the fast path's protocols when every internal is there."""
+def fast_path() -> bool:
+    """Whether this uvicorn has every internal the fast path uses; says which it lacks if not."""
     missing = missing_internals()
     if missing:
         log.warning(
             "uvicorn lacks %s: serving through its stock protocols and plain ASGI sends (slower writes)",
             ", ".join(missing),
         )
+    return not missing
+
+
+def server_protocols(edge: EdgeGuard) -> dict[str, Any]:
+    """uvicorn.Config's ``http`` and ``ws``: the fast path's protocols, bounded by ``edge``,
+    when this uvicorn allows them."""
+    if not fast_path():
         return dict(STOCK)
     from server.fastpath.http_protocol import BodyWritingHttpProtocol
     from server.fastpath.ws_protocol import FrameWritingProtocol
 
-    return {"http": BodyWritingHttpProtocol, "ws": FrameWritingProtocol}
+    return {"http": BodyWritingHttpProtocol.serving(edge), "ws": FrameWritingProtocol}
