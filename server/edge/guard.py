@@ -22,6 +22,8 @@ LOG_EVERY_SECONDS = 10.0
 # reason (the metric's label) -> what the log line says of it
 REASONS = {
     "head_too_large": "request head over max_head_bytes or max_head_lines, answered 431",
+    "head_timeout": "no complete request head within head_timeout_seconds",
+    "too_many_connections": "max_open_connections are open, answered 503",
 }
 
 

@@ -11,10 +11,13 @@ and a server without the extension is served through plain ASGI sends.
 It also bounds each request head (WebSocket handshakes included, which pass here before the
 upgrade) as the parser hands it over: llhttp and httptools set no limit, so an 8 MB header was
 read whole, and 100 MB of short header lines grew the process by a gigabyte, before any auth.
+And it bounds the connections: their number, and the time each may take to send a head (uvicorn
+would hold a silent one forever, and its ``limit_concurrency`` answers only once a head is read).
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from typing import ClassVar, cast
 
@@ -73,6 +76,7 @@ def _response(status: bytes, body: bytes) -> bytes:
 
 
 HEAD_TOO_LARGE = _response(b"431 Request Header Fields Too Large", b"request head too large\n")
+TOO_MANY_CONNECTIONS = _response(b"503 Service Unavailable", b"too many open connections\n")
 
 
 class BodyWritingHttpProtocol(HttpToolsProtocol):
@@ -91,11 +95,45 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _head_lines = 0
     _head_reads: int | None = None
+    # Closes the connection unless a head is complete in time: armed when the connection opens
+    # and when a later request's first byte comes.
+    _head_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def serving(cls, edge: EdgeGuard) -> type[BodyWritingHttpProtocol]:
         """This protocol with ``edge``'s bounds (uvicorn takes a class, one per server)."""
         return cast(type[BodyWritingHttpProtocol], type(cls.__name__, (cls,), {"edge": edge}))
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # counted in self.connections (which holds this one)
+        if len(self.connections) > self.edge.config.max_open_connections:
+            self._close("too_many_connections", TOO_MANY_CONNECTIONS)
+        else:
+            self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_received()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._head_timer = self.loop.call_later(self.edge.config.head_timeout_seconds, self._head_late)
+
+    def _head_received(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        self._close("head_timeout", b"")
+
+    def _close(self, reason: str, response: bytes) -> None:
+        """Close the connection for ``reason`` (server.edge.guard.REASONS) after ``response``."""
+        self._head_received()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+            self.edge.closed(reason, self.client)
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, but a head past its bounds is answered 431, not taken for a malformed
@@ -105,7 +143,7 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, HeadRefused):
-                self._refuse_head()
+                self._close("head_too_large", HEAD_TOO_LARGE)
                 return
             self._bad_request()
             return
@@ -122,23 +160,20 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
             reads = self._head_reads
             self._head_reads = 0 if reads is None else reads + len(data)
             if self._head_reads > self.edge.config.max_head_bytes:
-                self._refuse_head()
+                self._close("head_too_large", HEAD_TOO_LARGE)
 
     def _bad_request(self) -> None:
         msg = "Invalid HTTP request received."
         self.logger.warning(msg)
         self.send_400_response(msg)
 
-    def _refuse_head(self) -> None:
-        self.transport.write(HEAD_TOO_LARGE)
-        self.transport.close()
-        self.edge.closed("head_too_large", self.client)
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_open = True
         self._head_bytes = self._head_lines = 0
         self._head_reads = None
+        if self._head_timer is None:  # a later request on a kept-alive connection
+            self._await_head()
 
     def on_url(self, url: bytes) -> None:
         self._count_head(len(url), 0)
@@ -157,6 +192,7 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_open = False
+        self._head_received()
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # a request to answer, not an upgrade

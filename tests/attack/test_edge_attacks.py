@@ -150,3 +150,58 @@ def test_head_bounds_are_configured_and_each_431_is_counted(start_gateway: Start
     assert status(answer_to(gw, head_of(8192, 8))) == 431
     assert status(answer_to(gw, head_of(1024, 11))) == 431
     assert refused(gw, "head_too_large") == 2
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_connection_without_a_complete_head_is_closed_in_time(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"head_timeout_seconds": 0.5}})
+    address = ("127.0.0.1", port(gw))
+    with socket.create_connection(address) as idle, socket.create_connection(address) as half:
+        half.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+        started = time.monotonic()
+        assert closed_by_server(idle, 3)
+        assert closed_by_server(half, 3)
+        assert time.monotonic() - started < 2
+    assert refused(gw, "head_timeout") == 2
+
+
+def test_the_head_timeout_spares_answered_and_kept_alive_requests(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"head_timeout_seconds": 0.5}})
+    with socket.create_connection(("127.0.0.1", port(gw))) as sock:
+        for _ in range(3):  # each well within the timeout; together longer
+            time.sleep(0.3)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"}"):  # /healthz answers a JSON object
+                answer += sock.recv(65536)
+            assert status(answer) == 200
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # a later request's head is timed too
+        assert closed_by_server(sock, 3)
+
+
+def test_a_connection_over_the_cap_is_answered_503_at_once(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"max_open_connections": 4}})
+    address = ("127.0.0.1", port(gw))
+    held = [socket.create_connection(address) for _ in range(4)]
+    try:
+        time.sleep(0.2)  # the server has taken them all
+        with socket.create_connection(address) as extra:
+            assert status(read_answer(extra, time.monotonic() + 2)) == 503
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    assert status(answer_to(gw, HEALTHZ + b"\r\n")) == 200
+    assert refused(gw, "too_many_connections") == 1
