@@ -41,6 +41,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     # A connection without a complete request head this long after it opened, or after its next
     # request began, is closed (uvicorn's keep-alive timeout covers only the wait between requests).
     head_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] = 10.0
+    # Per WebSocket: a token bucket of ping and pong frames; past it the socket is closed with 1008.
+    control_frames_per_second: Annotated[float, Meta(gt=0)] = 10.0
+    control_frames_burst: Annotated[int, Meta(ge=1)] = 20
     # On SIGTERM: how long running streams may go on before they end with `shutting_down`.
     shutdown_grace_seconds: Annotated[float, Meta(ge=0)] = 10.0
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import ClassVar, cast
+from typing import ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -80,13 +80,14 @@ TOO_MANY_CONNECTIONS = _response(b"503 Service Unavailable", b"too many open con
 
 
 class BodyWritingHttpProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=BodyWritingHttpProtocol.serving(edge))``: the stock httptools
+    """``uvicorn.Config(http=BodyWritingHttpProtocol)``, bound to a server's ``edge`` by
+    server.fastpath.probe: the stock httptools
     protocol, plus a ``DirectWriter`` per request and the bounds of ``edge``. It also lets go of
     its parser (which refers back to it) once it has handed its socket to a WebSocket protocol;
     uvicorn does so only when the connection is lost, which this one never sees, so the pair
     would wait for a full garbage collection."""
 
-    edge: ClassVar[EdgeGuard] = EdgeGuard(ServerConfig())  # a server's own: see serving()
+    edge: ClassVar[EdgeGuard] = EdgeGuard(ServerConfig())  # a server's own: see probe.server_protocols
 
     # The request head being read: its bytes (URL, headers) and header lines so far, as the
     # parser hands them over, and the bytes of the reads that fell wholly inside it (None during
@@ -98,11 +99,6 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
     # Closes the connection unless a head is complete in time: armed when the connection opens
     # and when a later request's first byte comes.
     _head_timer: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def serving(cls, edge: EdgeGuard) -> type[BodyWritingHttpProtocol]:
-        """This protocol with ``edge``'s bounds (uvicorn takes a class, one per server)."""
-        return cast(type[BodyWritingHttpProtocol], type(cls.__name__, (cls,), {"edge": edge}))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # counted in self.connections (which holds this one)

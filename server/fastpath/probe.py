@@ -13,11 +13,12 @@ import functools
 import importlib
 import logging
 from types import CodeType, FunctionType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from server.edge.guard import EdgeGuard
 
 log = logging.getLogger("tokenwire.fastpath")
+P = TypeVar("P")
 
 STOCK = {"http": "httptools", "ws": "websockets-sansio"}  # uvicorn's names for its own protocols
 
@@ -25,7 +26,9 @@ STOCK = {"http": "httptools", "ws": "websockets-sansio"}  # uvicorn's names for 
 INTERNALS: dict[str, tuple[str, ...]] = {
     "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol": (
         "handle_connect",
+        "handle_parser_exception",
         "connection_lost",
+        "client",
         "scope",
         "conn",
         "transport",
@@ -62,7 +65,7 @@ INTERNALS: dict[str, tuple[str, ...]] = {
         "disconnected",
     ),
     "uvicorn.protocols.http.flow_control:FlowControl": ("write_paused",),
-    "websockets.protocol:Protocol": ("parser", "state"),
+    "websockets.protocol:Protocol": ("parser", "parser_exc", "state", "recv_frame", "fail"),
 }
 
 
@@ -120,4 +123,9 @@ def server_protocols(edge: EdgeGuard) -> dict[str, Any]:
     from server.fastpath.http_protocol import BodyWritingHttpProtocol
     from server.fastpath.ws_protocol import FrameWritingProtocol
 
-    return {"http": BodyWritingHttpProtocol.serving(edge), "ws": FrameWritingProtocol}
+    return {"http": _serving(BodyWritingHttpProtocol, edge), "ws": _serving(FrameWritingProtocol, edge)}
+
+
+def _serving(protocol: type[P], edge: EdgeGuard) -> type[P]:
+    """``protocol`` with ``edge``'s bounds: uvicorn takes a class, and each server has its own."""
+    return cast(type[P], type(protocol.__name__, (protocol,), {"edge": edge}))

@@ -205,3 +205,52 @@ def test_a_connection_over_the_cap_is_answered_503_at_once(start_gateway: StartG
     time.sleep(0.2)
     assert status(answer_to(gw, HEALTHZ + b"\r\n")) == 200
     assert refused(gw, "too_many_connections") == 1
+
+
+def ws_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (mask 0: the payload goes as it is) of under 126 bytes."""
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
+def close_code(data: bytes) -> int | None:
+    """The code of the close frame among the server's frames, if any."""
+    while len(data) >= 2:
+        opcode, size, at = data[0] & 0x0F, data[1] & 0x7F, 2
+        if size == 126:
+            size, at = int.from_bytes(data[2:4]), 4
+        elif size == 127:
+            size, at = int.from_bytes(data[2:10]), 10
+        if opcode == 0x8:
+            return int.from_bytes(data[at : at + 2])
+        data = data[at + size :]
+    return None
+
+
+def open_ws(gw: Gateway) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port(gw)))
+    sock.sendall(WS_HANDSHAKE + b"\r\n")
+    sock.settimeout(5)
+    received = b""
+    while not received.endswith(b"}"):  # the gateway's `ready` message, a JSON object
+        received += sock.recv(65536)
+    assert status(received) == 101
+    return sock
+
+
+def test_a_ping_flood_is_closed_with_1008(gateway: Gateway) -> None:
+    with open_ws(gateway) as sock:
+        sock.sendall(ws_frame(0x9, b"flood") * 10_000)
+        assert close_code(read_answer(sock, time.monotonic() + 3)) == 1008
+    assert refused(gateway, "control_frames") == 1
+
+
+def test_control_frames_within_their_budget_are_answered(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"control_frames_per_second": 1, "control_frames_burst": 5}})
+    with open_ws(gw) as sock:
+        sock.sendall(ws_frame(0x9, b"p") * 3 + ws_frame(0xA, b"unsolicited") * 2)
+        time.sleep(0.3)
+        sock.sendall(ws_frame(0x8, (1000).to_bytes(2)))  # a clean close: answered 1000
+        assert close_code(read_answer(sock, time.monotonic() + 3)) == 1000
+    with open_ws(gw) as sock:
+        sock.sendall(ws_frame(0x9, b"p") * 6)  # one past the burst
+        assert close_code(read_answer(sock, time.monotonic() + 3)) == 1008
