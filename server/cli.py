@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import gc
 import logging
 import signal
@@ -17,6 +18,7 @@ import uvicorn
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
 from server.edge.guard import EdgeGuard
+from server.edge.log_filter import RedactingFilter
 from server.fastpath.probe import server_protocols
 
 log = logging.getLogger("tokenwire.shutdown")
@@ -47,11 +49,21 @@ def uvicorn_config(app: TokenwireApp, config: Config, **overrides: Any) -> uvico
         # Chunks are small JSON messages: deflate costs more CPU per message than it saves.
         "ws_per_message_deflate": False,
         "lifespan": "on",
-        "log_level": "info",
+        "log_config": log_config(),
+        "log_level": config.server.log_level,
         "access_log": False,  # a log line per request and socket cost 6% of CPU in profiles
         "timeout_graceful_shutdown": 5,  # after the gateway's own drain (GatewayServer)
     }
     return uvicorn.Config(app, **(settings | overrides))
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up, its lines passed through the gateway's redaction."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": RedactingFilter}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    return config
 
 
 FULL_COLLECTION_EVERY = 100  # collections of the middle generation (Python's default: 10)
@@ -116,9 +128,10 @@ def serve(config: Config, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
+        level = config.server.log_level.upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         host = config.server.host if args.host is None else args.host
         serve(config, host, config.server.port if args.port is None else args.port)
     except ConfigError as exc:

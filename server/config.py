@@ -44,6 +44,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     # Per WebSocket: a token bucket of ping and pong frames; past it the socket is closed with 1008.
     control_frames_per_second: Annotated[float, Meta(gt=0)] = 10.0
     control_frames_burst: Annotated[int, Meta(ge=1)] = 20
+    # The log's threshold (`tokenwire serve`); below INFO only uvicorn and websockets log more.
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # On SIGTERM: how long running streams may go on before they end with `shutting_down`.
     shutdown_grace_seconds: Annotated[float, Meta(ge=0)] = 10.0
 
