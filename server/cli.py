@@ -18,7 +18,7 @@ import uvicorn
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
 from server.edge.guard import EdgeGuard
-from server.edge.log_filter import RedactingFilter
+from server.edge.log_filter import ClientFaultFilter, RedactingFilter
 from server.fastpath.probe import server_protocols
 
 log = logging.getLogger("tokenwire.shutdown")
@@ -58,11 +58,12 @@ def uvicorn_config(app: TokenwireApp, config: Config, **overrides: Any) -> uvico
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging set-up, its lines passed through the gateway's redaction."""
+    """uvicorn's logging set-up, its lines passed through the gateway's filters
+    (server.edge.log_filter)."""
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": RedactingFilter}}
+    config["filters"] = {"redact": {"()": RedactingFilter}, "client_faults": {"()": ClientFaultFilter}}
     for handler in config["handlers"].values():
-        handler["filters"] = ["redact"]
+        handler["filters"] = ["client_faults", "redact"]
     return config
 
 

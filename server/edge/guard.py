@@ -21,7 +21,7 @@ LOG_EVERY_SECONDS = 10.0
 
 # reason (the metric's label) -> what the log line says of it
 REASONS = {
-    "head_too_large": "request head over max_head_bytes or max_head_lines, answered 431",
+    "head_too_large": "request head or one of its lines too large, answered 431 (414 for a URL)",
     "head_timeout": "no complete request head within head_timeout_seconds",
     "too_many_connections": "max_open_connections are open, answered 503",
     "control_frames": "WebSocket ping or pong frames past their budget, closed with 1008",

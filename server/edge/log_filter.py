@@ -9,6 +9,11 @@ logs every request header (``Authorization`` included) and the start of every fr
 and credential headers become ``[redacted]``, a frame is logged by its kind and size only, and a
 handshake refused inside ``refusing_handshake()`` is logged as refused, with its close code and
 reason. The gateway's own loggers (``tokenwire.*``) log no such values in the first place.
+
+``ClientFaultFilter`` logs a client's malformed input as one line without a traceback: uvicorn
+logs invalid UTF-8 in a text frame as an ERROR with one, and websockets (at DEBUG) each
+handshake it refuses. Nothing failed in the server, and a traceback a client can cause at will
+is a flood of the log.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from contextvars import ContextVar
 from websockets.frames import Frame
 
 ACCEPTED = '%s - "WebSocket %s" [accepted]'  # uvicorn's handshake line
+INVALID_UTF8 = "Invalid UTF-8 sequence received from client."  # uvicorn's, with a traceback
+HANDSHAKE_FAILED = "! "  # how websockets' lines for the handshakes it refuses begin
 # A request target's query string: "GET /v1/ws?token=…", "WebSocket /v1/ws?token=…".
 QUERY = re.compile(r'(?<=[\s"])((?:[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/"]*)?/[^\s?"]*)\?[^\s"]+')
 # A header line as websockets logs it at DEBUG: "< Authorization: Bearer …".
@@ -63,4 +70,19 @@ class RedactingFilter(logging.Filter):
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        return True
+
+
+class ClientFaultFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None or not isinstance(record.msg, str):
+            return True
+        if record.msg == INVALID_UTF8:
+            record.msg = "closed a WebSocket with 1007: invalid UTF-8 in a text frame"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif record.msg.startswith(HANDSHAKE_FAILED):
+            record.msg, record.args = f"{record.getMessage()}: {record.exc_info[1]}", None
+        else:
+            return True
+        record.exc_info = record.exc_text = None
         return True

@@ -23,12 +23,17 @@ from typing import ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from websockets.http11 import MAX_LINE_LENGTH
 
 from server.config import ServerConfig
 from server.edge.guard import EdgeGuard
 
 BODY_EXTENSION = "tokenwire.body"
 HEADER_FRAMING = len(": \r\n")  # what a header line adds to its name and value
+# The longest URL and header line: websockets' own bound on a handshake's lines, met here first
+# (answered and reported by the edge) and kept for every request, as common servers do.
+MAX_HEADER_LINE = MAX_LINE_LENGTH
+MAX_URL = MAX_LINE_LENGTH - len(b"GET  HTTP/1.1\r\n")
 
 
 class ChunkedBodyWriter:
@@ -66,7 +71,12 @@ class ChunkedBodyWriter:
 
 
 class HeadRefused(Exception):
-    """Raised in a parser callback once the head is past its bounds: the parser stops there."""
+    """Raised in a parser callback once the head is past its bounds: the parser stops there,
+    and ``response`` is sent."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__()
+        self.response = response
 
 
 def _response(status: bytes, body: bytes) -> bytes:
@@ -76,6 +86,7 @@ def _response(status: bytes, body: bytes) -> bytes:
 
 
 HEAD_TOO_LARGE = _response(b"431 Request Header Fields Too Large", b"request head too large\n")
+URI_TOO_LONG = _response(b"414 URI Too Long", b"request target too long\n")
 TOO_MANY_CONNECTIONS = _response(b"503 Service Unavailable", b"too many open connections\n")
 
 
@@ -139,7 +150,7 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, HeadRefused):
-                self._close("head_too_large", HEAD_TOO_LARGE)
+                self._close("head_too_large", exc.__context__.response)
                 return
             self._bad_request()
             return
@@ -171,12 +182,17 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
         if self._head_timer is None:  # a later request on a kept-alive connection
             self._await_head()
 
-    def on_url(self, url: bytes) -> None:
+    def on_url(self, url: bytes) -> None:  # called with each part of the URL a read holds
         self._count_head(len(url), 0)
         super().on_url(url)
+        if len(self.url) > MAX_URL:
+            raise HeadRefused(URI_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + HEADER_FRAMING, 1)
+        line = len(name) + len(value) + HEADER_FRAMING
+        if line > MAX_HEADER_LINE:
+            raise HeadRefused(HEAD_TOO_LARGE)
+        self._count_head(line, 1)
         super().on_header(name, value)
 
     def _count_head(self, size: int, lines: int) -> None:
@@ -184,7 +200,7 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
         self._head_lines += lines
         config = self.edge.config
         if self._head_bytes > config.max_head_bytes or self._head_lines > config.max_head_lines:
-            raise HeadRefused
+            raise HeadRefused(HEAD_TOO_LARGE)
 
     def on_headers_complete(self) -> None:
         self._head_open = False

@@ -144,6 +144,22 @@ def refused(gw: Gateway, reason: str) -> float:
     return float(found[1])
 
 
+@pytest.mark.parametrize(
+    ("handshake", "expected"),
+    [
+        (WS_HANDSHAKE + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (WS_HANDSHAKE.replace(b"/v1/ws", b"/v1/ws?" + b"q" * 9000) + b"\r\n", 414),
+    ],
+    ids=["9000-byte-header-line", "9000-byte-url"],
+)
+def test_a_handshake_line_websockets_would_refuse_is_refused_at_the_edge(
+    gateway: Gateway, handshake: bytes, expected: int
+) -> None:
+    """websockets refuses lines over 8 KiB itself, but with a traceback at DEBUG, and uncounted."""
+    assert status(answer_to(gateway, handshake)) == expected
+    assert refused(gateway, "head_too_large") == 1
+
+
 def test_head_bounds_are_configured_and_each_431_is_counted(start_gateway: StartGateway) -> None:
     gw = start_gateway({"server": {"max_head_bytes": 4096, "max_head_lines": 10}})
     assert status(answer_to(gw, head_of(2048, 8))) == 200

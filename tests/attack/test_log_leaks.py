@@ -1,11 +1,16 @@
-"""No secret reaches the log of a real `tokenwire serve` process, at INFO or at DEBUG: not the
-gateway token (sent as a query parameter by browsers, as a header by servers), not a wrong
-token, not a provider key, not a prompt; and a refused WebSocket handshake is logged as refused.
+"""What reaches the log of a real `tokenwire serve` process, at INFO and at DEBUG.
+
+No secret: not the gateway token (sent as a query parameter by browsers, as a header by
+servers), not a wrong token, not a provider key, not a prompt; a refused WebSocket handshake is
+logged as refused. And a client's malformed input is one warning line, never a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import socket
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -43,22 +48,28 @@ async def use_the_gateway(base: str) -> None:
             assert wrong.status == 401
 
 
+async def served_log(env: dict[str, str], use: Callable[[str], Awaitable[None]]) -> str:
+    """The output of a `tokenwire serve` with ``env``, used by ``use``, then interrupted."""
+    port = free_port()
+    process = tokenwire("serve", "--port", str(port), env=env)
+    try:
+        await wait_healthy(f"127.0.0.1:{port}")
+        await use(f"127.0.0.1:{port}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    return output
+
+
 @pytest.mark.parametrize("level", ["info", "debug"])
 async def test_no_secret_reaches_the_log(level: str) -> None:
-    port = free_port()
     env = {
         "TOKENWIRE_SERVER__AUTH_TOKENS": f'["{TOKEN}"]',
         "TOKENWIRE_SERVER__LOG_LEVEL": level,
         "TOKENWIRE_PROVIDERS__RULEBASED__CHUNK_DELAY_MS": "0",
         "OPENAI_API_KEY": PROVIDER_KEY,
     }
-    process = tokenwire("serve", "--port", str(port), env=env)
-    try:
-        await wait_healthy(f"127.0.0.1:{port}")
-        await use_the_gateway(f"127.0.0.1:{port}")
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=20)
+    output = await served_log(env, use_the_gateway)
     for secret in (TOKEN, WRONG, PROVIDER_KEY, PROMPT):
         assert secret not in output, [line for line in output.splitlines() if secret in line]
     handshakes = [line for line in output.splitlines() if '"WebSocket /v1/ws' in line]
@@ -70,3 +81,44 @@ async def test_no_secret_reaches_the_log(level: str) -> None:
     if level == "debug":
         assert "DEBUG:    < GET /v1/ws?[redacted] HTTP/1.1" in output
         assert "DEBUG:    < TEXT [" in output  # frames are logged, by kind and size
+
+
+HANDSHAKE = (
+    b"GET /v1/ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+def exchange(base: str, *writes: bytes) -> bytes:
+    """Send each of ``writes`` on one connection; what came back to the last, in 0.3 s."""
+    host, port = base.split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(0.3)
+        for data in writes:
+            sock.sendall(data)
+            answer = b""
+            try:
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            except TimeoutError:
+                pass
+    return answer
+
+
+async def send_malformed_input(base: str) -> None:
+    invalid_utf8_text = bytes((0x81, 0x82, 0, 0, 0, 0, 0xFF, 0xFE))  # masked with 0
+    closed = await asyncio.to_thread(exchange, base, HANDSHAKE + b"\r\n", invalid_utf8_text)
+    assert closed.startswith(b"\x88\x02\x03\xef")  # close 1007
+    for oversized in (b"X-Long: " + b"a" * 9000 + b"\r\n", b"".join(b"X-%d: a\r\n" % i for i in range(120))):
+        answer = await asyncio.to_thread(exchange, base, HANDSHAKE + oversized + b"\r\n")
+        assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+async def test_malformed_input_is_one_warning_line_without_a_traceback(level: str) -> None:
+    output = await served_log({"TOKENWIRE_SERVER__LOG_LEVEL": level}, send_malformed_input)
+    assert "Traceback" not in output, output
+    assert output.count("WARNING:  closed a WebSocket with 1007: invalid UTF-8 in a text frame") == 1, output
+    assert output.count("WARNING tokenwire.edge: closed a connection from 127.0.0.1: request head") == 1, (
+        output
+    )
