@@ -3,8 +3,12 @@
 server.fastpath's two protocols subclass uvicorn's httptools and websockets-sansio protocols and
 read their private state. uvicorn may rename or drop any of it in a release, so the gateway
 looks for every name it uses before choosing them; when one is missing it serves through
-uvicorn's stock protocols and plain ASGI sends instead (slower writes, the same behaviour), and
-says so in one warning line.
+uvicorn's stock protocols and plain ASGI sends instead, and says so in one warning line.
+
+The edge's bounds (server.edge.guard) are enforced in those protocols, where the head and the
+frames are parsed, and nowhere else: served by the stock ones, the gateway writes slower and is
+open to the attacks they stop, and the warning names each bound that is off. (The log filters
+of server.edge.log_filter work on both.)
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ log = logging.getLogger("tokenwire.fastpath")
 P = TypeVar("P")
 
 STOCK = {"http": "httptools", "ws": "websockets-sansio"}  # uvicorn's names for its own protocols
+# What the stock protocols do not do (server.fastpath.http_protocol, ws_protocol).
+OFF_WITHOUT_FAST_PATH = (
+    "request head bounds (max_head_bytes, max_head_lines, 8 KiB lines)",
+    "head_timeout_seconds",
+    "max_open_connections",
+    "the WebSocket control-frame budget",
+)
 
 # Every private name the fast path reads or overrides, by the class that defines it.
 INTERNALS: dict[str, tuple[str, ...]] = {
@@ -109,8 +120,10 @@ def fast_path() -> bool:
     missing = missing_internals()
     if missing:
         log.warning(
-            "uvicorn lacks %s: serving through its stock protocols and plain ASGI sends (slower writes)",
+            "uvicorn lacks %s: serving through its stock protocols and plain ASGI sends (slower "
+            "writes), WITHOUT these defences: %s",
             ", ".join(missing),
+            "; ".join(OFF_WITHOUT_FAST_PATH),
         )
     return not missing
 

@@ -63,5 +63,7 @@ def test_a_missing_internal_means_plain_asgi_and_one_warning(
     [record] = caplog.records
     assert "FlowControl.gone" in record.getMessage()
     assert "plain ASGI" in record.getMessage()
+    for defence in ("max_head_bytes", "head_timeout_seconds", "max_open_connections", "control-frame budget"):
+        assert defence in record.getMessage()
     monkeypatch.setattr(probe, "fast_path", lambda: False)
     assert probe.server_protocols(EdgeGuard(ServerConfig())) == probe.STOCK
