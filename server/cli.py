@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import gc
 import logging
 import signal
@@ -13,10 +14,11 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
 
 from server.app import TokenwireApp, create_app
 from server.config import Config, ConfigError, load_config
+from server.edge.guard import EdgeGuard
+from server.edge.log_filter import ClientFaultFilter, RedactingFilter
 from server.fastpath.probe import server_protocols
 
 log = logging.getLogger("tokenwire.shutdown")
@@ -33,23 +35,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def uvicorn_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Config:
+def uvicorn_config(app: TokenwireApp, config: Config, **overrides: Any) -> uvicorn.Config:
     """How the gateway runs under uvicorn (the CLI, the tests and the benchmark alike)."""
+    edge = EdgeGuard(config.server, app.state.hub.metrics.connection_refused)
     settings: dict[str, Any] = {
         "host": config.server.host,
         "port": config.server.port,
         "loop": "uvloop",
-        # httptools and websockets-sansio with synchronous writes, when this uvicorn allows them
-        **server_protocols(),
+        # httptools and websockets-sansio with synchronous writes and edge bounds, when this
+        # uvicorn allows them
+        **server_protocols(edge),
         "ws_max_size": config.server.max_message_bytes,
         # Chunks are small JSON messages: deflate costs more CPU per message than it saves.
         "ws_per_message_deflate": False,
         "lifespan": "on",
-        "log_level": "info",
+        "log_config": log_config(),
+        "log_level": config.server.log_level,
         "access_log": False,  # a log line per request and socket cost 6% of CPU in profiles
         "timeout_graceful_shutdown": 5,  # after the gateway's own drain (GatewayServer)
     }
     return uvicorn.Config(app, **(settings | overrides))
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up, its lines passed through the gateway's filters
+    (server.edge.log_filter)."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": RedactingFilter}, "client_faults": {"()": ClientFaultFilter}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["client_faults", "redact"]
+    return config
 
 
 FULL_COLLECTION_EVERY = 100  # collections of the middle generation (Python's default: 10)
@@ -114,9 +129,10 @@ def serve(config: Config, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
+        level = config.server.log_level.upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         host = config.server.host if args.host is None else args.host
         serve(config, host, config.server.port if args.port is None else args.port)
     except ConfigError as exc:

@@ -36,6 +36,20 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     # them; past either, that client's socket is not read until they are written.
     max_queued_messages: Annotated[int, Meta(ge=16, le=100_000)] = 256
     max_queued_bytes: Annotated[int, Meta(ge=65536, le=64 * 1024 * 1024)] = 1_048_576
+    # Every open TCP connection (HTTP, SSE and WebSocket, idle ones too); one more is answered 503
+    # and closed at once, before it holds a descriptor. Keep it below the process's `ulimit -n`.
+    max_open_connections: Annotated[int, Meta(ge=1)] = 12000
+    # A request head (request line and headers, WebSocket handshakes too): larger ones get 431.
+    max_head_bytes: Annotated[int, Meta(ge=1024, le=1024 * 1024)] = 65536
+    max_head_lines: Annotated[int, Meta(ge=8, le=10000)] = 100
+    # A connection without a complete request head this long after it opened, or after its next
+    # request began, is closed (uvicorn's keep-alive timeout covers only the wait between requests).
+    head_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] = 10.0
+    # Per WebSocket: a token bucket of ping and pong frames; past it the socket is closed with 1008.
+    control_frames_per_second: Annotated[float, Meta(gt=0)] = 10.0
+    control_frames_burst: Annotated[int, Meta(ge=1)] = 20
+    # The log's threshold (`tokenwire serve`); below INFO only uvicorn and websockets log more.
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # On SIGTERM: how long running streams may go on before they end with `shutting_down`.
     shutdown_grace_seconds: Annotated[float, Meta(ge=0)] = 10.0
 

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.errors import ErrorCode
+from server.edge.log_filter import refusing_handshake
 
 GUARDED_PREFIXES = ("/v1/", "/api/", "/metrics")
 
@@ -75,8 +76,11 @@ class AccessControl:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
         self.on_refused(ErrorCode.UNAUTHORIZED)
         if scope["type"] == "websocket":
+            # Accepted to be closed, so that a browser sees the code and reason (a refused
+            # handshake would show it only 1006); logged as refused (server.edge.log_filter).
             await receive()  # websocket.connect
-            await send({"type": "websocket.accept"})
+            with refusing_handshake(1008, message):
+                await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1008, "reason": message})  # policy violation
             return
         for prefix, respond in self.refusals:

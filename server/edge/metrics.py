@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol.errors import ErrorCode
+from server.edge.guard import REASONS
 
 OUTCOMES = ("done", "cancelled", "error")
 TRANSPORTS = ("ws", "sse")
@@ -72,6 +73,12 @@ class GatewayMetrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.connections_refused = Counter(
+            "tokenwire_connections_refused",
+            "Connections the server closed before the app saw a request, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.tokens = Counter(
             "tokenwire_tokens",
             "Tokens of ended streams (reported by the provider, else estimated).",
@@ -87,6 +94,7 @@ class GatewayMetrics:
         self.ws_connections = self.connections.labels("ws")
         self.sse_connections = self.connections.labels("sse")
         self._errors = {code: self.errors.labels(code.value) for code in ErrorCode}
+        self._refusals = {reason: self.connections_refused.labels(reason) for reason in REASONS}
         self._per_provider = {provider: self._series(provider) for provider in providers}
 
     def _series(self, provider: str) -> _ProviderSeries:
@@ -102,6 +110,9 @@ class GatewayMetrics:
 
     def error(self, code: ErrorCode) -> None:
         self._errors[code].inc()
+
+    def connection_refused(self, reason: str) -> None:
+        self._refusals[reason].inc()
 
     def stream_ended(
         self,

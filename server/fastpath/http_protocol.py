@@ -7,15 +7,33 @@ over a WebSocket, which writes its frames directly (server.fastpath.ws_protocol)
 ``DirectWriter`` in each request's scope extensions (``BODY_EXTENSION``), so the event stream can
 write its chunks from the event log's callback. ASGI stays the way to start and end a response,
 and a server without the extension is served through plain ASGI sends.
+
+It also bounds each request head (WebSocket handshakes included, which pass here before the
+upgrade) as the parser hands it over: llhttp and httptools set no limit, so an 8 MB header was
+read whole, and 100 MB of short header lines grew the process by a gigabyte, before any auth.
+And it bounds the connections: their number, and the time each may take to send a head (uvicorn
+would hold a silent one forever, and its ``limit_concurrency`` answers only once a head is read).
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+from typing import ClassVar
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from websockets.http11 import MAX_LINE_LENGTH
+
+from server.config import ServerConfig
+from server.edge.guard import EdgeGuard
 
 BODY_EXTENSION = "tokenwire.body"
+HEADER_FRAMING = len(": \r\n")  # what a header line adds to its name and value
+# The longest URL and header line: websockets' own bound on a handshake's lines, met here first
+# (answered and reported by the edge) and kept for every request, as common servers do.
+MAX_HEADER_LINE = MAX_LINE_LENGTH
+MAX_URL = MAX_LINE_LENGTH - len(b"GET  HTTP/1.1\r\n")
 
 
 class ChunkedBodyWriter:
@@ -52,13 +70,141 @@ class ChunkedBodyWriter:
             cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
 
 
+class HeadRefused(Exception):
+    """Raised in a parser callback once the head is past its bounds: the parser stops there,
+    and ``response`` is sent."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__()
+        self.response = response
+
+
+def _response(status: bytes, body: bytes) -> bytes:
+    """A complete response that closes the connection."""
+    headers = b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    return b"HTTP/1.1 %b\r\n%bcontent-length: %d\r\n\r\n%b" % (status, headers, len(body), body)
+
+
+HEAD_TOO_LARGE = _response(b"431 Request Header Fields Too Large", b"request head too large\n")
+URI_TOO_LONG = _response(b"414 URI Too Long", b"request target too long\n")
+TOO_MANY_CONNECTIONS = _response(b"503 Service Unavailable", b"too many open connections\n")
+
+
 class BodyWritingHttpProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=BodyWritingHttpProtocol)``: the stock httptools protocol, plus a
-    ``DirectWriter`` per request. It also lets go of its parser (which refers back to it) once it
-    has handed its socket to a WebSocket protocol; uvicorn does so only when the connection is
-    lost, which this one never sees, so the pair would wait for a full garbage collection."""
+    """``uvicorn.Config(http=BodyWritingHttpProtocol)``, bound to a server's ``edge`` by
+    server.fastpath.probe: the stock httptools
+    protocol, plus a ``DirectWriter`` per request and the bounds of ``edge``. It also lets go of
+    its parser (which refers back to it) once it has handed its socket to a WebSocket protocol;
+    uvicorn does so only when the connection is lost, which this one never sees, so the pair
+    would wait for a full garbage collection."""
+
+    edge: ClassVar[EdgeGuard] = EdgeGuard(ServerConfig())  # a server's own: see probe.server_protocols
+
+    # The request head being read: its bytes (URL, headers) and header lines so far, as the
+    # parser hands them over, and the bytes of the reads that fell wholly inside it (None during
+    # the read it began in), which bound the header the parser is still gathering.
+    _head_open = False
+    _head_bytes = 0
+    _head_lines = 0
+    _head_reads: int | None = None
+    # Closes the connection unless a head is complete in time: armed when the connection opens
+    # and when a later request's first byte comes.
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # counted in self.connections (which holds this one)
+        if len(self.connections) > self.edge.config.max_open_connections:
+            self._close("too_many_connections", TOO_MANY_CONNECTIONS)
+        else:
+            self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_received()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._head_timer = self.loop.call_later(self.edge.config.head_timeout_seconds, self._head_late)
+
+    def _head_received(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        self._close("head_timeout", b"")
+
+    def _close(self, reason: str, response: bytes) -> None:
+        """Close the connection for ``reason`` (server.edge.guard.REASONS) after ``response``."""
+        self._head_received()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+            self.edge.closed(reason, self.client)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, but a head past its bounds is answered 431, not taken for a malformed
+        request (400), and checked again once the parser has taken the read."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadRefused):
+                self._close("head_too_large", exc.__context__.response)
+                return
+            self._bad_request()
+            return
+        except httptools.HttpParserError:
+            self._bad_request()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._head_open:
+            reads = self._head_reads
+            self._head_reads = 0 if reads is None else reads + len(data)
+            if self._head_reads > self.edge.config.max_head_bytes:
+                self._close("head_too_large", HEAD_TOO_LARGE)
+
+    def _bad_request(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self.send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open = True
+        self._head_bytes = self._head_lines = 0
+        self._head_reads = None
+        if self._head_timer is None:  # a later request on a kept-alive connection
+            self._await_head()
+
+    def on_url(self, url: bytes) -> None:  # called with each part of the URL a read holds
+        self._count_head(len(url), 0)
+        super().on_url(url)
+        if len(self.url) > MAX_URL:
+            raise HeadRefused(URI_TOO_LONG)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        line = len(name) + len(value) + HEADER_FRAMING
+        if line > MAX_HEADER_LINE:
+            raise HeadRefused(HEAD_TOO_LARGE)
+        self._count_head(line, 1)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int, lines: int) -> None:
+        self._head_bytes += size
+        self._head_lines += lines
+        config = self.edge.config
+        if self._head_bytes > config.max_head_bytes or self._head_lines > config.max_head_lines:
+            raise HeadRefused(HEAD_TOO_LARGE)
 
     def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._head_received()
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # a request to answer, not an upgrade

@@ -3,8 +3,12 @@
 server.fastpath's two protocols subclass uvicorn's httptools and websockets-sansio protocols and
 read their private state. uvicorn may rename or drop any of it in a release, so the gateway
 looks for every name it uses before choosing them; when one is missing it serves through
-uvicorn's stock protocols and plain ASGI sends instead (slower writes, the same behaviour), and
-says so in one warning line.
+uvicorn's stock protocols and plain ASGI sends instead, and says so in one warning line.
+
+The edge's bounds (server.edge.guard) are enforced in those protocols, where the head and the
+frames are parsed, and nowhere else: served by the stock ones, the gateway writes slower and is
+open to the attacks they stop, and the warning names each bound that is off. (The log filters
+of server.edge.log_filter work on both.)
 """
 
 from __future__ import annotations
@@ -13,17 +17,29 @@ import functools
 import importlib
 import logging
 from types import CodeType, FunctionType
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from server.edge.guard import EdgeGuard
 
 log = logging.getLogger("tokenwire.fastpath")
+P = TypeVar("P")
 
 STOCK = {"http": "httptools", "ws": "websockets-sansio"}  # uvicorn's names for its own protocols
+# What the stock protocols do not do (server.fastpath.http_protocol, ws_protocol).
+OFF_WITHOUT_FAST_PATH = (
+    "request head bounds (max_head_bytes, max_head_lines, 8 KiB lines)",
+    "head_timeout_seconds",
+    "max_open_connections",
+    "the WebSocket control-frame budget",
+)
 
 # Every private name the fast path reads or overrides, by the class that defines it.
 INTERNALS: dict[str, tuple[str, ...]] = {
     "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol": (
         "handle_connect",
+        "handle_parser_exception",
         "connection_lost",
+        "client",
         "scope",
         "conn",
         "transport",
@@ -34,8 +50,18 @@ INTERNALS: dict[str, tuple[str, ...]] = {
         "writable",
     ),
     "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol": (
+        "on_message_begin",
+        "on_url",
+        "on_header",
         "on_headers_complete",
         "handle_websocket_upgrade",
+        "_unset_keepalive_if_required",
+        "_should_upgrade",
+        "_unsupported_upgrade_warning",
+        "send_400_response",
+        "logger",
+        "client",
+        "transport",
         "cycle",
         "scope",
         "parser",
@@ -50,7 +76,7 @@ INTERNALS: dict[str, tuple[str, ...]] = {
         "disconnected",
     ),
     "uvicorn.protocols.http.flow_control:FlowControl": ("write_paused",),
-    "websockets.protocol:Protocol": ("parser", "state"),
+    "websockets.protocol:Protocol": ("parser", "parser_exc", "state", "recv_frame", "fail"),
 }
 
 
@@ -89,16 +115,30 @@ def _code_names(code: CodeType) -> set[str]:
 
 
 @functools.cache  # once per process: one warning, however many servers it runs
-def server_protocols() -> dict[str, Any]:
-    """uvicorn.Config's ``http`` and ``ws``: the fast path's protocols when every internal is there."""
+def fast_path() -> bool:
+    """Whether this uvicorn has every internal the fast path uses; says which it lacks if not."""
     missing = missing_internals()
     if missing:
         log.warning(
-            "uvicorn lacks %s: serving through its stock protocols and plain ASGI sends (slower writes)",
+            "uvicorn lacks %s: serving through its stock protocols and plain ASGI sends (slower "
+            "writes), WITHOUT these defences: %s",
             ", ".join(missing),
+            "; ".join(OFF_WITHOUT_FAST_PATH),
         )
+    return not missing
+
+
+def server_protocols(edge: EdgeGuard) -> dict[str, Any]:
+    """uvicorn.Config's ``http`` and ``ws``: the fast path's protocols, bounded by ``edge``,
+    when this uvicorn allows them."""
+    if not fast_path():
         return dict(STOCK)
     from server.fastpath.http_protocol import BodyWritingHttpProtocol
     from server.fastpath.ws_protocol import FrameWritingProtocol
 
-    return {"http": BodyWritingHttpProtocol, "ws": FrameWritingProtocol}
+    return {"http": _serving(BodyWritingHttpProtocol, edge), "ws": _serving(FrameWritingProtocol, edge)}
+
+
+def _serving(protocol: type[P], edge: EdgeGuard) -> type[P]:
+    """``protocol`` with ``edge``'s bounds: uvicorn takes a class, and each server has its own."""
+    return cast(type[P], type(protocol.__name__, (protocol,), {"edge": edge}))

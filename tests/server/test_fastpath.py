@@ -10,6 +10,8 @@ import logging
 
 import pytest
 
+from server.config import ServerConfig
+from server.edge.guard import EdgeGuard
 from server.fastpath import probe
 from server.fastpath.http_protocol import BodyWritingHttpProtocol
 from server.fastpath.ws_protocol import FrameWritingProtocol
@@ -17,10 +19,12 @@ from server.fastpath.ws_protocol import FrameWritingProtocol
 
 def test_every_uvicorn_of_the_declared_range_carries_the_fast_path() -> None:
     assert probe.missing_internals() == []
-    assert probe.server_protocols.__wrapped__() == {
-        "http": BodyWritingHttpProtocol,
-        "ws": FrameWritingProtocol,
-    }
+    assert probe.fast_path.__wrapped__() is True
+    edge = EdgeGuard(ServerConfig())
+    protocols = probe.server_protocols(edge)
+    assert issubclass(protocols["http"], BodyWritingHttpProtocol)
+    assert issubclass(protocols["ws"], FrameWritingProtocol)
+    assert protocols["http"].edge is protocols["ws"].edge is edge
 
 
 def test_instance_attributes_are_found_in_the_methods_that_set_them() -> None:
@@ -55,7 +59,11 @@ def test_a_missing_internal_means_plain_asgi_and_one_warning(
 ) -> None:
     monkeypatch.setitem(probe.INTERNALS, "uvicorn.protocols.http.flow_control:FlowControl", ("gone",))
     with caplog.at_level(logging.WARNING, logger="tokenwire.fastpath"):
-        assert probe.server_protocols.__wrapped__() == probe.STOCK
+        assert probe.fast_path.__wrapped__() is False
     [record] = caplog.records
     assert "FlowControl.gone" in record.getMessage()
     assert "plain ASGI" in record.getMessage()
+    for defence in ("max_head_bytes", "head_timeout_seconds", "max_open_connections", "control-frame budget"):
+        assert defence in record.getMessage()
+    monkeypatch.setattr(probe, "fast_path", lambda: False)
+    assert probe.server_protocols(EdgeGuard(ServerConfig())) == probe.STOCK

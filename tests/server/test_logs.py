@@ -11,7 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
+from websockets.frames import Frame, Opcode
 
+from server.edge.log_filter import ACCEPTED, RedactingFilter, redact, refusing_handshake
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
 from tests.support.sseclient import read_events
@@ -172,3 +174,38 @@ async def test_nothing_is_logged_when_info_is_off(gateway: Gateway, caplog: pyte
     async with aiohttp.ClientSession() as http, http.get(gateway.http + "/healthz") as resp:
         assert resp.status == 200
     assert [r for r in caplog.records if r.name.startswith("tokenwire")] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        (
+            '1.2.3.4:5 - "WebSocket /v1/ws?token=t0k" [accepted]',
+            '1.2.3.4:5 - "WebSocket /v1/ws?[redacted]" [accepted]',
+        ),
+        ("< GET /v1/ws?a=1&token=t0k HTTP/1.1", "< GET /v1/ws?[redacted] HTTP/1.1"),
+        ("< Authorization: Bearer t0k", "< Authorization: [redacted]"),
+        ("< x-api-key: t0k", "< x-api-key: [redacted]"),
+        ("< host: gw:8000", "< host: gw:8000"),
+        ("what? nothing to hide", "what? nothing to hide"),
+    ],
+)
+def test_query_strings_and_credentials_are_redacted(line: str, logged: str) -> None:
+    assert redact(line) == logged
+
+
+def filtered(msg: str, *args: object) -> str:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, msg, args, None)
+    assert RedactingFilter().filter(record)
+    return record.getMessage()
+
+
+def test_a_frame_is_logged_by_kind_and_size_and_a_refused_handshake_as_refused() -> None:
+    assert filtered("< %s", Frame(Opcode.TEXT, PROMPT.encode())) == f"< TEXT [{len(PROMPT)} bytes]"
+    assert filtered(ACCEPTED, "1.2.3.4:5", "/v1/ws") == '1.2.3.4:5 - "WebSocket /v1/ws" [accepted]'
+    with refusing_handshake(1008, "a valid API token is required"):
+        line = filtered(ACCEPTED, "1.2.3.4:5", "/v1/ws?token=x")
+    assert (
+        line
+        == '1.2.3.4:5 - "WebSocket /v1/ws?[redacted]" [refused: closed with 1008, a valid API token is required]'
+    )
