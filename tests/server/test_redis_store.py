@@ -503,3 +503,32 @@ async def test_remote_streams_found_while_a_tick_is_in_flight_are_relayed(
     own.cancel()
     await own.wait()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "the pump failed"
+
+
+async def test_a_hanging_redis_holds_a_client_up_for_the_timeout_at_most(
+    make: MakeStore, redis: RedisServer
+) -> None:
+    a, b = await make(redis_timeout_seconds=0.1), await make(redis_timeout_seconds=0.1)
+    stream = run(a, ScriptedProvider(count=1000, delay=0.01))
+    await until(lambda: stream.key in a._mirrors and a._mirrors[stream.key].announced)
+    calls: list[tuple[Callable[[], Awaitable[object]], object]] = [
+        (lambda: b.admit(new_key()), True),  # admitted against b's own streams, as when Redis is down
+        (lambda: b.find(stream.key), None),
+        (lambda: b.cancel(stream.key), False),
+        (lambda: b.read_elsewhere(stream.key), False),
+    ]
+    with redis.frozen():
+        for call, fallback in calls:
+            await asyncio.sleep(FAST.retry)  # past the pause after a failure: each one asks Redis
+            started = time.monotonic()
+            assert await call() == fallback
+            assert time.monotonic() - started < 0.1 + 0.3
+    await asyncio.sleep(FAST.retry + 3 * FAST.beat_interval)  # Redis is back; a beats again
+    remote = await b.find(stream.key)
+    assert isinstance(remote, RemoteStream)
+    assert not remote.ended
+    assert await b.cancel(stream.key)
+    async with asyncio.timeout(2):
+        await stream.wait()
+    await until(lambda: remote.ended)
+    assert remote.log.entries == stream.log.entries
