@@ -35,7 +35,9 @@ does all the Redis work of streams in one round trip per ``flush_interval`` (10 
 * Relaying: one XREAD (not blocking) over the mirrors of every remote stream read here.
 * Between ticks it waits on the cancel channel, so a cancel from elsewhere acts at once.
 * Every ``beat_interval``: the heartbeat, lease renewal, reader registration, and the liveness
-  check of remote streams that have been silent for ``lost_after``.
+  check of remote streams that have been silent for ``lost_after``. A heartbeat found gone means
+  Redis lost our keys (it restarted empty, or was flushed): every stream of ours is announced and
+  mirrored again from its start.
 
 Another instance resumes a stream as a ``RemoteStream``: a local EventLog filled from the
 mirror (XRANGE from the start, so index == seq holds) and then by the pump. When it is silent for
@@ -157,6 +159,7 @@ class _Plan:
 
     mirror: _Mirror
     events: list[MirrorEntry] = field(default_factory=list)
+    whole: bool = False  # the events start from the ack: they replace what Redis has
     next_seq: int = 0
     notices: int = 0
     finishing: bool = False
@@ -479,9 +482,22 @@ class RedisStore:
         leased = [key for key, m in self._mirrors.items() if m.ended_at is None]
         readers = [READERS + key for key in self._reading]
         ttls = [int(t.heartbeat_ttl * 1000), int(t.lease_ttl * 1000), int(t.reader_ttl * 1000)]
-        await self._beat_script(
+        had_heartbeat = await self._beat_script(
             keys=[HEARTBEAT + self.instance, LEASES, *readers], args=[self.instance, *ttls, *leased]
         )
+        if not had_heartbeat:
+            self._mirror_again()
+
+    def _mirror_again(self) -> None:
+        """Redis lost our keys (restarted empty, flushed), or may have: announce and mirror our
+        streams again from their start, or no other instance finds them (their leases and reader
+        registrations were just renewed by the beat)."""
+        lost = [mirror for mirror in self._mirrors.values() if mirror.announced]
+        if lost:
+            log.warning("resume store: our heartbeat was gone; mirroring %d streams again", len(lost))
+        for mirror in lost:
+            mirror.next_seq = mirror.notices = 0
+            mirror.announced = False
 
     async def _tick(self, now: float) -> None:
         """One round trip: every event our streams appended since the last tick, every new entry
@@ -553,7 +569,7 @@ class RedisStore:
         out = plan.events
         if seq == 0 and entries:
             out.append(encode_event(0, entries[0]))  # the ack
-            seq = 1
+            seq, plan.whole = 1, True
         while sent < len(notices):  # they come only between the ack and the first chunk
             sent += 1
             out.append(encode_notice(sent, notices[sent - 1]))
@@ -572,7 +588,7 @@ class RedisStore:
                 pipe.hset(META + stream.key, mapping={"owner": self.instance, "id": stream.id})
             if plan.events:
                 keys.append(STREAM + stream.key)
-                args.append(len(plan.events))
+                args += [len(plan.events), int(plan.whole)]
                 for event in plan.events:
                     args.extend(event)
         if keys:

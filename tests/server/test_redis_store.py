@@ -29,6 +29,7 @@ from providers.base import (
 )
 from server.config import Config, ConfigError
 from server.stores import make_store
+from server.stores.base import Source
 from server.stores.redis import RedisStore, RedisUnavailable, Timing, redact_url
 from server.stores.redis_remote import RemoteStream
 from server.streams.eventlog import Subscription
@@ -532,3 +533,31 @@ async def test_a_hanging_redis_holds_a_client_up_for_the_timeout_at_most(
         await stream.wait()
     await until(lambda: remote.ended)
     assert remote.log.entries == stream.log.entries
+
+
+@pytest.mark.parametrize("emptied", ["restarted", "flushed"])
+async def test_streams_running_when_redis_comes_back_empty_are_mirrored_again(
+    make: MakeStore, redis: RedisServer, raw: aioredis.Redis, emptied: str
+) -> None:
+    a, b = await make(), await make()
+    stream = run(a, ScriptedProvider(count=200, delay=0.01))
+    await until(lambda: a._mirrors[stream.key].next_seq > 5)
+    if emptied == "restarted":  # no persistence, the documented set-up: back on its port, empty
+        redis.stop()
+        redis.start()
+    else:
+        await raw.flushall()
+    found: Source | None = None
+    async with asyncio.timeout(3):  # the owner's next beats find its heartbeat gone
+        while found is None:
+            await asyncio.sleep(0.05)
+            found = await b.find(stream.key)
+    assert isinstance(found, RemoteStream)
+    assert not found.ended
+    assert await raw.zscore("tw:leases", stream.key) is not None
+    found.log.subscribe("r", lambda _: None)  # read, so b follows it to its end
+    await until(lambda: found.ended)
+    assert found.log.entries == stream.log.entries  # whole, from its ack on
+    done = found.log.entries[-1]
+    assert type(done) is Done
+    assert done.finish_reason == "stop"
