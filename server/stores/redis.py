@@ -441,7 +441,11 @@ class RedisStore:
         t = self._timing
         loop = asyncio.get_running_loop()
         beat_due = 0.0
-        while self._mirrors or self._remote:
+        task = asyncio.current_task()
+        assert task is not None
+        # A cancel that lands as a Redis call completes can be swallowed inside redis-py; the task
+        # stays marked, and a pump that ran on would keep beating for an instance that is gone.
+        while (self._mirrors or self._remote) and not task.cancelling():
             try:
                 now = loop.time()
                 if now >= beat_due:
