@@ -366,3 +366,55 @@ async def test_a_hanging_redis_holds_up_neither_starts_nor_the_socket(
     assert_gap_free(first + rest)
     assert rest[-1]["type"] == "done"
     await until(lambda: not a.hub.running)
+
+
+async def test_a_resumer_ahead_of_a_dead_owners_mirror_gets_stream_lost(
+    redis_url: str, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    toml = tmp_path / "tokenwire.toml"
+    toml.write_text(
+        f'[resume]\nstore = "redis"\nredis_url = "{redis_url}"\n[providers.rulebased]\nchunk_delay_ms = 20\n'
+    )
+    port = free_port()
+    owner = tokenwire("serve", "--port", str(port), "--config", str(toml))
+    b = start_gateway(config(redis_url))
+    try:
+        await wait_healthy(f"127.0.0.1:{port}")
+        async with connect(f"ws://127.0.0.1:{port}/v1/ws") as ws_a:
+            first = await start_and_read(ws_a, "s1", 3, **LONGER)
+        owner.send_signal(signal.SIGKILL)
+        owner.communicate(timeout=10)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate(timeout=10)
+    key, seen = first[0]["key"], first[-1]["seq"]
+    # The owner died before its mirror caught up with what its client saw: the mirror ends at
+    # seq 1, two behind the client (made certain by dropping the later entries).
+    client = aioredis.from_url(redis_url)
+    try:
+        items: list[tuple[bytes, Any]] = await client.xrange(f"tw:s:{key}")  # type: ignore[assignment]
+        later = [entry_id for entry_id, _ in items if int(entry_id.split(b"-")[0]) > 2]  # seq 2 on
+        if later:
+            await client.xdel(f"tw:s:{key}", *later)
+    finally:
+        await client.aclose()
+    # While the owner's heartbeat lives (found running), and once it is known lost (found lost):
+    # one retryable stream_lost, numbered right after what the client has.
+    for _ in range(2):
+        assert await resume(b.ws, key, seen) == [
+            {
+                "type": "error",
+                "id": "s1",
+                "seq": seen + 1,
+                "code": "stream_lost",
+                "message": "the instance running the stream is gone; start it again",
+                "retryable": True,
+                "provider": "rulebased",
+            }
+        ]
+    replay = await resume(b.ws, key, -1)  # behind the mirror's end: the mirror, then the error
+    assert_gap_free(replay)
+    assert replay[-1]["code"] == "stream_lost"
+    assert replay[-1]["seq"] == 2
+    assert not b.hub.running

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from protocol.errors import ErrorCode
-from protocol.messages import ChatMessage, Done, Error, StartAck
+from protocol.messages import ChatMessage, Chunk, Done, Error, StartAck
 from providers.base import (
     Completion,
     Finish,
@@ -561,3 +561,24 @@ async def test_streams_running_when_redis_comes_back_empty_are_mirrored_again(
     done = found.log.entries[-1]
     assert type(done) is Done
     assert done.finish_reason == "stop"
+
+
+async def test_a_reader_ahead_of_a_lost_mirror_gets_stream_lost_at_its_next_seq(make: MakeStore) -> None:
+    a, b = await make(), await make()
+    stream = run(a, ScriptedProvider(count=1000, delay=0.01))
+    await until(lambda: len(stream.log.entries) > 3)
+    remote = await b.find(stream.key)
+    assert isinstance(remote, RemoteStream)
+    await a.abort()  # died; its client had events the mirror never got
+    ahead = len(stream.log.entries) + 5
+    readers = [remote.log.subscribe("r", lambda _: None, after_seq) for after_seq in (-1, ahead)]
+    await until(lambda: remote.ended)
+    behind, past = (r.take() for r in readers)
+    end = len(remote.log.entries) - 1
+    assert [type(m) for m in behind[1:-1]] == [Chunk] * (len(behind) - 2)
+    for taken, seq in ((behind, end), (past, ahead + 1)):
+        lost = taken[-1]
+        assert type(lost) is Error
+        assert (lost.code, lost.seq, lost.id) == (ErrorCode.STREAM_LOST, seq, "r")
+        assert all(r.finished for r in readers)
+    assert len(past) == 1
