@@ -88,6 +88,9 @@ class ResumeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     # (memory store: the oldest ended streams are evicted first).
     max_stream_bytes: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024
     max_total_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024
+    # Redis store: the longest a start's admission, a resume's look-up or a cancel by key waits on
+    # one Redis round trip before it falls back as if Redis were down (docs/scale-out.md).
+    redis_timeout_seconds: Annotated[float, Meta(gt=0, le=10)] = 0.2
 
 
 class UpstreamConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -81,7 +81,8 @@ class StreamHub:
         if source is None:
             return None, Refusal(ErrorCode.STREAM_EXPIRED, "no stream with this key: unknown, or expired")
         last = len(source.log.entries) - 1
-        if source.ended and after_seq >= last:
+        # A cut log (stream_lost) did not end at `last`: a reader past it gets the error all the same.
+        if source.ended and after_seq >= last and not source.log.cut:
             return source, Refusal(ErrorCode.BAD_MESSAGE, f"the stream ended at seq {last}: nothing after it")
         return source, None
 

@@ -35,7 +35,9 @@ does all the Redis work of streams in one round trip per ``flush_interval`` (10 
 * Relaying: one XREAD (not blocking) over the mirrors of every remote stream read here.
 * Between ticks it waits on the cancel channel, so a cancel from elsewhere acts at once.
 * Every ``beat_interval``: the heartbeat, lease renewal, reader registration, and the liveness
-  check of remote streams that have been silent for ``lost_after``.
+  check of remote streams that have been silent for ``lost_after``. A heartbeat found gone means
+  Redis lost our keys (it restarted empty, or was flushed): every stream of ours is announced and
+  mirrored again from its start.
 
 Another instance resumes a stream as a ``RemoteStream``: a local EventLog filled from the
 mirror (XRANGE from the start, so index == seq holds) and then by the pump. When it is silent for
@@ -53,9 +55,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -86,6 +88,9 @@ from server.stores.redis_scripts import (
 from server.streams.eventlog import EventLog
 
 log = logging.getLogger("tokenwire.resume")
+
+T = TypeVar("T")
+DOWN = (RedisError, OSError, TimeoutError)  # Redis gone, refusing, or slower than the budget
 
 START_TIMEOUT = 5.0  # seconds to reach Redis at start-up
 CLOSE_TIMEOUT = 1.0  # seconds for the last flush and clean-up at shutdown
@@ -154,6 +159,7 @@ class _Plan:
 
     mirror: _Mirror
     events: list[MirrorEntry] = field(default_factory=list)
+    whole: bool = False  # the events start from the ack: they replace what Redis has
     next_seq: int = 0
     notices: int = 0
     finishing: bool = False
@@ -209,7 +215,7 @@ class RedisStore:
                 await self._load_scripts()
                 self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 await self._pubsub.subscribe(CANCEL + self.instance)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except DOWN as exc:
             await self._shut(release=False)
             detail = _scrub(f"{type(exc).__name__}: {exc}", self._password)
             raise RedisUnavailable(f"resume store: cannot reach Redis at {self._url} ({detail})") from None
@@ -240,7 +246,7 @@ class RedisStore:
             pump.cancel()
         await asyncio.gather(*self._tasks, *([pump] if pump else []), return_exceptions=True)
         if release:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*DOWN):
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     pipe = self._client.pipeline(transaction=False)
                     pipe.delete(HEARTBEAT + self.instance)
@@ -273,15 +279,17 @@ class RedisStore:
         if not self._failing():
             try:
                 lease_ms = int(self._timing.lease_ttl * 1000)
-                admitted = await self._admit(
-                    keys=[LEASES, META + key],
-                    args=[self._max_streams, key, lease_ms, self.instance, self._running_ttl_ms],
+                admitted = await self._bounded(
+                    self._admit(
+                        keys=[LEASES, META + key],
+                        args=[self._max_streams, key, lease_ms, self.instance, self._running_ttl_ms],
+                    )
                 )
                 self._recovered()
                 return bool(admitted)
-            except RedisError as exc:
+            except DOWN as exc:
                 self._failed(exc)
-        # Redis is gone: this instance's own running streams against the limit.
+        # Redis is gone or hangs: this instance's own running streams against the limit.
         return sum(m.ended_at is None for m in self._mirrors.values()) < self._max_streams
 
     # ---- our streams -----------------------------------------------------------------------
@@ -312,7 +320,7 @@ class RedisStore:
         try:
             loaded = await self._load(key)
             self._recovered()
-        except RedisError as exc:
+        except DOWN as exc:
             self._failed(exc)
             return None
         remote = self._remote.get(key)  # another find of the same key may have loaded it meanwhile
@@ -330,13 +338,13 @@ class RedisStore:
         if self._closed or self._failing():
             return False
         try:
-            meta: list[Any] = await self._client.hmget(META + key, ["owner", "ended"])
+            meta: list[Any] = await self._bounded(self._client.hmget(META + key, ["owner", "ended"]))
             owner, ended = meta
             receivers = 0
             if owner is not None and ended is None:
-                receivers = await self._client.publish(CANCEL + owner.decode(), key)
+                receivers = await self._bounded(self._client.publish(CANCEL + owner.decode(), key))
             self._recovered()
-        except RedisError as exc:
+        except DOWN as exc:
             self._failed(exc)
             return False
         return bool(receivers)
@@ -350,9 +358,9 @@ class RedisStore:
         if self._closed or self._failing():
             return False
         try:
-            elsewhere = await self._elsewhere(keys=[READERS + key], args=[self.instance])
+            elsewhere = await self._bounded(self._elsewhere(keys=[READERS + key], args=[self.instance]))
             self._recovered()
-        except RedisError as exc:
+        except DOWN as exc:
             self._failed(exc)
             return False
         return bool(elsewhere)
@@ -366,9 +374,9 @@ class RedisStore:
         _evalsha(
             pipe, self._reading_script, [READERS + key], [self.instance, int(self._timing.reader_ttl * 1000)]
         )
-        owner, items, registered = await pipe.execute(raise_on_error=False)
+        owner, items, registered = await self._bounded(pipe.execute(raise_on_error=False))
         if isinstance(registered, NoScriptError):
-            await self._load_scripts()
+            await self._bounded(self._load_scripts())
         for result in (owner, items):
             if isinstance(result, Exception):
                 raise result
@@ -379,7 +387,7 @@ class RedisStore:
             # (its client may resume here the moment it has the ack). Wait as long as a running
             # stream may stay silent.
             await asyncio.sleep(self._timing.flush_interval)
-            items = await self._client.xrange(STREAM + key)
+            items = await self._bounded(self._client.xrange(STREAM + key))
         if owner is None or not items:
             return None
         events = EventLog()
@@ -387,9 +395,16 @@ class RedisStore:
             if not apply_entry(events, entry_id, fields):
                 return None
         remote = RemoteStream(self.cancel_soon, key, owner.decode(), events, items[-1][0])
-        if not remote.ended and not await self._client.exists(HEARTBEAT + remote.owner):
+        if not remote.ended and not await self._bounded(self._client.exists(HEARTBEAT + remote.owner)):
             remote.lose()
         return remote
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        """``call``, given up (TimeoutError) after ``redis_timeout_seconds``: a client's start,
+        resume or cancel never waits longer on a Redis that hangs (the socket's own timeout, for
+        the pump, is seconds)."""
+        async with asyncio.timeout(self._resume.redis_timeout_seconds):
+            return await call
 
     # ---- Redis health ----------------------------------------------------------------------
 
@@ -400,7 +415,7 @@ class RedisStore:
 
     def _failed(self, exc: BaseException) -> None:
         if self._failed_at is None:
-            detail = _scrub(str(exc), self._password)
+            detail = _scrub(str(exc), self._password) or "no answer in time"
             log.warning(
                 "resume store: Redis at %s failed (%s: %s); streams run on here, but other "
                 "instances cannot resume them",
@@ -426,7 +441,11 @@ class RedisStore:
         t = self._timing
         loop = asyncio.get_running_loop()
         beat_due = 0.0
-        while self._mirrors or self._remote:
+        task = asyncio.current_task()
+        assert task is not None
+        # A cancel that lands as a Redis call completes can be swallowed inside redis-py; the task
+        # stays marked, and a pump that ran on would keep beating for an instance that is gone.
+        while (self._mirrors or self._remote) and not task.cancelling():
             try:
                 now = loop.time()
                 if now >= beat_due:
@@ -467,9 +486,22 @@ class RedisStore:
         leased = [key for key, m in self._mirrors.items() if m.ended_at is None]
         readers = [READERS + key for key in self._reading]
         ttls = [int(t.heartbeat_ttl * 1000), int(t.lease_ttl * 1000), int(t.reader_ttl * 1000)]
-        await self._beat_script(
+        had_heartbeat = await self._beat_script(
             keys=[HEARTBEAT + self.instance, LEASES, *readers], args=[self.instance, *ttls, *leased]
         )
+        if not had_heartbeat:
+            self._mirror_again()
+
+    def _mirror_again(self) -> None:
+        """Redis lost our keys (restarted empty, flushed), or may have: announce and mirror our
+        streams again from their start, or no other instance finds them (their leases and reader
+        registrations were just renewed by the beat)."""
+        lost = [mirror for mirror in self._mirrors.values() if mirror.announced]
+        if lost:
+            log.warning("resume store: our heartbeat was gone; mirroring %d streams again", len(lost))
+        for mirror in lost:
+            mirror.next_seq = mirror.notices = 0
+            mirror.announced = False
 
     async def _tick(self, now: float) -> None:
         """One round trip: every event our streams appended since the last tick, every new entry
@@ -541,7 +573,7 @@ class RedisStore:
         out = plan.events
         if seq == 0 and entries:
             out.append(encode_event(0, entries[0]))  # the ack
-            seq = 1
+            seq, plan.whole = 1, True
         while sent < len(notices):  # they come only between the ack and the first chunk
             sent += 1
             out.append(encode_notice(sent, notices[sent - 1]))
@@ -560,7 +592,7 @@ class RedisStore:
                 pipe.hset(META + stream.key, mapping={"owner": self.instance, "id": stream.id})
             if plan.events:
                 keys.append(STREAM + stream.key)
-                args.append(len(plan.events))
+                args += [len(plan.events), int(plan.whole)]
                 for event in plan.events:
                     args.extend(event)
         if keys:

@@ -67,7 +67,7 @@ class RemoteStream:
     def lose(self, message: str = LOST_MESSAGE) -> None:
         """End it here with a retryable ``stream_lost``: its owner or its mirror is gone."""
         if not self.ended:
-            self._log.append(
+            self._log.cut_off(
                 Error(
                     id=self._id,
                     seq=len(self._log.entries),

@@ -25,10 +25,12 @@ return 1
 """
 
 # KEYS: heartbeat, leases, reader sets... ARGV: instance, heartbeat ttl ms, lease ttl ms,
-# reader ttl ms, the leased stream keys...
+# reader ttl ms, the leased stream keys... Returns 0 when the heartbeat was gone: Redis lost our
+# keys (restarted empty, flushed) or we were away longer than its ttl.
 BEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local had = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 local lease = now + tonumber(ARGV[3])
 for i = 5, #ARGV do
@@ -39,7 +41,7 @@ for i = 3, #KEYS do
   redis.call('ZADD', KEYS[i], reader, ARGV[1])
   redis.call('PEXPIRE', KEYS[i], ARGV[4])
 end
-return 1
+return had
 """
 
 # KEYS[1] a reader set. ARGV: instance, reader ttl ms.
@@ -63,16 +65,21 @@ end
 return 0
 """
 
-# KEYS: streams. ARGV[1]: MAXLEN; then per stream: its count of events n, then n triples
-# (entry ID, field, value). An ID already there (sent before by a flush that failed after
-# reaching Redis) is skipped. Returns {other failures, the last of their messages}.
+# KEYS: streams. ARGV[1]: MAXLEN; then per stream: its count of events n, "1" when they start
+# from the ack (they replace what Redis has of the stream: a mirror sent again from its start
+# after Redis lost it may find later entries there), then n triples (entry ID, field, value). An
+# ID already there (sent before by a flush that failed after reaching Redis) is skipped. Returns
+# {other failures, the last of their messages}.
 MIRROR = """
 local maxlen = ARGV[1]
 local a = 2
 local failed, last = 0, ''
 for k = 1, #KEYS do
   local n = tonumber(ARGV[a])
-  a = a + 1
+  if ARGV[a + 1] == '1' then
+    redis.call('DEL', KEYS[k])
+  end
+  a = a + 2
   for _ = 1, n do
     local r = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, ARGV[a], ARGV[a + 1], ARGV[a + 2])
     if type(r) == 'table' and r.err and not string.find(r.err, 'equal or smaller', 1, true) then

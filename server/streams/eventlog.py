@@ -22,7 +22,7 @@ Entry = StartAck | str | Terminal  # a str entry is a chunk's text
 
 
 class EventLog:
-    __slots__ = ("_drained", "_subscriptions", "ended", "entries", "notices", "text_chars")
+    __slots__ = ("_drained", "_subscriptions", "cut", "ended", "entries", "notices", "text_chars")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
@@ -30,6 +30,7 @@ class EventLog:
         self.notices: list[Notice] = []
         self.text_chars = 0  # characters of chunk text appended so far
         self.ended = False  # the terminal event is in
+        self.cut = False  # ended by `cut_off`: its end is where its events stop being known
         self._subscriptions: list[Subscription] = []
         self._drained = asyncio.Event()
 
@@ -48,6 +49,13 @@ class EventLog:
         for subscription in self._subscriptions:
             subscription.notify()
 
+    def cut_off(self, error: Error) -> None:
+        """End it with ``error`` where its events stop being known (the mirror of a stream whose
+        owner died): a reader already past that point, which had later events from elsewhere,
+        gets ``error`` at its own next seq instead of nothing."""
+        self.cut = True
+        self.append(error)
+
     def text(self) -> str:
         """All chunk text so far."""
         return "".join(e for e in self.entries if type(e) is str)
@@ -61,7 +69,11 @@ class EventLog:
             subscription.skip_to(after_seq + 1)
         self._subscriptions.append(subscription)
         # A resume after the ack, during the retries, has only the notices to take.
-        if len(self.entries) > subscription.next_seq or subscription.notices_taken < len(self.notices):
+        if (
+            len(self.entries) > subscription.next_seq
+            or subscription.notices_taken < len(self.notices)
+            or self.cut
+        ):
             subscription.notify()
         return subscription
 
@@ -96,7 +108,7 @@ class EventLog:
 class Subscription:
     """A reader's cursor into an EventLog, delivering under the reader's own stream id."""
 
-    __slots__ = ("_log", "_notify", "next_seq", "notices_taken", "stream_id", "taken_chars")
+    __slots__ = ("_log", "_notify", "next_seq", "notices_taken", "stream_id", "taken_chars", "terminal_taken")
 
     def __init__(self, log: EventLog, stream_id: str, notify: Callable[[Subscription], None]) -> None:
         self._log = log
@@ -105,11 +117,13 @@ class Subscription:
         self.next_seq = 0
         self.taken_chars = 0
         self.notices_taken = 0
+        self.terminal_taken = False
 
     @property
     def finished(self) -> bool:
-        """True once the terminal event has been taken."""
-        return self._log.ended and self.next_seq >= len(self._log.entries)
+        """True once the terminal event has been taken (or resumed past, unless the log is cut)."""
+        log = self._log
+        return log.ended and self.next_seq >= len(log.entries) and (self.terminal_taken or not log.cut)
 
     def skip_to(self, seq: int) -> None:
         """Start at ``seq``: the reader has every event before it (and the notices, after the first chunk)."""
@@ -144,6 +158,12 @@ class Subscription:
             seq += 1
         if seq > self.next_seq:  # a resume may start beyond what exists yet
             self.next_seq = seq
+            self.terminal_taken = self._log.ended
+        elif self._log.cut and not self.terminal_taken:  # resumed past the cut: the end, at our seq
+            terminal = entries[-1]
+            assert type(terminal) is Error  # what cut_off ended it with
+            out.append(msgspec.structs.replace(self._own(terminal), seq=seq))
+            self.terminal_taken = True
         # Even with nothing out: a reader resumed beyond the end has the text it skipped.
         if self.taken_chars != self._log.text_chars:
             self.taken_chars = self._log.text_chars

@@ -55,6 +55,7 @@ class Connection:
         "_close_task",
         "_closing",
         "_loop",
+        "_opening",
         "_outbox",
         "_receive",
         "_send",
@@ -72,6 +73,7 @@ class Connection:
         self._send = send
         self.hub = hub
         self.active: dict[str, tuple[Source, Subscription]] = {}
+        self._opening: dict[str, asyncio.Task[None]] = {}  # by id: starts waiting for admission
         self.ended_ids: OrderedDict[str, None] = OrderedDict()
         streaming = hub.config.streaming
         self._outbox = Outbox(
@@ -96,6 +98,8 @@ class Connection:
         try:
             await self._receive_loop()
         finally:
+            if self._opening:  # starts still being admitted: their streams are this client's too
+                await asyncio.wait(self._opening.values())
             self._outbox.abandon()
             self._detach_streams()
             # Each subscription holds this connection's callback: let go of them, or the pair
@@ -134,6 +138,9 @@ class Connection:
                 await self._outbox.room()
 
     async def _handle(self, message: ClientMessage | BadMessage) -> None:
+        opening = self._opening.get(getattr(message, "id", None) or "")
+        if opening is not None:  # what names a stream is answered after that stream's start
+            await asyncio.wait((opening,))
         if type(message) is StartRequest:
             await self._start(message)
         elif type(message) is Cancel:
@@ -151,13 +158,13 @@ class Connection:
 
     def _admissible(self, sid: str) -> bool:
         """Whether one more stream may be read under ``sid`` here (else the refusal is sent)."""
-        if sid in self.active:
+        if sid in self.active or sid in self._opening:
             self._refuse(
                 sid, ErrorCode.DUPLICATE_STREAM, f"stream `{sid}` is already running on this connection"
             )
             return False
         limit = self.hub.config.streaming.max_streams_per_connection
-        if len(self.active) >= limit:
+        if len(self.active) + len(self._opening) >= limit:
             self._refuse(
                 sid, ErrorCode.TOO_MANY_STREAMS, f"at most {limit} streams may run on one connection"
             )
@@ -173,7 +180,16 @@ class Connection:
             self.hub.refused(ErrorCode.RATE_LIMITED)
             self._send_direct(self._rate_limited(sid, wait))
             return
-        stream = await self.hub.open(sid, request)
+        # Admission may wait on Redis (up to `[resume] redis_timeout_seconds`): in a task of its
+        # own, so that the socket's other messages are not held behind it.
+        self._opening[sid] = self._loop.create_task(self._open(sid, request))
+        await asyncio.sleep(0)  # one that needs no round trip (memory store) ends here, in order
+
+    async def _open(self, sid: str, request: StartRequest) -> None:
+        try:
+            stream = await self.hub.open(sid, request)
+        finally:
+            del self._opening[sid]
         if isinstance(stream, Refusal):
             self.hub.refused(stream.code)
             self._send_direct(stream.to_error(sid))

@@ -21,7 +21,16 @@ from tests.conftest import Gateway, StartGateway
 from tests.support.process import free_port, tokenwire, wait_healthy
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.sseclient import SSEEvent, read_events
-from tests.support.wsclient import Message, assert_gap_free, chunk_text, collect, recv, send, start
+from tests.support.wsclient import (
+    Message,
+    assert_gap_free,
+    chunk_text,
+    collect,
+    is_terminal,
+    recv,
+    send,
+    start,
+)
 
 # Scripts of ~240 and ~940 chunks, 20 ms apart: about 5 s and 19 s of streaming.
 LONG: dict[str, Any] = {"brief": {"topic": "Tide pools"}, "plan": {"target_duration_seconds": 300}}
@@ -305,3 +314,107 @@ async def test_unreachable_redis_stops_start_up_without_leaking_the_password(tmp
 async def wait_healthy_once(base: str) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"http://{base}/healthz"):
         pass
+
+
+async def _answers(ws: ClientConnection, sid: str, ts: int, sent: float) -> tuple[float, float, Message]:
+    """Seconds after ``sent`` until the pong of ``ts`` and the answer to the start of ``sid``, and
+    that answer; read on to the end of its stream."""
+    pong_at = answer_at = 0.0
+    events: list[Message] = []
+    while not (pong_at and events and (is_terminal(events[-1]) or "seq" not in events[-1])):
+        message = await recv(ws)
+        if message["type"] == "pong" and message["ts"] == ts:
+            pong_at = time.monotonic() - sent
+        elif message.get("id") == sid:
+            answer_at = answer_at or time.monotonic() - sent
+            events.append(message)
+    return pong_at, answer_at, events[0]
+
+
+async def test_a_hanging_redis_holds_up_neither_starts_nor_the_socket(
+    redis_process: RedisServer, redis_url: str, start_gateway: StartGateway
+) -> None:
+    budget = 0.4
+    a, b = pair(start_gateway, redis_url, resume={"redis_timeout_seconds": budget})
+    async with connect(a.ws) as ws:
+        await recv(ws)
+        with redis_process.frozen():
+            for i in range(4):  # within and past the pause after a failure: every start is bounded
+                sent = time.monotonic()
+                await start(ws, f"s{i}", prompt="hi", options={"max_tokens": 4})
+                await send(ws, {"type": "ping", "ts": i})
+                pong_at, answer_at, answer = await _answers(ws, f"s{i}", i, sent)
+                assert answer["type"] == "start", answer  # admitted on A's own count
+                assert answer_at < budget + 0.5, answer_at
+                assert pong_at < 0.25, pong_at  # at once, not behind the admission
+                await asyncio.sleep(0.4)
+            await asyncio.sleep(1.0)  # past the pause: the next look-ups ask Redis
+            for probe, code in (
+                ({"type": "resume", "key": "k" * 32}, "stream_expired"),
+                ({"type": "cancel", "key": "k" * 32}, "unknown_stream"),
+            ):
+                sent = time.monotonic()
+                await send(ws, probe)
+                refused = await recv(ws)
+                assert refused["code"] == code
+                assert time.monotonic() - sent < budget + 0.5
+                await asyncio.sleep(1.0)
+    await asyncio.sleep(1.5)  # Redis answers again; A beats again
+    async with connect(a.ws) as ws:
+        first = await start_and_read(ws, "s1", 4, **LONG)
+    rest = await resume(b.ws, first[0]["key"], first[-1]["seq"])
+    assert_gap_free(first + rest)
+    assert rest[-1]["type"] == "done"
+    await until(lambda: not a.hub.running)
+
+
+async def test_a_resumer_ahead_of_a_dead_owners_mirror_gets_stream_lost(
+    redis_url: str, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    toml = tmp_path / "tokenwire.toml"
+    toml.write_text(
+        f'[resume]\nstore = "redis"\nredis_url = "{redis_url}"\n[providers.rulebased]\nchunk_delay_ms = 20\n'
+    )
+    port = free_port()
+    owner = tokenwire("serve", "--port", str(port), "--config", str(toml))
+    b = start_gateway(config(redis_url))
+    try:
+        await wait_healthy(f"127.0.0.1:{port}")
+        async with connect(f"ws://127.0.0.1:{port}/v1/ws") as ws_a:
+            first = await start_and_read(ws_a, "s1", 3, **LONGER)
+        owner.send_signal(signal.SIGKILL)
+        owner.communicate(timeout=10)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate(timeout=10)
+    key, seen = first[0]["key"], first[-1]["seq"]
+    # The owner died before its mirror caught up with what its client saw: the mirror ends at
+    # seq 1, two behind the client (made certain by dropping the later entries).
+    client = aioredis.from_url(redis_url)
+    try:
+        items: list[tuple[bytes, Any]] = await client.xrange(f"tw:s:{key}")  # type: ignore[assignment]
+        later = [entry_id for entry_id, _ in items if int(entry_id.split(b"-")[0]) > 2]  # seq 2 on
+        if later:
+            await client.xdel(f"tw:s:{key}", *later)
+    finally:
+        await client.aclose()
+    # While the owner's heartbeat lives (found running), and once it is known lost (found lost):
+    # one retryable stream_lost, numbered right after what the client has.
+    for _ in range(2):
+        assert await resume(b.ws, key, seen) == [
+            {
+                "type": "error",
+                "id": "s1",
+                "seq": seen + 1,
+                "code": "stream_lost",
+                "message": "the instance running the stream is gone; start it again",
+                "retryable": True,
+                "provider": "rulebased",
+            }
+        ]
+    replay = await resume(b.ws, key, -1)  # behind the mirror's end: the mirror, then the error
+    assert_gap_free(replay)
+    assert replay[-1]["code"] == "stream_lost"
+    assert replay[-1]["seq"] == 2
+    assert not b.hub.running

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from protocol.errors import ErrorCode
-from protocol.messages import ChatMessage, Done, Error, StartAck
+from protocol.messages import ChatMessage, Chunk, Done, Error, StartAck
 from providers.base import (
     Completion,
     Finish,
@@ -29,6 +29,7 @@ from providers.base import (
 )
 from server.config import Config, ConfigError
 from server.stores import make_store
+from server.stores.base import Source
 from server.stores.redis import RedisStore, RedisUnavailable, Timing, redact_url
 from server.stores.redis_remote import RemoteStream
 from server.streams.eventlog import Subscription
@@ -503,3 +504,81 @@ async def test_remote_streams_found_while_a_tick_is_in_flight_are_relayed(
     own.cancel()
     await own.wait()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "the pump failed"
+
+
+async def test_a_hanging_redis_holds_a_client_up_for_the_timeout_at_most(
+    make: MakeStore, redis: RedisServer
+) -> None:
+    a, b = await make(redis_timeout_seconds=0.1), await make(redis_timeout_seconds=0.1)
+    stream = run(a, ScriptedProvider(count=1000, delay=0.01))
+    await until(lambda: stream.key in a._mirrors and a._mirrors[stream.key].announced)
+    calls: list[tuple[Callable[[], Awaitable[object]], object]] = [
+        (lambda: b.admit(new_key()), True),  # admitted against b's own streams, as when Redis is down
+        (lambda: b.find(stream.key), None),
+        (lambda: b.cancel(stream.key), False),
+        (lambda: b.read_elsewhere(stream.key), False),
+    ]
+    with redis.frozen():
+        for call, fallback in calls:
+            await asyncio.sleep(FAST.retry)  # past the pause after a failure: each one asks Redis
+            started = time.monotonic()
+            assert await call() == fallback
+            assert time.monotonic() - started < 0.1 + 0.3
+    await asyncio.sleep(FAST.retry + 3 * FAST.beat_interval)  # Redis is back; a beats again
+    remote = await b.find(stream.key)
+    assert isinstance(remote, RemoteStream)
+    assert not remote.ended
+    assert await b.cancel(stream.key)
+    async with asyncio.timeout(2):
+        await stream.wait()
+    await until(lambda: remote.ended)
+    assert remote.log.entries == stream.log.entries
+
+
+@pytest.mark.parametrize("emptied", ["restarted", "flushed"])
+async def test_streams_running_when_redis_comes_back_empty_are_mirrored_again(
+    make: MakeStore, redis: RedisServer, raw: aioredis.Redis, emptied: str
+) -> None:
+    a, b = await make(), await make()
+    stream = run(a, ScriptedProvider(count=200, delay=0.01))
+    await until(lambda: a._mirrors[stream.key].next_seq > 5)
+    if emptied == "restarted":  # no persistence, the documented set-up: back on its port, empty
+        redis.stop()
+        redis.start()
+    else:
+        await raw.flushall()
+    found: Source | None = None
+    async with asyncio.timeout(3):  # the owner's next beats find its heartbeat gone
+        while found is None:
+            await asyncio.sleep(0.05)
+            found = await b.find(stream.key)
+    assert isinstance(found, RemoteStream)
+    assert not found.ended
+    assert await raw.zscore("tw:leases", stream.key) is not None
+    found.log.subscribe("r", lambda _: None)  # read, so b follows it to its end
+    await until(lambda: found.ended)
+    assert found.log.entries == stream.log.entries  # whole, from its ack on
+    done = found.log.entries[-1]
+    assert type(done) is Done
+    assert done.finish_reason == "stop"
+
+
+async def test_a_reader_ahead_of_a_lost_mirror_gets_stream_lost_at_its_next_seq(make: MakeStore) -> None:
+    a, b = await make(), await make()
+    stream = run(a, ScriptedProvider(count=1000, delay=0.01))
+    await until(lambda: len(stream.log.entries) > 3)
+    remote = await b.find(stream.key)
+    assert isinstance(remote, RemoteStream)
+    await a.abort()  # died; its client had events the mirror never got
+    ahead = len(stream.log.entries) + 5
+    readers = [remote.log.subscribe("r", lambda _: None, after_seq) for after_seq in (-1, ahead)]
+    await until(lambda: remote.ended)
+    behind, past = (r.take() for r in readers)
+    end = len(remote.log.entries) - 1
+    assert [type(m) for m in behind[1:-1]] == [Chunk] * (len(behind) - 2)
+    for taken, seq in ((behind, end), (past, ahead + 1)):
+        lost = taken[-1]
+        assert type(lost) is Error
+        assert (lost.code, lost.seq, lost.id) == (ErrorCode.STREAM_LOST, seq, "r")
+        assert all(r.finished for r in readers)
+    assert len(past) == 1

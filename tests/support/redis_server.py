@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -95,6 +96,16 @@ class RedisServer:
         if self.process is not None and self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Redis hanging (SIGSTOP): connections are accepted, nothing is answered; SIGCONT after."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
 
 @contextmanager
