@@ -33,6 +33,7 @@ from protocol.messages import (
     ServerMessage,
     StartRequest,
 )
+from server.edge.log_filter import refusing_handshake
 from server.edge.ratelimit import TokenBucket
 from server.fastpath.writer import DirectWriter
 from server.fastpath.ws_protocol import FRAMES_EXTENSION
@@ -290,7 +291,8 @@ class WebSocketEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if len(self.connections) >= self.hub.config.server.max_connections:
             await receive()  # websocket.connect
-            await send({"type": "websocket.accept"})
+            with refusing_handshake(1013, "too many connections"):  # logged as refused, not accepted
+                await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1013, "reason": "too many connections"})
             return
         frames = scope.get("extensions", {}).get(FRAMES_EXTENSION)

@@ -83,6 +83,20 @@ async def test_no_secret_reaches_the_log(level: str) -> None:
         assert "DEBUG:    < TEXT [" in output  # frames are logged, by kind and size
 
 
+async def test_a_websocket_over_the_connection_limit_is_logged_as_refused() -> None:
+    async def one_too_many(base: str) -> None:
+        async with connect(f"ws://{base}/v1/ws") as first:
+            await recv(first)
+            async with connect(f"ws://{base}/v1/ws") as second:
+                with pytest.raises(ConnectionClosedError, match="1013"):
+                    await recv(second)
+
+    output = await served_log({"TOKENWIRE_SERVER__MAX_CONNECTIONS": "1"}, one_too_many)
+    handshakes = [line for line in output.splitlines() if '"WebSocket /v1/ws' in line]
+    assert handshakes[0].endswith('"WebSocket /v1/ws" [accepted]')
+    assert handshakes[1].endswith('"WebSocket /v1/ws" [refused: closed with 1013, too many connections]')
+
+
 HANDSHAKE = (
     b"GET /v1/ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
