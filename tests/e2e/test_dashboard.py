@@ -214,7 +214,7 @@ def test_two_streams_side_by_side_one_cancelled(start_gateway: StartGateway, pag
     assert console.errors == []
 
 
-def test_provider_errors_and_refusals_are_shown_plainly(
+def test_provider_errors_and_queued_streams_are_shown_plainly(
     start_gateway: StartGateway, page: Page, threaded_upstream: FakeUpstream
 ) -> None:
     body = b'{"error":{"message":"Rate limit reached for gpt-4o-mini","type":"requests","code":"rate_limit_exceeded"}}'
@@ -253,21 +253,24 @@ def test_provider_errors_and_refusals_are_shown_plainly(
     expect(failed).to_contain_text("openai / gpt-4o-mini")
     assert len(threaded_upstream.requests) == 1
 
-    # a start the gateway refuses (one stream per connection here) fails its own panel only
+    # a stream beyond the socket's limit (one here) waits in its own panel, and starts when the
+    # running one ends: the client queues it rather than have the gateway refuse it
     select.select_option("rulebased")
     page.get_by_test_id("mode-brief").check()
-    page.get_by_test_id("topic").fill("Refusals")
+    page.get_by_test_id("topic").fill("Queueing")
     page.get_by_test_id("duration").fill(str(LONG_BRIEF_SECONDS))
     page.get_by_test_id("start").click()
     running = _panel(page, _newest_panel_id(page, 2))
     expect(running.get_by_test_id("panel-status")).to_have_text("streaming")
     page.get_by_test_id("start").click()
-    refused = _panel(page, _newest_panel_id(page, 3))
-    expect(refused.get_by_test_id("panel-status")).to_have_text("error")
-    expect(refused.get_by_test_id("panel-error")).to_contain_text("too_many_streams: ")
+    waiting = _panel(page, _newest_panel_id(page, 3))
+    expect(waiting.get_by_test_id("panel-status")).to_have_text("queued")
     expect(running.get_by_test_id("panel-status")).to_have_text("streaming")
     running.get_by_test_id("panel-cancel").click()
     expect(running.get_by_test_id("panel-status")).to_have_text("cancelled")
+    expect(waiting.get_by_test_id("panel-status")).to_have_text("streaming")
+    waiting.get_by_test_id("panel-cancel").click()
+    expect(waiting.get_by_test_id("panel-status")).to_have_text("cancelled")
     assert console.errors == []
 
 
