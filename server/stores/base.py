@@ -35,6 +35,10 @@ class Source(Protocol):
 
 
 class ResumeStore(Protocol):
+    # Whether its calls may wait on another server (Redis): a transport then keeps them off the
+    # path that reads its client's other messages.
+    remote: bool
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -31,6 +31,8 @@ class MemoryStore:
     """One instance: running streams by key, and ended ones until they expire or are evicted
     (oldest first) to keep ``max_total_bytes``."""
 
+    remote = False  # every call answers at once
+
     def __init__(self, config: Config) -> None:
         self._resume = config.resume
         self._max_streams = config.streaming.max_concurrent_streams

@@ -168,6 +168,8 @@ class _Plan:
 class RedisStore:
     """A ``ResumeStore`` shared by every instance using the same Redis (see the module doc)."""
 
+    remote = True
+
     def __init__(self, config: Config, *, timing: Timing | None = None) -> None:
         resume = config.resume
         self._resume = resume

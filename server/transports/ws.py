@@ -181,16 +181,19 @@ class Connection:
             self.hub.refused(ErrorCode.RATE_LIMITED)
             self._send_direct(self._rate_limited(sid, wait))
             return
+        if not self.hub.store.remote:  # admitted at once: in order, with no task on the start path
+            await self._open(sid, request)
+            return
         # Admission may wait on Redis (up to `[resume] redis_timeout_seconds`): in a task of its
         # own, so that the socket's other messages are not held behind it.
         self._opening[sid] = self._loop.create_task(self._open(sid, request))
-        await asyncio.sleep(0)  # one that needs no round trip (memory store) ends here, in order
+        await asyncio.sleep(0)  # one that needs no round trip ends here, in order
 
     async def _open(self, sid: str, request: StartRequest) -> None:
         try:
             stream = await self.hub.open(sid, request)
         finally:
-            del self._opening[sid]
+            self._opening.pop(sid, None)
         if isinstance(stream, Refusal):
             self.hub.refused(stream.code)
             self._send_direct(stream.to_error(sid))
