@@ -107,8 +107,11 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _head_lines = 0
     _head_reads: int | None = None
-    # Closes the connection unless a head is complete in time: armed when the connection opens
-    # and when a later request's first byte comes.
+    # Closes the connection unless a head is complete by ``_head_deadline`` (set when the
+    # connection opens and when a later request's first byte comes; None once the head is in).
+    # One timer, re-armed lazily, as the stream's watchdog: a kept-alive connection's requests
+    # only move the deadline, and cost no timer of their own.
+    _head_deadline: float | None = None
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -119,24 +122,36 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
             self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._head_received()
+        self._stop_head_timer()
         super().connection_lost(exc)
 
     def _await_head(self) -> None:
-        self._head_timer = self.loop.call_later(self.edge.config.head_timeout_seconds, self._head_late)
+        self._head_deadline = deadline = self.loop.time() + self.edge.config.head_timeout_seconds
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(deadline, self._check_head)
 
     def _head_received(self) -> None:
+        self._head_deadline = None  # the timer, if any, finds nothing to do
+
+    def _check_head(self) -> None:
+        deadline = self._head_deadline
+        if deadline is None:
+            self._head_timer = None
+        elif self.loop.time() >= deadline:
+            self._head_timer = None
+            self._close("head_timeout", b"")
+        else:  # a later request moved the deadline
+            self._head_timer = self.loop.call_at(deadline, self._check_head)
+
+    def _stop_head_timer(self) -> None:
+        self._head_deadline = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_late(self) -> None:
-        self._head_timer = None
-        self._close("head_timeout", b"")
-
     def _close(self, reason: str, response: bytes) -> None:
         """Close the connection for ``reason`` (server.edge.guard.REASONS) after ``response``."""
-        self._head_received()
+        self._stop_head_timer()
         if not self.transport.is_closing():
             self.transport.write(response)
             self.transport.close()
@@ -179,7 +194,7 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
         self._head_open = True
         self._head_bytes = self._head_lines = 0
         self._head_reads = None
-        if self._head_timer is None:  # a later request on a kept-alive connection
+        if self._head_deadline is None:  # a later request on a kept-alive connection
             self._await_head()
 
     def on_url(self, url: bytes) -> None:  # called with each part of the URL a read holds
@@ -214,3 +229,4 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
         self.parser = None  # type: ignore[assignment]  # no request is parsed here any more
+        self._stop_head_timer()  # it would hold this protocol until it fired
