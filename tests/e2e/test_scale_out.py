@@ -5,8 +5,10 @@ stream's instance dies gets a retryable ``stream_lost`` instead of hanging."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -213,19 +215,31 @@ async def test_max_concurrent_streams_is_gateway_wide(redis_url: str, start_gate
     assert per_id["s3"][-1]["type"] == "done"
 
 
-async def test_a_dead_owner_ends_a_remote_reader_with_stream_lost(
-    redis_url: str, start_gateway: StartGateway, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def owner_process(redis_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A gateway in a process of its own on the Redis store (so that a test can SIGKILL it), and
+    its address; killed at the end if the test has not."""
     toml = tmp_path / "tokenwire.toml"
     toml.write_text(
         f'[resume]\nstore = "redis"\nredis_url = "{redis_url}"\n[providers.rulebased]\nchunk_delay_ms = 20\n'
     )
     port = free_port()
     owner = tokenwire("serve", "--port", str(port), "--config", str(toml))
-    b = start_gateway(config(redis_url))
     try:
-        await wait_healthy(f"127.0.0.1:{port}")
-        async with connect(f"ws://127.0.0.1:{port}/v1/ws") as ws_a:
+        yield owner, f"127.0.0.1:{port}"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        owner.communicate(timeout=10)
+
+
+async def test_a_dead_owner_ends_a_remote_reader_with_stream_lost(
+    redis_url: str, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    b = start_gateway(config(redis_url))
+    with owner_process(redis_url, tmp_path) as (owner, base):
+        await wait_healthy(base)
+        async with connect(f"ws://{base}/v1/ws") as ws_a:
             first = await start_and_read(ws_a, "s1", 3, **LONGER)
         key = first[0]["key"]
         async with connect(b.ws) as ws_b:
@@ -236,10 +250,6 @@ async def test_a_dead_owner_ends_a_remote_reader_with_stream_lost(
             killed = time.monotonic()
             per_id, _ = await collect(ws_b, {"s1"}, timeout=15)
         detected = time.monotonic() - killed
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-        owner.communicate(timeout=10)
     events = first + rest + per_id["s1"]
     assert_gap_free(events)  # what was mirrored before the death arrives whole
     lost = events[-1]
@@ -371,23 +381,12 @@ async def test_a_hanging_redis_holds_up_neither_starts_nor_the_socket(
 async def test_a_resumer_ahead_of_a_dead_owners_mirror_gets_stream_lost(
     redis_url: str, start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    toml = tmp_path / "tokenwire.toml"
-    toml.write_text(
-        f'[resume]\nstore = "redis"\nredis_url = "{redis_url}"\n[providers.rulebased]\nchunk_delay_ms = 20\n'
-    )
-    port = free_port()
-    owner = tokenwire("serve", "--port", str(port), "--config", str(toml))
     b = start_gateway(config(redis_url))
-    try:
-        await wait_healthy(f"127.0.0.1:{port}")
-        async with connect(f"ws://127.0.0.1:{port}/v1/ws") as ws_a:
+    with owner_process(redis_url, tmp_path) as (owner, base):
+        await wait_healthy(base)
+        async with connect(f"ws://{base}/v1/ws") as ws_a:
             first = await start_and_read(ws_a, "s1", 3, **LONGER)
         owner.send_signal(signal.SIGKILL)
-        owner.communicate(timeout=10)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.communicate(timeout=10)
     key, seen = first[0]["key"], first[-1]["seq"]
     # The owner died before its mirror caught up with what its client saw: the mirror ends at
     # seq 1, two behind the client (made certain by dropping the later entries).
