@@ -11,7 +11,19 @@ import re
 
 import msgspec
 
-from protocol.messages import STREAM_ID_PATTERN, ClientMessage, ServerMessage, StartRequest, StreamRequest
+from protocol.messages import (
+    MAX_IMAGES,
+    STREAM_ID_PATTERN,
+    ChatMessage,
+    ClientMessage,
+    ImagePart,
+    JsonSchemaFormat,
+    ServerMessage,
+    StartRequest,
+    StreamRequest,
+    ToolChoiceName,
+)
+from protocol.structured import image_problem, schema_problem
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)
 _http_decoder = msgspec.json.Decoder(StreamRequest)
@@ -83,6 +95,51 @@ def request_problem(request: StreamRequest) -> str | None:
         return "`messages` needs at least one message with role `user` - at `$.messages`"
     if request.prompt is not None and not request.prompt.strip():
         return "`prompt` is empty - at `$.prompt`"
+    return parts_problem(request)
+
+
+def parts_problem(request: StreamRequest) -> str | None:
+    """What is wrong with the v1.1 fields (tools, formats, message parts), or None."""
+    tools = request.tools or []
+    names = [tool.name for tool in tools]
+    for i, tool in enumerate(tools):
+        if tool.name in names[:i]:
+            return f"tool names must be unique: `{tool.name}` - at `$.tools[{i}].name`"
+        if tool.parameters is not None and (problem := schema_problem(tool.parameters)):
+            return f"{problem} - at `$.tools[{i}].parameters`"
+    choice = request.tool_choice
+    if choice is not None and choice != "none" and not tools:
+        return "`tool_choice` needs `tools` - at `$.tool_choice`"
+    if isinstance(choice, ToolChoiceName) and choice.name not in names:
+        return f"`tool_choice` names no tool in `tools`: `{choice.name}` - at `$.tool_choice.name`"
+    response_format = request.response_format
+    if isinstance(response_format, JsonSchemaFormat) and (problem := schema_problem(response_format.schema)):
+        return f"{problem} - at `$.response_format.schema`"
+    return messages_problem(request.messages or [])
+
+
+def messages_problem(messages: list[ChatMessage]) -> str | None:
+    images = 0
+    for i, message in enumerate(messages):
+        where = f"$.messages[{i}]"
+        role = message.role
+        if message.content is None and not (role == "assistant" and message.tool_calls):
+            return f"a `{role}` message needs `content` - at `{where}.content`"
+        if (message.tool_call_id is not None) != (role == "tool"):
+            return f"`tool_call_id` goes with, and only with, role `tool` - at `{where}`"
+        if role != "assistant" and (message.tool_calls is not None or message.provider_state is not None):
+            return f"`tool_calls` and `provider_state` go on `assistant` messages - at `{where}`"
+        if isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                if not isinstance(part, ImagePart):
+                    continue
+                if role != "user":
+                    return f"images go in `user` messages - at `{where}.content[{j}]`"
+                images += 1
+                if images > MAX_IMAGES:
+                    return f"at most {MAX_IMAGES} images in a request - at `{where}.content[{j}]`"
+                if problem := image_problem(part.url):
+                    return f"{problem} - at `{where}.content[{j}].url`"
     return None
 
 

@@ -5,6 +5,7 @@ from enum import StrEnum
 
 class ErrorCode(StrEnum):
     BAD_MESSAGE = "bad_message"
+    UNSUPPORTED_INPUT = "unsupported_input"  # valid, but the provider cannot serve it (v1.1)
     UNKNOWN_PROVIDER = "unknown_provider"
     PROVIDER_NOT_CONFIGURED = "provider_not_configured"
     UNKNOWN_AGENT = "unknown_agent"
@@ -30,6 +31,7 @@ class ErrorCode(StrEnum):
 # are the gateway's upstream failing, hence 502, except where the client can act on them.
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_MESSAGE: 400,
+    ErrorCode.UNSUPPORTED_INPUT: 400,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.UNKNOWN_PROVIDER: 404,
     ErrorCode.UNKNOWN_AGENT: 404,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -23,9 +23,112 @@ ShortText = Annotated[str, Meta(max_length=2000)]
 # ---- shared pieces ---------------------------------------------------------------------------
 
 
-class ChatMessage(msgspec.Struct, frozen=True):
-    role: Literal["system", "user", "assistant"]
-    content: str
+# ---- protocol v1.1: typed parts (tools, reasoning, structured output, images) -----------------
+# The bounds are the protocol's own, the same for every provider (docs/protocol.md, "Limits").
+
+MAX_TOOLS = 128
+MAX_SCHEMA_BYTES = 65_536  # a tool's `parameters` or a `json_schema` schema, as compact JSON
+MAX_IMAGES = 16  # image parts in one request
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # one image's bytes in a data: URL, decoded (Anthropic's cap)
+MAX_IMAGE_URL = 4096  # an https image URL
+MAX_TOOL_CALLS_IN = 128  # tool calls on one assistant message
+MAX_PROVIDER_STATE = 1024 * 1024  # the opaque provider_state passed back
+
+ToolName = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_-]{1,64}\Z")]
+CallId = Annotated[str, Meta(min_length=1, max_length=256)]
+JsonObject = dict[str, Any]
+
+
+class TextPart(msgspec.Struct, tag="text", tag_field="type", frozen=True):
+    text: str
+
+
+class ImagePart(msgspec.Struct, tag="image", tag_field="type", frozen=True):
+    """An image by ``https:`` URL, or inline as a ``data:image/...;base64,`` URL. The gateway
+    never fetches the URL: providers that take URLs get it as it is."""
+
+    url: str
+
+
+ContentPart = TextPart | ImagePart
+
+
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One call the model made: in ``done.tool_calls``, and passed back on an ``assistant`` message.
+    ``arguments`` is the parsed JSON object; None with ``arguments_error`` when it was not one."""
+
+    call_id: CallId
+    name: ToolName
+    arguments: Any
+    arguments_error: str | None = None
+
+
+class Tool(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: ToolName
+    description: Annotated[str, Meta(max_length=8192)] | None = None
+    parameters: JsonObject | None = None  # a JSON Schema object; None: no arguments
+
+
+class ToolChoiceName(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: ToolName
+
+
+ToolChoice = Literal["auto", "none", "required"] | ToolChoiceName
+
+
+class TextFormat(msgspec.Struct, tag="text", tag_field="type", frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class JsonFormat(msgspec.Struct, tag="json", tag_field="type", frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class JsonSchemaFormat(
+    msgspec.Struct, tag="json_schema", tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    name: ToolName = "response"
+    schema: JsonObject
+    strict: bool | None = None
+
+
+ResponseFormat = TextFormat | JsonFormat | JsonSchemaFormat
+
+
+class Reasoning(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Thinking: enable or tune it where the model supports it, and stream its text."""
+
+    effort: Literal["low", "medium", "high"] | None = None
+    budget_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+
+
+class ChatMessage(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A turn of the conversation. ``content`` is text or a list of text and image parts; an
+    ``assistant`` turn may carry the ``tool_calls`` and ``provider_state`` of its ``done``, and a
+    ``tool`` turn answers the call ``tool_call_id``."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | Annotated[list[ContentPart], Meta(max_length=256)] | None = None
+    tool_calls: Annotated[list[ToolCall], Meta(max_length=MAX_TOOL_CALLS_IN)] | None = None
+    provider_state: Annotated[str, Meta(max_length=MAX_PROVIDER_STATE)] | None = None
+    tool_call_id: CallId | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of ``content``: its text parts joined, without the images."""
+        content = self.content
+        if content is None:
+            return ""
+        if type(content) is str:
+            return content
+        return "".join(part.text for part in content if type(part) is TextPart)
+
+    @property
+    def images(self) -> list[ImagePart]:
+        content = self.content
+        if content is None or type(content) is str:
+            return []
+        return [part for part in content if type(part) is ImagePart]
 
 
 FaultErrorCode = Literal[
@@ -110,6 +213,11 @@ class StreamRequest(msgspec.Struct, kw_only=True, frozen=True):
     brief: Brief | None = None
     plan: Plan | None = None
     options: Options | None = None
+    # v1.1: a stream carries a new kind of part only when its start asked for it.
+    tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
 
 
 class StartRequest(StreamRequest, tag="start", tag_field="type", kw_only=True, frozen=True):
@@ -163,11 +271,13 @@ class Limits(msgspec.Struct, frozen=True):
     max_message_bytes: int
 
 
-class Usage(msgspec.Struct, frozen=True):
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     estimated: bool
+    reasoning_tokens: int | None = None  # part of completion_tokens, when the provider says
+    cached_tokens: int | None = None  # part of prompt_tokens, when the provider says
 
 
 class Metrics(msgspec.Struct, frozen=True):
@@ -201,13 +311,66 @@ class Chunk(msgspec.Struct, tag="chunk", tag_field="type", kw_only=True, frozen=
     from_seq: int | None = None  # only on a merged chunk: the first seq it covers
 
 
-class Done(msgspec.Struct, tag="done", tag_field="type", kw_only=True, frozen=True):
+class ReasoningChunk(
+    msgspec.Struct, tag="reasoning", tag_field="type", kw_only=True, frozen=True, omit_defaults=True
+):
+    """Reasoning text, only when ``start`` had ``reasoning``."""
+
+    id: str
+    seq: int
+    content: str
+    from_seq: int | None = None
+
+
+class ToolCallStart(msgspec.Struct, tag="tool_call_start", tag_field="type", kw_only=True, frozen=True):
+    id: str
+    seq: int
+    call_id: str
+    name: str
+    index: int  # the call's 0-based order in this turn
+
+
+class ToolCallDelta(
+    msgspec.Struct, tag="tool_call_delta", tag_field="type", kw_only=True, frozen=True, omit_defaults=True
+):
+    id: str
+    seq: int
+    call_id: str
+    arguments_delta: str  # a fragment of the arguments' JSON text
+    from_seq: int | None = None
+
+
+class ToolCallEnd(
+    msgspec.Struct, tag="tool_call_end", tag_field="type", kw_only=True, frozen=True, omit_defaults=True
+):
+    id: str
+    seq: int
+    call_id: str
+    name: str
+    arguments: Any  # the parsed JSON object; None with arguments_error
+    arguments_error: str | None = None
+
+
+Part = ReasoningChunk | ToolCallStart | ToolCallDelta | ToolCallEnd
+
+
+class Done(msgspec.Struct, tag="done", tag_field="type", kw_only=True, frozen=True, omit_defaults=True):
+    """The end of a stream. The v1.1 fields are there only when ``start`` asked for their part:
+    ``tool_calls`` with ``tools``, ``reasoning`` with ``reasoning``, ``object`` or
+    ``object_error`` with a json ``response_format``; ``provider_state`` when the provider needs
+    it back next turn."""
+
     id: str
     seq: int
     finish_reason: str
     content: str
     usage: Usage
     metrics: Metrics
+    tool_calls: list[ToolCall] | None = None
+    reasoning: str | None = None
+    object: Any | msgspec.UnsetType = msgspec.UNSET  # may be JSON null
+    object_error: str | None = None
+    provider_state: str | None = None
 
 
 class Error(msgspec.Struct, tag="error", tag_field="type", kw_only=True, frozen=True, omit_defaults=True):
@@ -239,4 +402,16 @@ class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
     ts: int | float | str | None
 
 
-ServerMessage = Ready | StartAck | Chunk | Notice | Done | Error | Pong
+ServerMessage = (
+    Ready
+    | StartAck
+    | Chunk
+    | ReasoningChunk
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | Notice
+    | Done
+    | Error
+    | Pong
+)

@@ -188,11 +188,11 @@ def messages_payload(request: GenerationRequest, *, stream: bool) -> dict[str, A
         "model": request.model,
         "max_tokens": options.max_tokens or DEFAULT_MAX_TOKENS,
         # Messages takes no system role: system prompts go in the top-level `system` field.
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "messages": [{"role": m.role, "content": m.text} for m in request.messages if m.role != "system"],
     }
     if stream:
         payload["stream"] = True
-    system = [m.content for m in request.messages if m.role == "system"]
+    system = [m.text for m in request.messages if m.role == "system"]
     if system:
         payload["system"] = "\n\n".join(system)
     if options.temperature is not None:

@@ -205,16 +205,16 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes) -> Provid
 def contents(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], str | None]:
     """Gemini ``contents`` and the joined system text. Consecutive turns of one role are merged,
     because some models refuse a conversation whose roles do not alternate."""
-    system = [m.content for m in messages if m.role == "system"]
+    system = [m.text for m in messages if m.role == "system"]
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
             continue
         role = "model" if message.role == "assistant" else "user"
         if turns and turns[-1]["role"] == role:
-            turns[-1]["parts"].append({"text": message.content})
+            turns[-1]["parts"].append({"text": message.text})
         else:
-            turns.append({"role": role, "parts": [{"text": message.content}]})
+            turns.append({"role": role, "parts": [{"text": message.text}]})
     return turns, "\n\n".join(system) if system else None
 
 

@@ -151,7 +151,7 @@ class OllamaDialect(KeyedDialect):
         headers = {"authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
         payload: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [{"role": m.role, "content": m.text} for m in request.messages],
             "stream": stream,  # always explicit: Ollama streams when it is left out
         }
         if options := _options(request):

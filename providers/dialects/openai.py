@@ -95,7 +95,7 @@ def chat_payload(
 
 
 def _message(message: ChatMessage) -> dict[str, str]:
-    return {"role": message.role, "content": message.content}
+    return {"role": message.role, "content": message.text}
 
 
 def mid_stream_error(provider: str, error: _Error) -> ProviderError:

@@ -165,7 +165,7 @@ def _script(brief: Brief, plan: Plan) -> str:
 
 
 def _last_user(messages: list[ChatMessage]) -> str:
-    return next((m.content for m in reversed(messages) if m.role == "user"), "")
+    return next((m.text for m in reversed(messages) if m.role == "user"), "")
 
 
 def _answer(prompt: str) -> str:
@@ -231,7 +231,7 @@ def render(request: GenerationRequest) -> tuple[str, str]:
 
 
 def _usage(request: GenerationRequest, text: str) -> Usage:
-    prompt = "\n".join(m.content for m in request.messages)
+    prompt = "\n".join(m.text for m in request.messages)
     return Usage(
         prompt_tokens=estimate_tokens(prompt), completion_tokens=estimate_tokens(text), estimated=True
     )

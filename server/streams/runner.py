@@ -308,7 +308,7 @@ class Stream:
     def _final_usage(self, content: str) -> Usage:
         reported = self._usage
         if reported is None:
-            prompt = sum(estimate_tokens(m.content) for m in self.request.messages)
+            prompt = sum(estimate_tokens(m.text) for m in self.request.messages)
             reported = ProviderUsage(prompt, estimate_tokens(content), estimated=True)
         return Usage(
             prompt_tokens=reported.prompt_tokens,

@@ -262,7 +262,7 @@ async def test_stream_paces_chunks_with_the_injected_sleep() -> None:
     assert joined(events) == draft_text(request)
     assert events[-2:] == [
         Usage(
-            prompt_tokens=estimate_tokens("\n".join(m.content for m in request.messages)),
+            prompt_tokens=estimate_tokens("\n".join(m.text for m in request.messages)),
             completion_tokens=estimate_tokens(draft_text(request)),
             estimated=True,
         ),
