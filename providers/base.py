@@ -9,7 +9,17 @@ from typing import ClassVar, Literal, Protocol
 import msgspec
 
 from protocol.errors import ErrorCode
-from protocol.messages import Brief, ChatMessage, Fault, Options, Plan
+from protocol.messages import (
+    Brief,
+    ChatMessage,
+    Fault,
+    Options,
+    Plan,
+    Reasoning,
+    ResponseFormat,
+    Tool,
+    ToolChoice,
+)
 
 # ---- request ---------------------------------------------------------------------------------
 
@@ -28,6 +38,11 @@ class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
     plan: Plan | None = None
     options: Options = Options()
     fault: Fault | None = None
+    # v1.1, as in the start (protocol.messages.StreamRequest); each dialect maps them to its own fields.
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
 
 
 # ---- stream events ---------------------------------------------------------------------------
@@ -38,9 +53,42 @@ class TextDelta(msgspec.Struct, frozen=True):
 
 
 class ReasoningDelta(msgspec.Struct, frozen=True):
-    """Reasoning ("thinking") text; parsed, not forwarded by protocol v1."""
+    """Reasoning ("thinking") text; forwarded only to a stream whose start asked for reasoning."""
 
     text: str
+
+
+class ToolCallStart(msgspec.Struct, frozen=True):
+    """A tool call begins. ``index`` is the call's 0-based order in the turn (never the
+    provider's own index), ``call_id`` its id (made up when the provider gives none)."""
+
+    index: int
+    call_id: str
+    name: str
+
+
+class ToolCallDelta(msgspec.Struct, frozen=True):
+    """A fragment of a call's arguments as JSON text (a whole-call provider sends one)."""
+
+    call_id: str
+    text: str
+
+
+class ToolCallEnd(msgspec.Struct, frozen=True):
+    """A call is complete: its arguments parsed once, here. ``arguments`` is None, with
+    ``error``, when they were not a JSON object."""
+
+    call_id: str
+    name: str
+    arguments: object
+    error: str | None = None
+
+
+class ProviderState(msgspec.Struct, frozen=True):
+    """Opaque state the provider needs back next turn (thinking signatures); the last one
+    replaces earlier ones. Its format is the dialect's own."""
+
+    data: str
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -49,6 +97,8 @@ class Usage(msgspec.Struct, frozen=True):
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    reasoning_tokens: int | None = None  # part of completion_tokens
+    cached_tokens: int | None = None  # part of prompt_tokens
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -65,15 +115,27 @@ class Failure:
         self.error = error
 
 
-StreamEvent = TextDelta | ReasoningDelta | Usage | Finish | Failure
+StreamEvent = (
+    TextDelta
+    | ReasoningDelta
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | ProviderState
+    | Usage
+    | Finish
+    | Failure
+)
 
 
 class Completion(msgspec.Struct, frozen=True):
-    """The result of a non-streaming call."""
+    """The result of a non-streaming call: its text and the events of its other parts (reasoning,
+    tool calls, provider state), in order, as a stream would have sent them."""
 
     text: str
     finish_reason: str
     usage: Usage | None = None
+    parts: list[StreamEvent] = []
 
 
 # ---- errors ----------------------------------------------------------------------------------
