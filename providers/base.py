@@ -235,6 +235,12 @@ class Provider(Protocol):
     @property
     def configured(self) -> bool: ...
 
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        """What in ``request`` the provider is known not to serve, refused before the stream
+        starts (``unsupported_input``); None when it can be tried. Only what is known without
+        asking the upstream: there is no table of models."""
+        ...
+
     def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
         """The stream's events. Closing the generator (``aclose``) must stop the upstream
         generation, which is how cancellation reaches the provider."""
@@ -263,6 +269,9 @@ async def relay_events(events: AsyncGenerator[StreamEvent, None], sink: EventSin
 
 class GeneratorProvider:
     """A provider written as a ``stream`` generator: ``relay`` comes from it."""
+
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        return None
 
     def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
         raise NotImplementedError

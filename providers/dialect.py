@@ -59,6 +59,9 @@ class KeyedDialect:
     def configured(self) -> bool:
         return bool(self.settings.api_key)
 
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        return None
+
 
 class Dialect(Protocol):
     name: str
@@ -66,6 +69,11 @@ class Dialect(Protocol):
 
     @property
     def configured(self) -> bool: ...
+
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        """What in ``request`` this upstream is known not to take (an image URL where only bytes
+        go), said before the stream starts; None when it can be sent."""
+        ...
 
     def request(self, request: GenerationRequest, *, stream: bool) -> HttpRequest: ...
 

@@ -56,6 +56,9 @@ class HttpProvider:
     def configured(self) -> bool:
         return self.dialect.configured
 
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        return self.dialect.unsupported(request)
+
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
         parser = self.dialect.parser()
         response = await self._send(self.dialect.request(request, stream=True))

@@ -21,5 +21,7 @@ def fallback_routes(resolved: Resolved, config: Config, registry: ProviderRegist
         if provider is None or not provider.configured or provider is resolved.provider:
             continue
         request = msgspec.structs.replace(resolved.request, model=model or provider.default_model)
+        if provider.unsupported(request) is not None:
+            continue  # it could not take the request: no route
         routes.append(Route(provider, request))
     return routes

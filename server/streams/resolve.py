@@ -53,18 +53,22 @@ def resolve(request: StreamRequest, config: Config, registry: ProviderRegistry) 
         )
     model = request.model or (agent.model if agent else None) or provider.default_model
     options = _options(agent.options if agent else None, request.options)
-    return Resolved(
-        provider,
-        GenerationRequest(
-            model=model,
-            messages=_messages(request, agent),
-            brief=request.brief,
-            plan=request.plan if request.brief is None else (request.plan or Plan()),
-            # The fault is no generation option: it travels apart, for the provider that acts it out.
-            options=options if options.fault is None else msgspec.structs.replace(options, fault=None),
-            fault=options.fault,
-        ),
+    generation = GenerationRequest(
+        model=model,
+        messages=_messages(request, agent),
+        brief=request.brief,
+        plan=request.plan if request.brief is None else (request.plan or Plan()),
+        # The fault is no generation option: it travels apart, for the provider that acts it out.
+        options=options if options.fault is None else msgspec.structs.replace(options, fault=None),
+        fault=options.fault,
+        tools=request.tools,
+        tool_choice=request.tool_choice,
+        response_format=request.response_format,
+        reasoning=request.reasoning,
     )
+    if problem := provider.unsupported(generation):
+        return Refusal(ErrorCode.UNSUPPORTED_INPUT, f"provider `{name}` cannot take this request: {problem}")
+    return Resolved(provider, generation)
 
 
 def _messages(request: StreamRequest, agent: AgentConfig | None) -> list[ChatMessage]:
