@@ -81,5 +81,19 @@ def parse_object(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | N
     return value, None
 
 
+def parse_arguments(text: str) -> tuple[object, str | None]:
+    """(the arguments object, None), or (None, why not). Empty text is ``{}``: providers send
+    nothing for a tool without parameters."""
+    if not text.strip():
+        return {}, None
+    try:
+        value = msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+        return None, f"the arguments are not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return None, "the arguments are not a JSON object"
+    return value, None
+
+
 def _path(error: ValidationError) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Hashable
 
-import msgspec
-
+from protocol.structured import parse_arguments
 from providers.base import StreamEvent, ToolCallDelta, ToolCallEnd, ToolCallStart
 
 
@@ -20,20 +19,6 @@ def new_call_id() -> str:
     """An id for a call the provider gave none (Gemini, older Ollama): unique across turns, as
     clients key results by it."""
     return "call_" + secrets.token_urlsafe(12)
-
-
-def parse_arguments(text: str) -> tuple[object, str | None]:
-    """(the arguments object, None), or (None, why not). Empty text is ``{}``: providers send
-    nothing for a tool without parameters."""
-    if not text.strip():
-        return {}, None
-    try:
-        value = msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
-        return None, f"the arguments are not valid JSON: {exc}"
-    if not isinstance(value, dict):
-        return None, "the arguments are not a JSON object"
-    return value, None
 
 
 class _Call:

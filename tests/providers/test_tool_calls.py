@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from protocol.structured import parse_arguments
 from providers.base import StreamEvent, ToolCallDelta, ToolCallEnd, ToolCallStart
-from providers.tool_calls import ToolCallTracker, parse_arguments
+from providers.tool_calls import ToolCallTracker
 
 
 def test_fragments_are_joined_and_parsed_once_at_the_end() -> None:
