@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from protocol.codec import request_problem
 from protocol.errors import HTTP_STATUS, ErrorCode
 from protocol.messages import Done, Error, StreamRequest
 from protocol.openai_wire import (
@@ -31,13 +30,13 @@ from protocol.openai_wire import (
     Model,
     ModelList,
     Problem,
-    chat_messages,
     completion_json,
     decode_chat_request,
     error_for,
     error_json,
     model_json,
     refusal_error,
+    stream_request,
 )
 from server.config import StreamingConfig
 from server.hub import StreamHub
@@ -190,18 +189,16 @@ async def _open(request: Request, hub: StreamHub) -> tuple[ChatCompletionRequest
     if routed is None:
         raise _model_not_found(hub, chat.model)
     # The completion id doubles as the stream id, so the stream log line names it.
-    stream_request = StreamRequest(
+    gateway_request = stream_request(
+        chat,
         id="chatcmpl-" + secrets.token_hex(14),
         provider=routed.provider,
         model=routed.model,
         agent=routed.agent,
-        messages=chat_messages(chat),
-        options=chat.options(),
     )
-    unfit = request_problem(stream_request)  # e.g. no `user` message
-    if unfit is not None:
-        raise _refused(hub, ErrorCode.BAD_MESSAGE, unfit, "messages")
-    stream = await hub.open_http(stream_request)
+    if isinstance(gateway_request, Problem):  # e.g. no `user` message
+        raise _refused(hub, ErrorCode.BAD_MESSAGE, gateway_request.message, gateway_request.param)
+    stream = await hub.open_http(gateway_request)
     if isinstance(stream, Refusal):
         if stream.code in (ErrorCode.UNKNOWN_PROVIDER, ErrorCode.UNKNOWN_AGENT):
             raise _model_not_found(hub, chat.model)
@@ -272,7 +269,7 @@ class ChatCompletionAnswer:
             return
         terminal = self.stream.log.entries[-1]
         if type(terminal) is Done:
-            body = completion_json(terminal, self.id, self.created, self.model)
+            body = completion_json(terminal, self.stream.log.entries, self.id, self.created, self.model)
             await Response(body, media_type="application/json")(scope, receive, send)
         else:
             assert type(terminal) is Error, terminal

@@ -449,7 +449,7 @@ async def test_an_unknown_route_is_not_found(plain_gw: Gateway) -> None:
         ({"max_tokens": 0}, "max_tokens"),
         ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "t"}]}, "messages[0].role"),
         (
-            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
             "messages[0].content[0]",
         ),
         ({"messages": [{"role": "system", "content": "only a system message"}]}, "messages"),
