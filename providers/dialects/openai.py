@@ -8,7 +8,19 @@ from typing import Any
 
 import msgspec
 
-from protocol.messages import ChatMessage
+from protocol.messages import (
+    ChatMessage,
+    ImagePart,
+    JsonFormat,
+    JsonSchemaFormat,
+    Reasoning,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceName,
+)
 from providers.base import (
     Completion,
     Failure,
@@ -72,6 +84,14 @@ class _CompletionBody(msgspec.Struct):
 
 _chunk = msgspec.json.Decoder(_Chunk)
 _completion = msgspec.json.Decoder(_CompletionBody)
+_json = msgspec.json.Encoder()
+
+# ---- request ---------------------------------------------------------------------------------
+
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+# reasoning.budget_tokens alone, as an effort: the budgets Gemini's OpenAI-compatible endpoint
+# gives each effort (low 1024, medium 8192, high 24576) fall in the matching band.
+_EFFORT_BANDS = ((4096, "low"), (16384, "medium"))
 
 
 def chat_payload(
@@ -91,11 +111,91 @@ def chat_payload(
             payload[field] = value
     if options.stop is not None:
         payload["stop"] = options.stop
+    _typed_fields(request, payload)
     return payload
 
 
-def _message(message: ChatMessage) -> dict[str, str]:
-    return {"role": message.role, "content": message.text}
+def _typed_fields(request: GenerationRequest, payload: dict[str, Any]) -> None:
+    # Without tools there is nothing to choose from: OpenAI refuses a tool_choice (even "none",
+    # the only one the codec lets through without tools) and an empty tools array.
+    if request.tools:
+        payload["tools"] = [_tool(tool) for tool in request.tools]
+        if request.tool_choice is not None:
+            payload["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.response_format is not None and (fmt := _response_format(request.response_format)):
+        payload["response_format"] = fmt
+    if request.reasoning is not None and (effort := reasoning_effort(request.reasoning)):
+        payload["reasoning_effort"] = effort
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    function["parameters"] = NO_PARAMETERS if tool.parameters is None else tool.parameters
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: ToolChoice) -> object:
+    if isinstance(choice, ToolChoiceName):
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice
+
+
+def _response_format(fmt: ResponseFormat) -> dict[str, Any] | None:
+    """The ``response_format`` field; None for text, the default."""
+    if isinstance(fmt, JsonFormat):
+        return {"type": "json_object"}
+    if isinstance(fmt, JsonSchemaFormat):
+        spec: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema}
+        if fmt.strict is not None:
+            spec["strict"] = fmt.strict
+        return {"type": "json_schema", "json_schema": spec}
+    return None
+
+
+def reasoning_effort(reasoning: Reasoning) -> str | None:
+    """``reasoning_effort``: the effort asked for, else the band of ``budget_tokens`` (OpenAI
+    takes no token budget), else None (the model's default)."""
+    if reasoning.effort is not None:
+        return reasoning.effort
+    budget = reasoning.budget_tokens
+    if budget is None:
+        return None
+    return next((effort for bound, effort in _EFFORT_BANDS if budget < bound), "high")
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    out: dict[str, Any] = {"role": message.role, "content": _content(message)}
+    if message.tool_calls:
+        out["tool_calls"] = [_call(call) for call in message.tool_calls]
+        if not message.text:
+            out["content"] = None  # a turn of calls only
+    return out  # provider_state: Chat Completions takes nothing back
+
+
+def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
+    """Plain text unless there are images (codec: in user messages only), so that compatible
+    servers that take only strings keep working."""
+    if type(message.content) is not list or not message.images:
+        return message.text
+    return [_part(part) for part in message.content]
+
+
+def _part(part: TextPart | ImagePart) -> dict[str, Any]:
+    # https and data: URLs alike: OpenAI takes both as the image's URL, and the gateway fetches neither.
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": "image_url", "image_url": {"url": part.url}}
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    # Arguments that were invalid JSON (None) go back as "{}": the raw text is not kept, and an
+    # empty string is refused by some upstreams.
+    arguments = "{}" if call.arguments is None else _json.encode(call.arguments).decode()
+    return {"id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
 
 
 def mid_stream_error(provider: str, error: _Error) -> ProviderError:
