@@ -100,6 +100,9 @@ class _Chunk(msgspec.Struct):
 
 class _Message(msgspec.Struct):
     content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCallPiece] | None = None
 
 
 class _CompletionChoice(msgspec.Struct):
@@ -383,8 +386,16 @@ def parse_completion(provider: str, body: bytes) -> Completion | Failure:
     if not doc.choices:
         return Failure(UpstreamProtocolError(f"{provider} sent a completion without choices"))
     choice = doc.choices[0]
+    message = choice.message
+    parts: list[StreamEvent] = []
+    if reasoning := message.reasoning_content or message.reasoning:
+        parts.append(ReasoningDelta(reasoning))
+    tracker = ToolCallTracker()
+    for i, call in enumerate(message.tool_calls or ()):
+        name = (call.function and call.function.name) or ""
+        tracker.whole(i, call.id, name, _arguments(call.function), parts)
     usage = None if doc.usage is None else _usage(doc.usage)
-    return Completion(choice.message.content or "", choice.finish_reason or "stop", usage)
+    return Completion(message.content or "", _finish(choice.finish_reason or "stop"), usage, parts)
 
 
 def status_error(provider: str, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:

@@ -1,5 +1,6 @@
 """OpenAI and Azure OpenAI typed parts: tool calls, reasoning and token details parsed from the
-recorded streams and from new transcripts (whole, byte by byte, in seeded random splits)."""
+recorded streams and from new transcripts (whole, byte by byte, in seeded random splits), and the
+non-streaming completion's parts."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from providers.base import (
+    Completion,
     Failure,
     Finish,
     ReasoningDelta,
@@ -21,7 +24,9 @@ from providers.base import (
     ToolCallStart,
     Usage,
 )
-from providers.dialects.openai import ChatStreamParser
+from providers.dialect import ProviderSettings
+from providers.dialects.azure_openai import AzureOpenAIDialect
+from providers.dialects.openai import ChatStreamParser, OpenAIDialect
 from tests.support.transcripts import events_in_every_split
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -638,3 +643,93 @@ def test_a_tool_call_of_an_unexpected_shape_is_one_failure() -> None:
     assert _parse(data) == [
         ("failure", "UpstreamProtocolError", "upstream_protocol", "openai sent malformed JSON", None, None)
     ]
+
+
+# ---- non-streaming completion ----------------------------------------------------------------
+
+SETTINGS = ProviderSettings(
+    api_key="sk-test-0123456789abcdef", base_url="https://api.example/v1", default_model="m"
+)
+
+
+def _completion_body(message: dict[str, Any], finish: str, usage: dict[str, Any] | None = None) -> bytes:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-C1",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", **message},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return json.dumps(body).encode()
+
+
+def test_completion_with_reasoning_tool_calls_and_token_details() -> None:
+    body = _completion_body(
+        {
+            "content": None,
+            "reasoning_content": "Two lookups.",
+            "tool_calls": [
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                },
+                {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": ""}},
+                {"type": "function", "function": {"name": "bad", "arguments": '{"x":'}},
+            ],
+        },
+        "tool_calls",
+        {
+            "prompt_tokens": 120,
+            "completion_tokens": 80,
+            "total_tokens": 200,
+            "prompt_tokens_details": {"cached_tokens": 64},
+            "completion_tokens_details": {"reasoning_tokens": 50},
+        },
+    )
+    for dialect in (OpenAIDialect(SETTINGS), AzureOpenAIDialect(SETTINGS)):
+        result = dialect.completion(body)
+        assert not isinstance(result, Failure)
+        assert (result.text, result.finish_reason) == ("", "tool_calls")
+        assert result.usage == Usage(120, 80, reasoning_tokens=50, cached_tokens=64)
+        made_up, bad_end = result.parts[6], result.parts[8]
+        assert isinstance(made_up, ToolCallStart)
+        assert MADE_UP_ID.match(made_up.call_id)
+        assert isinstance(bad_end, ToolCallEnd)
+        assert bad_end.error is not None
+        assert bad_end.error.startswith("the arguments are not valid JSON")
+        assert result.parts == [
+            ReasoningDelta("Two lookups."),
+            ToolCallStart(0, "call_a", "get_weather"),
+            ToolCallDelta("call_a", '{"city":"Oslo"}'),
+            ToolCallEnd("call_a", "get_weather", {"city": "Oslo"}),
+            ToolCallStart(1, "call_b", "get_time"),
+            ToolCallEnd("call_b", "get_time", {}),
+            ToolCallStart(2, made_up.call_id, "bad"),
+            ToolCallDelta(made_up.call_id, '{"x":'),
+            ToolCallEnd(made_up.call_id, "bad", None, bad_end.error),
+        ]
+
+
+def test_completion_text_with_vllm_reasoning_field_and_no_usage() -> None:
+    body = _completion_body({"content": "Hi!", "reasoning": "Greet back."}, "stop")
+    result = OpenAIDialect(SETTINGS).completion(body)
+    assert result == Completion("Hi!", "stop", None, [ReasoningDelta("Greet back.")])
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b'{"choices":[]}', b'{"choices":[{"message":{"tool_calls":[{"function":7}]}}]}']
+)
+def test_completion_that_cannot_be_read_is_a_failure(body: bytes) -> None:
+    result = OpenAIDialect(SETTINGS).completion(body)
+    assert isinstance(result, Failure)
+    assert result.error.code == "upstream_protocol"
