@@ -3,8 +3,8 @@ recorded streams and on new transcripts in every split; the request fields; what
 
 from __future__ import annotations
 
-import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,28 +38,22 @@ from providers.base import (
 from providers.dialect import ProviderSettings
 from providers.dialects import gemini
 from providers.dialects.gemini import DEFAULT_BASE_URL, GeminiDialect, GeminiStreamParser
+from tests.support.call_ids import NumberedIds
 from tests.support.recorded import gemini_sse, recorded
 from tests.support.transcripts import events_in_every_split
 
 DIALECT = GeminiDialect(
     ProviderSettings(api_key="k", base_url=DEFAULT_BASE_URL, default_model="gemini-2.5-flash")
 )
+Parse = Callable[[bytes], list[Any]]
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
 @pytest.fixture
-def numbered_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gemini gives calls no id, so the parser makes one at random; numbered here (call_0,
-    call_1, … per parser) so that every split of a stream gives the same events."""
-    counter = [itertools.count()]
-    monkeypatch.setattr(gemini, "new_call_id", lambda: f"call_{next(counter[0])}")
-    original = GeminiStreamParser.__init__
-
-    def init(self: GeminiStreamParser) -> None:
-        counter[0] = itertools.count()
-        original(self)
-
-    monkeypatch.setattr(GeminiStreamParser, "__init__", init)
+def numbered(monkeypatch: pytest.MonkeyPatch) -> Parse:
+    """``_parse`` with the ids Gemini does not give numbered: call_0, call_1, …"""
+    ids = NumberedIds(monkeypatch, gemini)
+    return lambda data: events_in_every_split(ids.fresh(GeminiStreamParser), data)
 
 
 def _parse(data: bytes) -> list[Any]:
@@ -82,10 +76,9 @@ def _state(**fields: Any) -> ProviderState:
 # ---- recorded streams ------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("numbered_ids")
-def test_recorded_function_call_is_a_tool_call_not_an_empty_stop() -> None:
+def test_recorded_function_call_is_a_tool_call_not_an_empty_stop(numbered: Parse) -> None:
     # gemini-2.0-flash: one chunk, a functionCall part only, finishReason STOP, no id.
-    assert _parse(recorded("gemini-20flash-function-call-only.sse")) == [
+    assert numbered(recorded("gemini-20flash-function-call-only.sse")) == [
         ToolCallStart(0, "call_0", "get_capital"),
         ToolCallDelta("call_0", '{"country":"France"}'),
         ToolCallEnd("call_0", "get_capital", {"country": "France"}),
@@ -94,11 +87,10 @@ def test_recorded_function_call_is_a_tool_call_not_an_empty_stop() -> None:
     ]
 
 
-@pytest.mark.usefixtures("numbered_ids")
-def test_recorded_gemini3_call_keeps_its_signature_for_that_call() -> None:
+def test_recorded_gemini3_call_keeps_its_signature_for_that_call(numbered: Parse) -> None:
     name = "gemini-3pro-function-call-signature.chunks.txt"
     (signature,) = [p["thoughtSignature"] for p in _parts(name) if "thoughtSignature" in p]
-    assert _parse(gemini_sse(name)) == [
+    assert numbered(gemini_sse(name)) == [
         ToolCallStart(0, "call_0", "weather"),
         ToolCallDelta("call_0", '{"location":"San Francisco"}'),
         ToolCallEnd("call_0", "weather", {"location": "San Francisco"}),
@@ -176,8 +168,7 @@ USAGE = {
 SIG_A, SIG_B = "EqUCCqICAb4+9vsh" + "x" * 300, "CiIB0e2Kb6Syj1a9"
 
 
-@pytest.mark.usefixtures("numbered_ids")
-def test_parallel_calls_spread_over_chunks_signature_only_on_the_first() -> None:
+def test_parallel_calls_spread_over_chunks_signature_only_on_the_first(numbered: Parse) -> None:
     data = (
         _event([{"text": "Checking both cities."}])
         + _event(
@@ -192,7 +183,7 @@ def test_parallel_calls_spread_over_chunks_signature_only_on_the_first() -> None
         + _event([{"functionCall": {"name": "get_time", "args": {}}}])
         + _event([{"text": ""}], "STOP", USAGE)
     )
-    assert _parse(data) == [
+    assert numbered(data) == [
         TextDelta("Checking both cities."),
         ToolCallStart(0, "call_0", "get_weather"),
         ToolCallDelta("call_0", '{"city":"Oslo"}'),
@@ -233,16 +224,14 @@ def test_a_signed_thought_part_keeps_its_text_for_the_replay() -> None:
     ]
 
 
-@pytest.mark.usefixtures("numbered_ids")
-def test_a_call_at_the_token_limit_ends_with_length() -> None:
+def test_a_call_at_the_token_limit_ends_with_length(numbered: Parse) -> None:
     data = _event([{"functionCall": {"name": "search", "args": {"q": "x"}}}], "MAX_TOKENS")
-    assert _parse(data)[-1] == Finish("length")
+    assert numbered(data)[-1] == Finish("length")
 
 
-@pytest.mark.usefixtures("numbered_ids")
-def test_arguments_that_are_not_an_object_end_the_call_with_an_error() -> None:
+def test_arguments_that_are_not_an_object_end_the_call_with_an_error(numbered: Parse) -> None:
     data = _event([{"functionCall": {"name": "search", "args": ["x"]}}], "STOP")
-    assert _parse(data)[:3] == [
+    assert numbered(data)[:3] == [
         ToolCallStart(0, "call_0", "search"),
         ToolCallDelta("call_0", '["x"]'),
         ToolCallEnd("call_0", "search", None, "the arguments are not a JSON object"),
@@ -515,7 +504,6 @@ def test_a_foreign_or_garbage_provider_state_is_ignored(state: str) -> None:
     ]
 
 
-@pytest.mark.usefixtures("numbered_ids")
 def test_a_recorded_turn_goes_back_with_its_signature_on_the_call() -> None:
     name = "gemini-3pro-function-call-signature.chunks.txt"
     parser = GeminiStreamParser()
