@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from protocol.messages import ChatMessage, JsonFormat, JsonSchemaFormat, Reasoning, Tool, ToolChoiceName
+from protocol.messages import ChatMessage, JsonFormat, JsonSchemaFormat, Reasoning, ToolChoiceName
 from protocol.structured import split_data_url
 from providers.base import (
     Completion,
@@ -32,6 +32,7 @@ from providers.base import (
 from providers.dialect import HttpRequest, KeyedDialect, ProviderSettings
 from providers.dialects import bytes_only
 from providers.dialects.bytes_only import call_names
+from providers.dialects.openai import function_tool
 from providers.errors import describe_status, error_for_status, retry_after
 from providers.framing import NDJSONDecoder
 from providers.stream_parser import FramedStreamParser
@@ -182,14 +183,6 @@ def _message(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _tool(tool: Tool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name}
-    if tool.description is not None:
-        function["description"] = tool.description
-    function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
-    return {"type": "function", "function": function}
-
-
 def _think(reasoning: Reasoning) -> bool | str:
     """Ollama's own levels have the effort's names; no budget exists, so a budget alone just
     switches thinking on."""
@@ -200,7 +193,7 @@ def _parts_fields(request: GenerationRequest) -> dict[str, Any]:
     """``tools`` (none for ``tool_choice: "none"``), ``think`` and ``format``."""
     fields: dict[str, Any] = {}
     if request.tools and request.tool_choice != "none":
-        fields["tools"] = [_tool(tool) for tool in request.tools]
+        fields["tools"] = [function_tool(tool) for tool in request.tools]
     if request.reasoning is not None:
         fields["think"] = _think(request.reasoning)
     response_format = request.response_format

@@ -152,7 +152,7 @@ def _typed_fields(request: GenerationRequest, payload: dict[str, Any]) -> None:
     # Without tools there is nothing to choose from: OpenAI refuses a tool_choice (even "none",
     # the only one the codec lets through without tools) and an empty tools array.
     if request.tools:
-        payload["tools"] = [_tool(tool) for tool in request.tools]
+        payload["tools"] = [function_tool(tool) for tool in request.tools]
         if request.tool_choice is not None:
             payload["tool_choice"] = _tool_choice(request.tool_choice)
     if request.response_format is not None and (fmt := _response_format(request.response_format)):
@@ -161,7 +161,8 @@ def _typed_fields(request: GenerationRequest, payload: dict[str, Any]) -> None:
         payload["reasoning_effort"] = effort
 
 
-def _tool(tool: Tool) -> dict[str, Any]:
+def function_tool(tool: Tool) -> dict[str, Any]:
+    """A tool in the Chat Completions shape (Ollama takes the same)."""
     function: dict[str, Any] = {"name": tool.name}
     if tool.description is not None:
         function["description"] = tool.description
