@@ -237,7 +237,7 @@ class _Blocks:
     citations, ``compaction`` and block types added later."""
 
     def __init__(self) -> None:
-        self.calls = ToolCallTracker()
+        self._calls = ToolCallTracker()
         self._thinking: dict[int, _Thinking] = {}  # open thinking blocks
         self._kept: dict[int, StateBlock] = {}  # blocks to send back, by index
 
@@ -245,11 +245,11 @@ class _Blocks:
         if block.type == "text" and block.text:
             out.append(TextDelta(block.text))
         elif block.type == "tool_use":
-            self.calls.start(index, block.id, block.name or "", out)
+            self._calls.start(index, block.id, block.name or "", out)
             # The input is a placeholder {} in a stream; a whole block (or a call pre-filled by
             # code execution) carries the arguments here.
             if isinstance(block.input, dict) and block.input:
-                self.calls.delta(index, _json.encode(block.input).decode(), out)
+                self._calls.delta(index, _json.encode(block.input).decode(), out)
         elif block.type == "thinking":
             self._thinking[index] = _Thinking(block.thinking or "", block.signature or "")
             if block.thinking:
@@ -263,16 +263,16 @@ class _Blocks:
         if kind == "text_delta" and delta.text:
             out.append(TextDelta(delta.text))
         elif kind == "input_json_delta":
-            self.calls.delta(index, delta.partial_json or "", out)  # a server tool's: no open call
+            self._calls.delta(index, delta.partial_json or "", out)  # a server tool's: no open call
         elif kind == "thinking_delta" and delta.thinking:
             out.append(ReasoningDelta(delta.thinking))
             if (thinking := self._thinking.get(index)) is not None:
                 thinking.parts.append(delta.thinking)
-        elif kind == "signature_delta" and delta.signature and (thinking := self._thinking.get(index)):
-            thinking.signature = delta.signature
+        elif kind == "signature_delta" and (thinking := self._thinking.get(index)) is not None:
+            thinking.signature = delta.signature or thinking.signature
 
     def stop(self, index: int, out: list[StreamEvent]) -> None:
-        self.calls.end(index, out)
+        self._calls.end(index, out)
         thinking = self._thinking.pop(index, None)
         # An unsigned block (cut off before its signature) cannot be sent back: the API refuses it.
         if thinking is not None and thinking.signature:
@@ -280,7 +280,7 @@ class _Blocks:
 
     def close(self, out: list[StreamEvent]) -> None:
         """End the blocks still open: max_tokens stops a stream without their content_block_stop."""
-        self.calls.end_all(out)
+        self._calls.end_all(out)
         for index in list(self._thinking):
             self.stop(index, out)
 
