@@ -80,7 +80,8 @@ def _parse(data: bytes) -> list[Any]:
 
 
 def _state(*blocks: dict[str, str]) -> ProviderState:
-    return ProviderState(json.dumps({"provider": "anthropic", "blocks": list(blocks)}, separators=(",", ":")))
+    state = {"provider": "anthropic", "blocks": list(blocks)}
+    return ProviderState(json.dumps(state, separators=(",", ":"), ensure_ascii=False))
 
 
 def _texts(events: list[Any]) -> list[str]:
@@ -403,7 +404,7 @@ def test_thinking_then_tool_use_gives_reasoning_a_call_and_the_signed_block() ->
         message_start(input_tokens=50, cache_read=1000)
         + thinking_start(0)
         + thinking("Need Oslo ", 0)
-        + thinking("weather.", 0)
+        + thinking("weather, in °C.", 0)
         + thinking("", 0)
         + signature("EqQBCgIYAh==", 0)
         + block_stop(0)
@@ -415,11 +416,11 @@ def test_thinking_then_tool_use_gives_reasoning_a_call_and_the_signed_block() ->
     )
     assert _parse(data) == [
         ReasoningDelta("Need Oslo "),
-        ReasoningDelta("weather."),
+        ReasoningDelta("weather, in °C."),
         ToolCallStart(0, "toolu_01G", "get_weather"),
         ToolCallDelta("toolu_01G", '{"city": "Oslo"}'),
         ToolCallEnd("toolu_01G", "get_weather", {"city": "Oslo"}),
-        _state({"type": "thinking", "thinking": "Need Oslo weather.", "signature": "EqQBCgIYAh=="}),
+        _state({"type": "thinking", "thinking": "Need Oslo weather, in °C.", "signature": "EqQBCgIYAh=="}),
         Usage(1050, 90, reasoning_tokens=40, cached_tokens=1000),
         Finish("tool_calls"),
     ]
