@@ -9,11 +9,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import Gateway, StartGateway
-from tests.streams.test_parts_pipeline import assert_seq_covers, joined
 from tests.support import anthropic_bytes
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
-from tests.support.wsclient import assert_gap_free, chunk_text, stream_events
+from tests.support.wsclient import assert_gap_free, assert_seq_covers, chunk_text, joined, stream_events
 
 KEY = "sk-ant-api03-secret-0123456789"
 
