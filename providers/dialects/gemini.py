@@ -23,7 +23,7 @@ from protocol.messages import (
     ToolChoice,
     ToolChoiceName,
 )
-from protocol.structured import split_data_url
+from protocol.structured import parse_arguments, split_data_url
 from providers.base import (
     Completion,
     Failure,
@@ -44,7 +44,7 @@ from providers.dialects.bytes_only import call_names
 from providers.errors import describe_status, error_for_status, reported_status, retry_after
 from providers.framing import SSEDecoder, SSEEvent
 from providers.stream_parser import FramedStreamParser
-from providers.tool_calls import ToolCallTracker, new_call_id, parse_arguments
+from providers.tool_calls import ToolCallTracker, new_call_id
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-2.5-flash"
