@@ -8,6 +8,7 @@ events, so what is checked is the encoding, whatever upstream produced them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
@@ -16,7 +17,7 @@ import aiohttp
 import openai
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
+from langchain_core.tools import BaseTool, tool
 from langchain_openai import ChatOpenAI
 from openai import OpenAI
 from pydantic import BaseModel, SecretStr
@@ -45,6 +46,8 @@ from providers.base import (
 )
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import PartsProvider
+from tests.support.recorded import recorded
+from tests.support.upstream import FakeUpstream, Reply
 
 
 class GetWeather(BaseModel):
@@ -473,21 +476,22 @@ def http(monkeypatch: pytest.MonkeyPatch) -> Iterator[openai.DefaultHttpxClient]
 def _chat_openai(gw: Gateway, model: str, http: openai.DefaultHttpxClient) -> ChatOpenAI:
     """``ChatOpenAI`` pointed at the gateway. Nothing here counts tokens: tiktoken never loads."""
     key = SecretStr("any")
-    return ChatOpenAI(model=model, base_url=gw.http + "/v1", api_key=key, max_retries=0, http_client=http)
+    return ChatOpenAI(
+        model=model, base_url=gw.http + "/v1", api_key=key, max_retries=0, http_client=http, stream_usage=True
+    )
 
 
-def _langchain_loop(llm: Any, question: str, streamed: bool) -> tuple[AIMessage, list[BaseMessage]]:
-    """The bind_tools loop of LangChain's docs: call, run each tool call, answer."""
-    bound = llm.bind_tools([get_weather])
+def _langchain_loop(bound: Any, question: str, run: BaseTool, streamed: bool) -> list[BaseMessage]:
+    """The bind_tools loop of LangChain's docs: ask, run each call of the answer with ``run``,
+    send the results, until an answer makes no call."""
     messages: list[BaseMessage] = [HumanMessage(question)]
     for _ in range(3):
-        reply = _aggregate(bound.stream(messages)) if streamed else bound.invoke(messages)
+        reply: AIMessage = _aggregate(bound.stream(messages)) if streamed else bound.invoke(messages)
         messages.append(reply)
         if not reply.tool_calls:
-            return reply, messages
+            return messages
         messages.extend(
-            ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
-            for call in reply.tool_calls
+            ToolMessage(run.invoke(call["args"]), tool_call_id=call["id"]) for call in reply.tool_calls
         )
     raise AssertionError("the loop did not end")
 
@@ -497,7 +501,9 @@ def _aggregate(chunks: Iterator[Any]) -> AIMessage:
     for chunk in chunks:
         total = chunk if total is None else total + chunk
     assert total is not None
-    return AIMessage(content=total.content, tool_calls=total.tool_calls, id=total.id)
+    return AIMessage(
+        content=total.content, tool_calls=total.tool_calls, id=total.id, usage_metadata=total.usage_metadata
+    )
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -506,9 +512,9 @@ def test_a_langchain_bind_tools_loop(
 ) -> None:
     provider = TurnsProvider(weather_call("get_weather"), ANSWER)
     gw = start_gateway(providers=[provider])
-    llm = _chat_openai(gw, "turns", http)
-    answer, messages = _langchain_loop(llm, "What is the weather in Paris?", streamed)
-    assert answer.content == "It is 4 °C in Paris."
+    bound = _chat_openai(gw, "turns", http).bind_tools([get_weather])
+    messages = _langchain_loop(bound, "What is the weather in Paris?", get_weather, streamed)
+    assert messages[-1].content == "It is 4 °C in Paris."
     assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
     assert messages[1].tool_calls == [  # type: ignore[attr-defined]
         {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1", "type": "tool_call"}
@@ -533,3 +539,75 @@ def test_langchain_assembles_interleaved_calls(
         ("call_a", {"city": "Lima"}),
         ("call_b", {"city": "Oslo"}),
     ]
+
+
+# ---- LangChain over recorded OpenAI streams --------------------------------------------------
+
+
+@tool
+def get_capital(country: str) -> str:
+    """The capital city of a country."""
+    return {"UK": "London"}.get(country, "unknown")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_langchain_loop_over_recorded_openai_streams(
+    start_gateway: StartGateway, upstream: FakeUpstream, http: openai.DefaultHttpxClient, streamed: bool
+) -> None:
+    """gpt-4o-mini's recorded answers: a tool call alone, then the text after its result."""
+    upstream.reply(
+        Reply(pieces=_events("openai-gpt4omini-toolcall-only.sse")),
+        Reply(pieces=_events("openai-gpt4omini-text-usage.sse")),
+    )
+    environ = {"OPENAI_API_KEY": "sk-upstream", "OPENAI_BASE_URL": upstream.url + "/v1"}
+    gw = start_gateway({"streaming": {"retry_attempts": 0}}, environ=environ)
+    bound = _chat_openai(gw, "openai/gpt-4o-mini", http).bind_tools([get_capital])
+    question = "What is the capital of the UK?"
+    messages = await asyncio.to_thread(_langchain_loop, bound, question, get_capital, streamed)
+    call_id = "call_ZR5UUuTt3pf61kjwAJIYdVMj"
+    assert messages[1].tool_calls == [  # type: ignore[attr-defined]
+        {"name": "get_capital", "args": {"country": "UK"}, "id": call_id, "type": "tool_call"}
+    ]
+    assert messages[-1].content == "The capital of the UK is London."
+    # the recorded usage's details, in the gateway's usage and so in LangChain's
+    assert messages[-1].usage_metadata == {  # type: ignore[attr-defined]
+        "input_tokens": 78,
+        "output_tokens": 9,
+        "total_tokens": 87,
+        "input_token_details": {"cache_read": 0},
+        "output_token_details": {"reasoning": 0},
+    }
+    first, second = (request.json() for request in upstream.requests)
+    assert first["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_capital",
+                "description": "The capital city of a country.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"country": {"type": "string"}},
+                    "required": ["country"],
+                },
+            },
+        }
+    ]
+    assert second["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "get_capital", "arguments": '{"country":"UK"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "London"},
+    ]
+
+
+def _events(name: str) -> list[bytes]:
+    """A recorded OpenAI body as the SSE events it holds, sent one by one."""
+    return [event + b"\n\n" for event in recorded(name).split(b"\n\n") if event]
