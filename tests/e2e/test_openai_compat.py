@@ -21,6 +21,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.openai_bytes import openai_chunk
+from tests.support.recorded import sse_events
 from tests.support.upstream import FakeUpstream, Reply
 
 TOKEN = "gw-token-0123456789"
@@ -644,6 +645,7 @@ async def test_the_node_client(gw: Gateway, upstream: FakeUpstream) -> None:
     upstream.reply(
         Reply(pieces=[openai_chunk("Hel"), error_line]),
         Reply(pieces=[openai_chunk("Hel")], hang=True),
+        Reply(pieces=sse_events("openai-gpt4omini-toolcall-only.sse")),
     )
     env = {**os.environ, "TOKENWIRE_BASE_URL": gw.http + "/v1", "TOKENWIRE_TOKEN": TOKEN}
     process = await asyncio.create_subprocess_exec(
@@ -688,5 +690,18 @@ async def test_the_node_client(gw: Gateway, upstream: FakeUpstream) -> None:
     assert "server had an error" in out["midStream"]["message"]
     assert out["midStreamText"] == "Hel"
     assert out["abortedAfter"] == "Hel"
+
+    call_id = "call_ZR5UUuTt3pf61kjwAJIYdVMj"
+    assert out["toolCall"] == {
+        "finish": "tool_calls",
+        "calls": [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": "get_capital", "arguments": '{"country":"UK"}'},
+            }
+        ],
+        "argumentsDone": [{"name": "get_capital", "arguments": '{"country":"UK"}'}],
+    }
     async with asyncio.timeout(2):
         await upstream.disconnected.wait()

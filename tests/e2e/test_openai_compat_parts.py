@@ -46,7 +46,7 @@ from providers.base import (
 )
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import PartsProvider
-from tests.support.recorded import recorded
+from tests.support.recorded import sse_events
 from tests.support.upstream import FakeUpstream, Reply
 
 
@@ -556,8 +556,8 @@ async def test_a_langchain_loop_over_recorded_openai_streams(
 ) -> None:
     """gpt-4o-mini's recorded answers: a tool call alone, then the text after its result."""
     upstream.reply(
-        Reply(pieces=_events("openai-gpt4omini-toolcall-only.sse")),
-        Reply(pieces=_events("openai-gpt4omini-text-usage.sse")),
+        Reply(pieces=sse_events("openai-gpt4omini-toolcall-only.sse")),
+        Reply(pieces=sse_events("openai-gpt4omini-text-usage.sse")),
     )
     environ = {"OPENAI_API_KEY": "sk-upstream", "OPENAI_BASE_URL": upstream.url + "/v1"}
     gw = start_gateway({"streaming": {"retry_attempts": 0}}, environ=environ)
@@ -606,8 +606,3 @@ async def test_a_langchain_loop_over_recorded_openai_streams(
         },
         {"role": "tool", "tool_call_id": call_id, "content": "London"},
     ]
-
-
-def _events(name: str) -> list[bytes]:
-    """A recorded OpenAI body as the SSE events it holds, sent one by one."""
-    return [event + b"\n\n" for event in recorded(name).split(b"\n\n") if event]

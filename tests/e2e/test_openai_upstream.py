@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,6 +10,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.openai_bytes import openai_chunk
+from tests.support.recorded import recorded, sse_events
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
 from tests.support.wsclient import (
@@ -307,20 +307,14 @@ async def test_azure_stream_with_filter_chunks(start_gateway: StartGateway, upst
     assert "Authorization" not in request.headers
 
 
-RECORDED = Path(__file__).parent.parent / "providers" / "recorded"
 CAPITAL = {"type": "object", "properties": {"country": {"type": "string"}}, "required": ["country"]}
-
-
-def _recorded_events(name: str) -> list[bytes]:
-    """A recorded body as the SSE events it holds, to send one by one."""
-    return [event + b"\n\n" for event in (RECORDED / name).read_bytes().split(b"\n\n") if event]
 
 
 async def test_recorded_tool_call_stream_over_websocket(
     openai_gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     call_id = "call_ZR5UUuTt3pf61kjwAJIYdVMj"
-    upstream.reply(Reply(pieces=_recorded_events("openai-gpt4omini-toolcall-only.sse"), pause=0.005))
+    upstream.reply(Reply(pieces=sse_events("openai-gpt4omini-toolcall-only.sse"), pause=0.005))
     events = await stream_events(
         openai_gateway.ws,
         provider="openai",
@@ -411,7 +405,7 @@ async def test_recorded_tool_call_stream_over_websocket(
 
 
 async def test_recorded_reasoning_stream_over_sse(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
-    upstream.reply(Reply(pieces=[(RECORDED / "deepseek-reasoner-reasoning-content.sse").read_bytes()]))
+    upstream.reply(Reply(pieces=[recorded("deepseek-reasoner-reasoning-content.sse")]))
     async with (
         aiohttp.ClientSession() as http,
         http.post(

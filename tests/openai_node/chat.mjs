@@ -1,8 +1,9 @@
 // Drives the gateway's OpenAI-compatible API with the official `openai` npm package, the way an
 // app does after changing only `baseURL`. Run by tests/e2e/test_openai_compat.py against a live
 // gateway (TOKENWIRE_BASE_URL, TOKENWIRE_TOKEN) whose `openai` provider speaks to a fake upstream
-// scripted to answer the two upstream scenarios in order: a mid-stream error, then a stream that
-// hangs after its first text. Prints one JSON object with what it saw.
+// scripted to answer the three upstream scenarios in order: a mid-stream error, a stream that
+// hangs after its first text, then a recorded gpt-4o-mini tool call. Prints one JSON object with
+// what it saw.
 import OpenAI from "openai";
 
 const baseURL = process.env.TOKENWIRE_BASE_URL;
@@ -83,5 +84,28 @@ for await (const c of hanging) {
   if (seen) break;
 }
 out.abortedAfter = seen;
+
+// A streamed tool call, assembled by the SDK's own helper from the `delta.tool_calls` fragments.
+const toolStream = client.chat.completions.stream({
+  model: "openai/gpt-4o-mini",
+  messages: [{ role: "user", content: "What is the capital of the UK?" }],
+  tools: [
+    {
+      type: "function",
+      function: {
+        name: "get_capital",
+        parameters: { type: "object", properties: { country: { type: "string" } }, required: ["country"] },
+      },
+    },
+  ],
+});
+const argumentsDone = [];
+toolStream.on("tool_calls.function.arguments.done", (e) => argumentsDone.push({ name: e.name, arguments: e.arguments }));
+const toolCompletion = await toolStream.finalChatCompletion();
+out.toolCall = {
+  finish: toolCompletion.choices[0].finish_reason,
+  calls: toolCompletion.choices[0].message.tool_calls,
+  argumentsDone,
+};
 
 console.log(JSON.stringify(out));

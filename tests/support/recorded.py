@@ -12,6 +12,11 @@ def recorded(name: str) -> bytes:
     return (RECORDED / name).read_bytes()
 
 
+def sse_events(name: str) -> list[bytes]:
+    """A recorded SSE body as the events it holds, each with its blank line, to send one by one."""
+    return [event + b"\n\n" for event in recorded(name).split(b"\n\n") if event]
+
+
 def gemini_sse(name: str) -> bytes:
     """A Gemini recording as the wire carries it: a ``.chunks.txt`` (one payload per line) framed
     as ``data: …\\r\\n\\r\\n``, the way Gemini frames its events; an ``.sse`` as stored."""
