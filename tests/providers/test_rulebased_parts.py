@@ -1,21 +1,58 @@
 """The offline provider's typed parts (protocol v1.1): values generated for JSON Schemas (a
-property test over generated schemas, and a corpus of real-world and Pydantic schemas)."""
+property test over generated schemas, and a corpus of real-world and Pydantic schemas), tool
+calls, answers to tool results, reasoning, JSON output, complete(), pacing, faults, and v1
+requests left exactly as they were."""
 
 from __future__ import annotations
 
 import datetime
 import enum
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
 import jsonschema
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
+from protocol.messages import (
+    Brief,
+    ChatMessage,
+    Fault,
+    JsonFormat,
+    JsonSchemaFormat,
+    Options,
+    Plan,
+    Reasoning,
+    Tool,
+    ToolCall,
+    ToolChoiceName,
+)
+from protocol.structured import parse_object
+from providers.base import (
+    Finish,
+    GenerationRequest,
+    ProviderError,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UpstreamProtocolError,
+    UpstreamUnavailable,
+    Usage,
+)
 from providers.offline import pattern_sample
 from providers.offline.prompt_facts import Facts
+from providers.offline.rulebased import RuleBasedProvider, draft_text, plan_turn
 from providers.offline.schema_values import value_for
+from providers.prompts import prompt_messages, script_messages
+from providers.tokens import estimate_tokens
+from tests.support.process import rulebased_in_subprocess
 
 
 def make(schema: Any, prompt: str = "", *, data: str = "") -> Any:
@@ -481,3 +518,478 @@ def test_one_of_takes_the_first_branch_that_matches_alone() -> None:
 def test_property_names_are_honoured() -> None:
     names = {"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}, "minProperties": 2}
     assert_valid(names, make(names, ""))
+
+
+# ---- the provider: tool calls ----------------------------------------------------------------
+
+WEATHER = Tool(
+    name="get_weather",
+    description="Current weather",
+    parameters={
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "units": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+        },
+        "required": ["city"],
+    },
+)
+CALCULATOR = Tool(
+    name="calculator",
+    parameters={
+        "type": "object",
+        "properties": {"expression": {"type": "string"}},
+        "required": ["expression"],
+    },
+)
+CLOCK = Tool(name="clock", description="The time now")  # no parameters
+PAIR = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+}
+ADD = Tool(name="add", parameters=PAIR)
+MULTIPLY = Tool(name="multiply", parameters=PAIR)
+
+
+async def no_sleep(seconds: float) -> None:
+    raise AssertionError(f"unexpected sleep({seconds})")
+
+
+class Sleeps:
+    """A fake sleep that logs its calls into the list the test logs events into."""
+
+    def __init__(self, log: list[object]) -> None:
+        self.log = log
+
+    async def __call__(self, seconds: float) -> None:
+        self.log.append(("sleep", seconds))
+
+
+PROVIDER = RuleBasedProvider(sleep=no_sleep, chunk_delay_ms=0)
+
+
+def ask(prompt: str, **fields: Any) -> GenerationRequest:
+    return GenerationRequest(model="script", messages=prompt_messages(prompt), **fields)
+
+
+async def events_of(request: GenerationRequest) -> list[StreamEvent]:
+    return [event async for event in PROVIDER.stream(request)]
+
+
+def ends(events: list[StreamEvent]) -> list[ToolCallEnd]:
+    return [e for e in events if isinstance(e, ToolCallEnd)]
+
+
+def text_of(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def reasoning_of(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+
+
+def calls_of(events: list[StreamEvent]) -> list[tuple[str, object]]:
+    return [(e.name, e.arguments) for e in ends(events)]
+
+
+async def test_a_named_tool_is_called_with_arguments_valid_for_its_schema() -> None:
+    events = await events_of(
+        ask("Weather in Paris for 3 days, in Fahrenheit? Use get_weather.", tools=[WEATHER])
+    )
+    start, *deltas, end, usage, finish = events
+    assert isinstance(start, ToolCallStart)
+    assert (start.index, start.name) == (0, "get_weather")
+    assert start.call_id.startswith("call_")
+    assert all(isinstance(d, ToolCallDelta) and d.call_id == start.call_id for d in deltas)
+    assert len(deltas) >= 4  # the arguments fill in a JSON word at a time
+    text = "".join(d.text for d in deltas if isinstance(d, ToolCallDelta))
+    assert end == ToolCallEnd(
+        start.call_id, "get_weather", {"city": "Paris", "units": "fahrenheit", "days": 3}
+    )
+    assert json.loads(text) == end.arguments
+    assert_valid(WEATHER.parameters, end.arguments)
+    assert isinstance(usage, Usage)
+    assert finish == Finish("tool_calls")
+    assert text_of(events) == ""  # no text before or after the call
+
+
+@pytest.mark.parametrize(
+    ("prompt", "named"),
+    [
+        ("Use GET_WEATHER now", True),
+        ("get_weather?", True),
+        ("(get_weather) for Rome", True),
+        ("call `Get_Weather`", True),
+        ("get_weathers", False),
+        ("my_get_weather", False),
+        ("get-weather", False),
+        ("get_weather-v2", False),
+        ("get weather in Rome", False),
+    ],
+)
+async def test_a_tool_is_named_by_its_name_in_any_case_as_a_whole_word(prompt: str, named: bool) -> None:
+    events = await events_of(ask(prompt, tools=[WEATHER]))
+    assert bool(ends(events)) is named
+    assert events[-1] == Finish("tool_calls" if named else "stop")
+
+
+async def test_without_a_named_tool_the_answer_is_the_plain_one() -> None:
+    request = ask("What is a heat pump?", tools=[WEATHER, CLOCK])
+    events = await events_of(request)
+    assert not any(isinstance(e, ToolCallStart | ToolCallDelta | ToolCallEnd) for e in events)
+    assert text_of(events) == draft_text(ask("What is a heat pump?"))
+    assert events[-1] == Finish("stop")
+
+
+async def test_tool_choice_none_never_calls() -> None:
+    events = await events_of(ask("Use get_weather for Paris", tools=[WEATHER], tool_choice="none"))
+    assert not ends(events)
+    assert text_of(events) == draft_text(ask("Use get_weather for Paris"))
+
+
+async def test_tool_choice_required_calls_the_named_tools_else_the_first() -> None:
+    named = await events_of(
+        ask("What time is it? Ask the clock.", tools=[WEATHER, CLOCK], tool_choice="required")
+    )
+    assert calls_of(named) == [("clock", {})]
+    unnamed = await events_of(ask("Rome, 4 days", tools=[WEATHER, CLOCK], tool_choice="required"))
+    assert calls_of(unnamed) == [("get_weather", {"city": "Rome", "units": "celsius", "days": 4})]
+    assert unnamed[-1] == Finish("tool_calls")
+
+
+async def test_tool_choice_by_name_calls_that_tool_only() -> None:
+    request = ask(
+        "Use get_weather and the clock", tools=[WEATHER, CLOCK], tool_choice=ToolChoiceName("clock")
+    )
+    assert calls_of(await events_of(request)) == [("clock", {})]
+
+
+async def test_several_named_tools_are_called_in_one_turn_in_the_order_named() -> None:
+    request = ask(
+        "First the calculator: 12 * (3 + 4). Then get_weather for Oslo.", tools=[WEATHER, CALCULATOR]
+    )
+    events = await events_of(request)
+    kinds = [type(e).__name__ for e in events if not isinstance(e, ToolCallDelta)]
+    assert kinds == ["ToolCallStart", "ToolCallEnd", "ToolCallStart", "ToolCallEnd", "Usage", "Finish"]
+    starts = [e for e in events if isinstance(e, ToolCallStart)]
+    assert [(s.index, s.name) for s in starts] == [(0, "calculator"), (1, "get_weather")]
+    assert starts[0].call_id != starts[1].call_id
+    assert calls_of(events) == [
+        ("calculator", {"expression": "12 * (3 + 4)"}),
+        ("get_weather", {"city": "Oslo", "units": "celsius", "days": 3}),  # 3 is the next number that fits
+    ]
+
+
+async def test_the_prompts_numbers_are_shared_out_in_call_order() -> None:
+    events = await events_of(ask("add 2 and 3, then multiply 4 by 5", tools=[MULTIPLY, ADD]))
+    assert calls_of(events) == [("add", {"a": 2, "b": 3}), ("multiply", {"a": 4, "b": 5})]
+
+
+async def test_a_tool_without_parameters_gets_an_empty_object() -> None:
+    events = await events_of(ask("clock", tools=[CLOCK]))
+    assert [e for e in events if isinstance(e, ToolCallDelta)] == [
+        ToolCallDelta(ends(events)[0].call_id, "{}")
+    ]
+    assert calls_of(events) == [("clock", {})]
+
+
+async def test_call_ids_are_deterministic_and_new_each_turn() -> None:
+    first = ends(await events_of(ask("clock", tools=[CLOCK])))[0].call_id
+    assert ends(await events_of(ask("clock", tools=[CLOCK])))[0].call_id == first
+    later = [
+        *prompt_messages("clock"),
+        ChatMessage(role="assistant", content="It is noon."),
+        *prompt_messages("clock"),
+    ]
+    request = GenerationRequest(model="m", messages=later, tools=[CLOCK])
+    assert ends(await events_of(request))[0].call_id != first
+
+
+async def test_max_tokens_cuts_a_call_and_finishes_with_length() -> None:
+    request = ask("get_weather for " + "Saint " * 20 + "Malo", tools=[WEATHER], options=Options(max_tokens=5))
+    events = await events_of(request)
+    (end,) = ends(events)
+    fragments = "".join(e.text for e in events if isinstance(e, ToolCallDelta))
+    assert len(fragments) == 20  # 5 tokens, about 4 characters each
+    assert end.arguments is None
+    assert end.error is not None
+    assert events[-1] == Finish("length")
+
+
+# ---- the provider: tool results --------------------------------------------------------------
+
+
+def answered(messages: list[ChatMessage], events: list[StreamEvent], results: list[str]) -> list[ChatMessage]:
+    """``messages`` continued as a client's tool loop does: the assistant turn with its calls
+    (as ``done.tool_calls``), then one ``tool`` message per call."""
+    calls = [ToolCall(call_id=e.call_id, name=e.name, arguments=e.arguments) for e in ends(events)]
+    tool_turns = [
+        ChatMessage(role="tool", tool_call_id=call.call_id, content=result)
+        for call, result in zip(calls, results, strict=True)
+    ]
+    return [*messages, ChatMessage(role="assistant", content="", tool_calls=calls), *tool_turns]
+
+
+async def test_a_two_turn_tool_loop_quotes_the_result_and_ends() -> None:
+    messages = prompt_messages("What's the weather in Paris? Use get_weather.")
+    first = await events_of(GenerationRequest(model="m", messages=messages, tools=[WEATHER]))
+    assert first[-1] == Finish("tool_calls")
+    result = '{"temperature": 21, "sky": "clear"}'
+    # The prompt still names the tool and a call is required: a result is answered all the same.
+    second_request = GenerationRequest(
+        model="m", messages=answered(messages, first, [result]), tools=[WEATHER], tool_choice="required"
+    )
+    second = await events_of(second_request)
+    assert not ends(second)
+    assert text_of(second) == f"The get_weather tool returned: {result}"
+    assert second[-1] == Finish("stop")
+
+
+async def test_every_trailing_result_is_quoted_up_to_200_characters() -> None:
+    messages = prompt_messages("Use get_weather and the clock")
+    first = await events_of(GenerationRequest(model="m", messages=messages, tools=[WEATHER, CLOCK]))
+    long = "x" * 250
+    loop = answered(messages, first, ["sunny", long])
+    text = text_of(await events_of(GenerationRequest(model="m", messages=loop, tools=[WEATHER, CLOCK])))
+    assert text == f"The get_weather tool returned: sunny\nThe clock tool returned: {'x' * 200}…"
+
+
+async def test_a_result_for_an_unknown_call_is_quoted_without_a_name() -> None:
+    messages = [*prompt_messages("hi"), ChatMessage(role="tool", tool_call_id="nobody", content="42")]
+    assert (
+        text_of(await events_of(GenerationRequest(model="m", messages=messages))) == "The tool returned: 42"
+    )
+
+
+async def test_only_trailing_results_are_answered() -> None:
+    messages = prompt_messages("Use get_weather for Lima")
+    first = await events_of(GenerationRequest(model="m", messages=messages, tools=[WEATHER]))
+    loop = [*answered(messages, first, ["warm"]), *prompt_messages("And the clock?")]
+    events = await events_of(GenerationRequest(model="m", messages=loop, tools=[WEATHER, CLOCK]))
+    assert calls_of(events) == [("clock", {})]
+
+
+# ---- the provider: reasoning -----------------------------------------------------------------
+
+
+async def test_reasoning_streams_first_in_several_deltas_and_counts_in_usage() -> None:
+    request = ask("Why is the sky blue?", reasoning=Reasoning())
+    events = await events_of(request)
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+    assert all(isinstance(e, ReasoningDelta) for e in events[:first_text])
+    assert first_text >= 3
+    reasoning, text = reasoning_of(events), text_of(events)
+    assert reasoning == (
+        'The user asks: "Why is the sky blue?". I will answer with a short introduction and three points. '
+        "I will check that each part follows from the request."
+    )
+    assert text == draft_text(ask("Why is the sky blue?"))
+    usage = events[-2]
+    assert isinstance(usage, Usage)
+    assert usage.reasoning_tokens == estimate_tokens(reasoning)
+    assert usage.completion_tokens == estimate_tokens(text) + estimate_tokens(reasoning)
+
+
+@pytest.mark.parametrize(("effort", "sentences"), [("low", 2), ("medium", 3), (None, 3), ("high", 4)])
+async def test_effort_sets_the_length_of_the_reasoning(effort: Any, sentences: int) -> None:
+    events = await events_of(ask("Hello", reasoning=Reasoning(effort=effort)))
+    assert reasoning_of(events).count(". ") + 1 == sentences
+
+
+async def test_budget_tokens_cuts_the_reasoning() -> None:
+    events = await events_of(ask("Hello", reasoning=Reasoning(effort="high", budget_tokens=6)))
+    reasoning = reasoning_of(events)
+    assert 0 < estimate_tokens(reasoning) <= 6
+    assert reasoning == 'The user asks: "Hello". '
+
+
+async def test_reasoning_comes_before_calls_and_says_why() -> None:
+    events = await events_of(
+        ask("Use get_weather for Quito", tools=[WEATHER], reasoning=Reasoning(effort="low"))
+    )
+    assert isinstance(events[0], ReasoningDelta)
+    first_call = next(i for i, e in enumerate(events) if isinstance(e, ToolCallStart))
+    assert all(isinstance(e, ReasoningDelta) for e in events[:first_call])
+    assert reasoning_of(events) == (
+        'The user asks: "Use get_weather for Quito". '
+        "The prompt names get_weather, so I will call it with arguments that fit the schema."
+    )
+
+
+async def test_without_reasoning_there_is_none() -> None:
+    events = await events_of(ask("Use get_weather for Quito", tools=[WEATHER]))
+    assert reasoning_of(events) == ""
+    usage = events[-2]
+    assert isinstance(usage, Usage)
+    assert usage.reasoning_tokens is None
+
+
+# ---- the provider: structured output ---------------------------------------------------------
+
+
+async def test_json_schema_output_streams_valid_json_in_chunks() -> None:
+    schema = Order.model_json_schema()
+    request = ask(
+        "Order 7 for Ada Lovelace in Berlin", response_format=JsonSchemaFormat(name="order", schema=schema)
+    )
+    events = await events_of(request)
+    chunks = [e.text for e in events if isinstance(e, TextDelta)]
+    assert len(chunks) > 5
+    value, error = parse_object("".join(chunks), schema)
+    assert error is None
+    assert Order.model_validate(value).shipping.city == "Berlin"
+    assert events[-1] == Finish("stop")
+    assert await events_of(request) == events  # deterministic
+
+
+async def test_json_output_wraps_the_plain_answer() -> None:
+    events = await events_of(ask("What is a heat pump?", response_format=JsonFormat()))
+    assert json.loads(text_of(events)) == {
+        "question": "What is a heat pump?",
+        "answer": draft_text(ask("What is a heat pump?")),
+    }
+
+
+async def test_json_schema_after_a_tool_result_uses_the_result() -> None:
+    messages = prompt_messages("Use get_weather for Paris")
+    first = await events_of(GenerationRequest(model="m", messages=messages, tools=[WEATHER]))
+    schema = {
+        "type": "object",
+        "properties": {"temperature": {"type": "number"}},
+        "required": ["temperature"],
+    }
+    request = GenerationRequest(
+        model="m",
+        messages=answered(messages, first, ['{"temp": 21.5}']),
+        tools=[WEATHER],
+        response_format=JsonSchemaFormat(schema=schema),
+    )
+    assert json.loads(text_of(await events_of(request))) == {"temperature": 21.5}
+
+
+async def test_max_tokens_cuts_json_output() -> None:
+    request = ask("Hello", response_format=JsonFormat(), options=Options(max_tokens=8))
+    events = await events_of(request)
+    assert events[-1] == Finish("length")
+    assert parse_object(text_of(events), None)[1] is not None
+
+
+# ---- the provider: complete(), pacing, faults, v1 ----------------------------------------------
+
+TURNS = [
+    ask(
+        "First the calculator: 2 + 2. Then get_weather for Oslo.",
+        tools=[WEATHER, CALCULATOR],
+        reasoning=Reasoning(),
+    ),
+    ask(
+        "Hello",
+        response_format=JsonSchemaFormat(schema=CalendarEvent.model_json_schema()),
+        reasoning=Reasoning(),
+    ),
+    ask("Why?", response_format=JsonFormat()),
+    ask("get_weather", tools=[WEATHER], options=Options(max_tokens=3)),
+]
+
+
+@pytest.mark.parametrize("request_", TURNS, ids=["calls", "json_schema", "json", "cut call"])
+async def test_complete_returns_what_the_stream_sends(request_: GenerationRequest) -> None:
+    events = await events_of(request_)
+    completion = await PROVIDER.complete(request_)
+    assert completion.text == text_of(events)
+    assert completion.finish_reason == events[-1].reason  # type: ignore[union-attr]
+    assert completion.usage == events[-2]
+    expected: list[StreamEvent] = [ReasoningDelta(reasoning_of(events))] if reasoning_of(events) else []
+    for end in ends(events):
+        start = next(e for e in events if isinstance(e, ToolCallStart) and e.call_id == end.call_id)
+        fragments = "".join(
+            e.text for e in events if isinstance(e, ToolCallDelta) and e.call_id == end.call_id
+        )
+        expected += [start, ToolCallDelta(end.call_id, fragments), end]
+    assert completion.parts == expected
+
+
+async def test_every_chunk_is_paced_and_starts_and_ends_are_not() -> None:
+    log: list[object] = []
+    provider = RuleBasedProvider(sleep=Sleeps(log), chunk_delay_ms=30)
+    async for event in provider.stream(TURNS[0]):
+        log.append(type(event))
+    expected: list[object] = []
+    for event in await events_of(TURNS[0]):
+        if isinstance(event, ReasoningDelta | ToolCallDelta | TextDelta) and expected:
+            expected.append(("sleep", 0.03))  # between chunks: the first is immediate
+        expected.append(type(event))
+    assert log == expected
+
+
+async def until_error(request: GenerationRequest) -> tuple[list[StreamEvent], ProviderError | None]:
+    events: list[StreamEvent] = []
+    try:
+        async for event in PROVIDER.stream(request):
+            events.append(event)
+    except ProviderError as exc:
+        return events, exc
+    return events, None
+
+
+async def test_faults_count_every_kind_of_chunk() -> None:
+    whole = await events_of(TURNS[0])
+    reasoning = sum(isinstance(e, ReasoningDelta) for e in whole)
+    events, error = await until_error(msgspec.structs.replace(TURNS[0], fault=Fault(error_after_chunks=2)))
+    assert events == whole[:2]
+    assert [type(e) for e in events] == [ReasoningDelta, ReasoningDelta]
+    assert isinstance(error, UpstreamUnavailable)
+    # Cut inside a call: its start and first fragments arrive, its end never does.
+    cut = msgspec.structs.replace(TURNS[0], fault=Fault(truncate_after_chunks=reasoning + 2))
+    events, error = await until_error(cut)
+    assert events == whole[: reasoning + 3]
+    assert [type(e) for e in events[reasoning:]] == [ToolCallStart, ToolCallDelta, ToolCallDelta]
+    assert isinstance(error, UpstreamProtocolError)
+
+
+# Fingerprints of v1 streams and completions, taken from the provider before v1.1: a request
+# without the new fields must stay byte for byte what it was.
+V1_FINGERPRINTS = [
+    ("427ee9d7ca9bf7adced50eaa9df3b60403d1a30588486a95f5728900f132e9c8", 65),
+    ("2327350038ee211bc55e0fce48e73909db3e8224b6572914b5f71b654da20c02", 19),
+    ("866e9cf733d1a598659eaacf8a325643c820c2aa1a3f6ca85e5db6e06b2a0481", 4),
+    ("c18c8d382bf548b75b18e85795eb813a4b8a6496b079dce8eb5980e61432bfa6", 15),
+    ("2ab601097a6d8fcf23608660628b0643c591241140cf6378e7955b022118332f", 21),
+]
+
+
+def v1_requests() -> list[GenerationRequest]:
+    brief = Brief(topic="Tidal energy", audience="engineers", tone="formal")
+    plan = Plan(target_duration_seconds=45, pacing="fast", density="dense")
+    chat = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Hello"),
+        ChatMessage(role="assistant", content="Hi"),
+        ChatMessage(role="user", content="What is entropy?"),
+    ]
+    return [
+        GenerationRequest(model="script", messages=script_messages(brief, plan), brief=brief, plan=plan),
+        ask("Why is the sky blue?"),
+        ask("Explain TCP slow start", options=Options(max_tokens=30)),
+        ask("Explain TCP slow start", options=Options(stop=["3."])),
+        GenerationRequest(model="m", messages=chat),
+    ]
+
+
+async def test_v1_requests_stream_exactly_as_before() -> None:
+    sleeps: list[object] = []
+    provider = RuleBasedProvider(sleep=Sleeps(sleeps), chunk_delay_ms=20, words_per_chunk=4)
+    for request, (fingerprint, sleep_count) in zip(v1_requests(), V1_FINGERPRINTS, strict=True):
+        sleeps.clear()
+        items: list[object] = [event async for event in provider.stream(request)]
+        items.append(await provider.complete(request))
+        encoded = msgspec.json.encode([[type(item).__name__, item] for item in items])
+        assert (hashlib.sha256(encoded).hexdigest(), len(sleeps)) == (fingerprint, sleep_count)
+
+
+@pytest.mark.parametrize("hash_seed", ["1", "2"])
+def test_turns_are_the_same_across_processes(hash_seed: str) -> None:
+    expected = msgspec.json.encode([plan_turn(r) for r in TURNS])
+    assert rulebased_in_subprocess("plan_turn", list(TURNS), hash_seed) == expected
