@@ -70,4 +70,4 @@ class ResumeStore(Protocol):
 
 
 def stream_bytes(log: EventLog) -> int:
-    return log.text_chars + ENTRY_OVERHEAD * len(log.entries)
+    return log.content_chars + ENTRY_OVERHEAD * len(log.entries)

@@ -14,7 +14,16 @@ from __future__ import annotations
 import msgspec
 
 from protocol.codec import encode
-from protocol.messages import Done, Error, Notice, StartAck
+from protocol.messages import (
+    Done,
+    Error,
+    Notice,
+    ReasoningChunk,
+    StartAck,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from server.streams.eventlog import Entry
 
 TEXT = b"t"
@@ -23,7 +32,9 @@ JSON = b"j"
 MirrorEntry = tuple[bytes, bytes, bytes]  # (entry ID, field, value): one XADD
 Position = tuple[int, Entry | Notice]  # (seq, event) or (n, the n-th notice)
 
-_events = msgspec.json.Decoder(StartAck | Notice | Done | Error)
+_events = msgspec.json.Decoder(
+    StartAck | Notice | ReasoningChunk | ToolCallStart | ToolCallDelta | ToolCallEnd | Done | Error
+)
 
 
 def encode_event(seq: int, event: Entry) -> MirrorEntry:

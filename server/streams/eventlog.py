@@ -1,9 +1,10 @@
 """A stream's events as one seq-numbered log, read by any number of subscriptions.
 
 The log is the single source every transport encodes from: entry ``seq`` is the event with that
-seq (0 = the start ack, then chunk texts, then one terminal ``done``/``error``). A subscription is
-a cursor into it; when its reader is slow, the chunks it has not yet taken are merged into one
-message, so nothing is buffered per reader and nothing is lost or reordered.
+seq (0 = the start ack, then chunk texts and the v1.1 parts, then one terminal ``done``/``error``).
+A subscription is a cursor into it; when its reader is slow, the adjacent deltas of one kind it has
+not yet taken (chunk texts, reasoning, one call's argument fragments) are merged into one message,
+so nothing is buffered per reader and nothing is lost or reordered.
 """
 
 from __future__ import annotations
@@ -14,21 +15,44 @@ from typing import TypeVar
 
 import msgspec
 
-from protocol.messages import Chunk, Done, Error, Notice, ServerMessage, StartAck
+from protocol.messages import (
+    Chunk,
+    Done,
+    Error,
+    Notice,
+    Part,
+    ReasoningChunk,
+    ServerMessage,
+    StartAck,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 
 Terminal = Done | Error
-M = TypeVar("M", StartAck, Notice, Done, Error)
-Entry = StartAck | str | Terminal  # a str entry is a chunk's text
+M = TypeVar("M", StartAck, Notice, Done, Error, ReasoningChunk, ToolCallStart, ToolCallDelta, ToolCallEnd)
+Entry = StartAck | str | Part | Terminal  # a str entry is a chunk's text
+
+
+def content_size(entry: Entry) -> int:
+    """The characters an entry adds to what readers must take: text, reasoning, argument text."""
+    if type(entry) is str:
+        return len(entry)
+    if type(entry) is ReasoningChunk:
+        return len(entry.content)
+    if type(entry) is ToolCallDelta:
+        return len(entry.arguments_delta)
+    return 0
 
 
 class EventLog:
-    __slots__ = ("_drained", "_subscriptions", "cut", "ended", "entries", "notices", "text_chars")
+    __slots__ = ("_drained", "_subscriptions", "content_chars", "cut", "ended", "entries", "notices")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         # Retry/failover notices carry no seq; they come only between the ack and the first chunk.
         self.notices: list[Notice] = []
-        self.text_chars = 0  # characters of chunk text appended so far
+        self.content_chars = 0  # characters of content appended so far (content_size)
         self.ended = False  # the terminal event is in
         self.cut = False  # ended by `cut_off`: its end is where its events stop being known
         self._subscriptions: list[Subscription] = []
@@ -36,10 +60,12 @@ class EventLog:
 
     def append(self, entry: Entry) -> None:
         self.entries.append(entry)
-        if type(entry) is str:
-            self.text_chars += len(entry)
+        if type(entry) is str:  # the text path first: it is the hot one
+            self.content_chars += len(entry)
         elif type(entry) is Done or type(entry) is Error:
             self.ended = True
+        else:
+            self.content_chars += content_size(entry)
         for subscription in self._subscriptions:
             subscription.notify()
 
@@ -87,13 +113,13 @@ class EventLog:
         self._drained.set()
 
     def backlog(self) -> int:
-        """Characters of text the slowest subscription has not taken yet."""
+        """Characters of content the slowest subscription has not taken yet."""
         subscriptions = self._subscriptions
         if len(subscriptions) == 1:  # the usual case, on the per-chunk path
-            return self.text_chars - subscriptions[0].taken_chars
+            return self.content_chars - subscriptions[0].taken_chars
         if not subscriptions:
             return 0
-        return self.text_chars - min(s.taken_chars for s in subscriptions)
+        return self.content_chars - min(s.taken_chars for s in subscriptions)
 
     async def wait_backlog_below(self, limit: int) -> None:
         """Pause the producer (and so the upstream read) until slow readers catch up."""
@@ -128,7 +154,7 @@ class Subscription:
     def skip_to(self, seq: int) -> None:
         """Start at ``seq``: the reader has every event before it (and the notices, after the first chunk)."""
         self.next_seq = seq
-        self.taken_chars = sum(len(e) for e in self._log.entries[:seq] if type(e) is str)
+        self.taken_chars = sum(content_size(e) for e in self._log.entries[:seq])
         if seq > 1:
             self.notices_taken = len(self._log.notices)
 
@@ -153,6 +179,11 @@ class Subscription:
                 while seq + 1 < end and type(entries[seq + 1]) is str:
                     seq += 1
                 out.append(self._chunk(entries, first, seq))
+            elif type(entry) is ReasoningChunk or type(entry) is ToolCallDelta:
+                first = seq
+                while seq + 1 < end and _joins(entry, entries[seq + 1]):
+                    seq += 1
+                out.append(self._merged(entries, first, seq) if seq > first else self._own(entry))  # type: ignore[type-var]
             else:
                 out.append(self._own(entry))  # type: ignore[type-var,arg-type]  # not a str
             seq += 1
@@ -165,8 +196,8 @@ class Subscription:
             out.append(msgspec.structs.replace(self._own(terminal), seq=seq))
             self.terminal_taken = True
         # Even with nothing out: a reader resumed beyond the end has the text it skipped.
-        if self.taken_chars != self._log.text_chars:
-            self.taken_chars = self._log.text_chars
+        if self.taken_chars != self._log.content_chars:
+            self.taken_chars = self._log.content_chars
             self._log._taken()
         return out
 
@@ -181,8 +212,27 @@ class Subscription:
             return message
         return msgspec.structs.replace(message, id=self.stream_id)
 
+    def _merged(self, entries: list[Entry], first: int, last: int) -> ReasoningChunk | ToolCallDelta:
+        """Adjacent reasoning deltas, or fragments of one call's arguments, as one message."""
+        head = entries[first]
+        if type(head) is ReasoningChunk:
+            text = "".join(e.content for e in entries[first : last + 1])  # type: ignore[union-attr]
+            return ReasoningChunk(id=self.stream_id, seq=last, content=text, from_seq=first)
+        assert type(head) is ToolCallDelta
+        text = "".join(e.arguments_delta for e in entries[first : last + 1])  # type: ignore[union-attr]
+        return ToolCallDelta(
+            id=self.stream_id, seq=last, call_id=head.call_id, arguments_delta=text, from_seq=first
+        )
+
     def _chunk(self, entries: list[Entry], first: int, last: int) -> Chunk:
         if first == last:
             return Chunk(id=self.stream_id, seq=last, content=entries[last])  # type: ignore[arg-type]
         content = "".join(entries[first : last + 1])  # type: ignore[arg-type]
         return Chunk(id=self.stream_id, seq=last, content=content, from_seq=first)
+
+
+def _joins(entry: ReasoningChunk | ToolCallDelta, following: Entry) -> bool:
+    """Whether ``following`` merges with ``entry``: the same kind, and for arguments the same call."""
+    if type(following) is not type(entry):
+        return False
+    return type(entry) is ReasoningChunk or entry.call_id == following.call_id  # type: ignore[union-attr]

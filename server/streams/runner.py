@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
+from protocol import messages as wire
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
 from providers.base import (
@@ -21,8 +22,13 @@ from providers.base import (
     GenerationRequest,
     Provider,
     ProviderError,
+    ProviderState,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
     relay_events,
 )
 from providers.base import Usage as ProviderUsage
@@ -30,6 +36,7 @@ from providers.tokens import estimate_tokens
 from server.streams.deadlines import Deadline, Deadlines
 from server.streams.eventlog import EventLog
 from server.streams.retry import RetryPolicy
+from server.streams.turn import Turn
 
 log = logging.getLogger("tokenwire.stream")
 
@@ -94,6 +101,7 @@ class Stream:
         self._timer: asyncio.TimerHandle | None = None
         self._usage: ProviderUsage | None = None
         self._finish = "stop"
+        self._turn = Turn()
         self._task: asyncio.Task[None] | None = None
 
     # ---- control -----------------------------------------------------------------------------
@@ -166,6 +174,7 @@ class Stream:
     async def _stream_once(self) -> str:
         self._finish = "stop"
         self._usage = None
+        self._turn = Turn()
         if self.settings.streaming_enabled:
             await self.provider.relay(self.request, self)
         else:
@@ -185,7 +194,49 @@ class Stream:
             self._usage = event
         elif type(event) is Finish:
             self._finish = event.reason
+        else:
+            return self._part(event)
         return False
+
+    def _part(self, event: StreamEvent) -> bool:
+        """A v1.1 part: logged when the start asked for its kind; True when a reader is behind."""
+        request, turn, seq = self.request, self._turn, len(self.log.entries)
+        entry: wire.Part
+        if type(event) is ReasoningDelta:
+            if not event.text:
+                return False
+            turn.reasoning_chars += len(event.text)
+            self._first_output()  # generated output: the first-token deadline is met
+            if request.reasoning is None:
+                return False  # not asked for: not forwarded, but counted in usage
+            turn.reasoning.append(event.text)
+            entry = wire.ReasoningChunk(id=self.id, seq=seq, content=event.text)
+        elif type(event) is ProviderState:
+            turn.provider_state = event.data
+            return False
+        elif request.tools is None:
+            return False  # calls nobody asked for (a provider's own tools are not reported)
+        elif type(event) is ToolCallStart:
+            entry = wire.ToolCallStart(
+                id=self.id, seq=seq, call_id=event.call_id, name=event.name, index=event.index
+            )
+        elif type(event) is ToolCallDelta:
+            entry = wire.ToolCallDelta(id=self.id, seq=seq, call_id=event.call_id, arguments_delta=event.text)
+        elif type(event) is ToolCallEnd:
+            turn.call_ended(event)
+            entry = wire.ToolCallEnd(
+                id=self.id,
+                seq=seq,
+                call_id=event.call_id,
+                name=event.name,
+                arguments=event.arguments,
+                arguments_error=event.error,
+            )
+        else:
+            return False
+        self._first_output()
+        self.log.append(entry)
+        return self.log.backlog() > self.settings.buffer_size
 
     async def caught_up(self) -> None:
         """Stop reading upstream (TCP backpressure) until the slow reader catches up. Waiting on
@@ -232,8 +283,10 @@ class Stream:
         on_end(self)
 
     async def _completed(self) -> AsyncGenerator[StreamEvent, None]:
-        """Streaming switched off: the non-streaming call, as one chunk."""
+        """Streaming switched off: the non-streaming call, as its parts and one chunk."""
         result = await self.provider.complete(self.request)
+        for part in result.parts:
+            yield part
         yield TextDelta(result.text)
         if result.usage is not None:
             yield result.usage
@@ -244,25 +297,33 @@ class Stream:
         if not text:
             return False
         if self._first_token_at is None:
+            self._first_output()
+        self.log.append(text)
+        return self.log.backlog() > self.settings.buffer_size
+
+    def _first_output(self) -> None:
+        """The first text or part the client sees: the first-token deadline is met, and from here
+        on a failure is not retried (the client has output a retry would repeat)."""
+        if self._first_token_at is None:
             self._first_token_at = self._last_event_at
             self._first_token_perf = time.perf_counter()
             self._arm_watchdog()  # the idle deadline may come before the first-token one
-        self.log.append(text)
-        return self.log.backlog() > self.settings.buffer_size
 
     # ---- terminal events ---------------------------------------------------------------------
 
     def _end_done(self, finish_reason: str) -> None:
         content = self.log.text()
         usage = self._final_usage(content)
+        turn = self._turn
         self.log.append(
             Done(
                 id=self.id,
                 seq=len(self.log.entries),
-                finish_reason=finish_reason,
+                finish_reason=turn.finish_reason(finish_reason),
                 content=content,
                 usage=usage,
                 metrics=self._metrics(usage),
+                **turn.done_fields(self.request, content),
             )
         )
 
@@ -309,12 +370,15 @@ class Stream:
         reported = self._usage
         if reported is None:
             prompt = sum(estimate_tokens(m.text) for m in self.request.messages)
-            reported = ProviderUsage(prompt, estimate_tokens(content), estimated=True)
+            completion, reasoning = self._turn.estimated_completion_tokens(content)
+            reported = ProviderUsage(prompt, completion, estimated=True, reasoning_tokens=reasoning)
         return Usage(
             prompt_tokens=reported.prompt_tokens,
             completion_tokens=reported.completion_tokens,
             total_tokens=reported.prompt_tokens + reported.completion_tokens,
             estimated=reported.estimated,
+            reasoning_tokens=reported.reasoning_tokens,
+            cached_tokens=reported.cached_tokens,
         )
 
     def elapsed_ms(self) -> float:

@@ -162,15 +162,10 @@ class CompletionResponse:
 
 
 def _completion_json(done: Done) -> JSONResponse:
-    return JSONResponse(
-        {
-            "id": done.id,
-            "content": done.content,
-            "finish_reason": done.finish_reason,
-            "usage": msgspec.to_builtins(done.usage),
-            "metrics": msgspec.to_builtins(done.metrics),
-        }
-    )
+    """The fields of ``done``, without what only a stream has (``type``, ``seq``)."""
+    fields = msgspec.to_builtins(done)
+    del fields["type"], fields["seq"]
+    return JSONResponse(fields)
 
 
 async def _cancel_on_disconnect(receive: Receive, stream: Stream) -> None:

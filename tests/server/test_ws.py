@@ -421,7 +421,7 @@ async def test_slow_reader_gets_merged_chunks_and_the_stream_pauses(
         await start(ws, "a", provider="scripted", prompt="hi")
         await asyncio.sleep(1.0)  # not reading
         (stream,) = gw.hub.running
-        produced_while_stalled = stream.log.text_chars
+        produced_while_stalled = stream.log.content_chars
         per_id, _ = await collect(ws, {"a"}, timeout=60)
     events = per_id["a"]
     assert_gap_free(events)

@@ -3,11 +3,23 @@ codec had a module of its own, so instances of either version read each other's 
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from protocol.codec import encode
 from protocol.errors import ErrorCode
-from protocol.messages import Done, Error, Metrics, Notice, StartAck, Usage
+from protocol.messages import (
+    Done,
+    Error,
+    Metrics,
+    Notice,
+    ReasoningChunk,
+    StartAck,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+)
 from server.stores.mirror_codec import MirrorEntry, decode, encode_event, encode_notice
 from server.streams.eventlog import Entry
 
@@ -164,3 +176,21 @@ def test_a_notice_is_written_as_before_and_read_back(case: tuple[int, Notice, Mi
 )
 def test_an_entry_out_of_its_place_is_refused(entry_id: bytes, event: StartAck | Notice | Done) -> None:
     assert decode(entry_id, {b"j": encode(event)}) is None
+
+
+PARTS: list[tuple[int, Entry]] = [
+    (1, ReasoningChunk(id="s1", seq=1, content="thinking…")),
+    (2, ToolCallStart(id="s1", seq=2, call_id="call_1", name="get_weather", index=0)),
+    (3, ToolCallDelta(id="s1", seq=3, call_id="call_1", arguments_delta='{"city": "Par')),
+    (4, ToolCallEnd(id="s1", seq=4, call_id="call_1", name="get_weather", arguments={"city": "Paris"})),
+    (5, ToolCallEnd(id="s1", seq=5, call_id="c2", name="x", arguments=None, arguments_error="not JSON")),
+]
+
+
+@pytest.mark.parametrize("case", PARTS, ids=lambda case: type(case[1]).__name__)
+def test_a_part_is_mirrored_as_its_protocol_json_and_read_back(case: tuple[int, Entry]) -> None:
+    seq, part = case
+    entry_id, field, value = encode_event(seq, part)
+    assert (entry_id, field) == (b"%d-0" % (seq + 1), b"j")
+    assert msgspec.json.decode(value)["type"] == part.__struct_config__.tag  # type: ignore[union-attr]
+    assert decode(entry_id, {field: value}) == (seq, part)

@@ -7,7 +7,17 @@ import asyncio
 import pytest
 
 from protocol.errors import ErrorCode
-from protocol.messages import Chunk, Error, Notice, ServerMessage, StartAck
+from protocol.messages import (
+    Chunk,
+    Error,
+    Notice,
+    Part,
+    ReasoningChunk,
+    ServerMessage,
+    StartAck,
+    ToolCallDelta,
+    ToolCallStart,
+)
 from server.streams.eventlog import EventLog, Subscription
 
 
@@ -319,4 +329,46 @@ def test_an_unsubscribed_reader_is_no_longer_told_nor_waited_for() -> None:
     log.unsubscribe(other.subscription)
     log.unsubscribe(other.subscription)  # twice: harmless
     assert not log.has_readers
+    assert log.backlog() == 0
+
+
+def test_adjacent_parts_of_one_kind_merge_for_a_slow_reader() -> None:
+    log = EventLog()
+    log.append(ACK)
+    parts: list[Part] = [
+        ReasoningChunk(id="s", seq=1, content="a"),
+        ReasoningChunk(id="s", seq=2, content="b"),
+        ToolCallStart(id="s", seq=3, call_id="c1", name="f", index=0),
+        ToolCallDelta(id="s", seq=4, call_id="c1", arguments_delta='{"x"'),
+        ToolCallDelta(id="s", seq=5, call_id="c1", arguments_delta=": 1}"),
+        ToolCallStart(id="s", seq=6, call_id="c2", name="f", index=1),
+        ToolCallDelta(id="s", seq=7, call_id="c2", arguments_delta="{}"),
+        ToolCallDelta(id="s", seq=8, call_id="c1", arguments_delta=""),
+    ]
+    for part in parts:
+        log.append(part)
+    log.append("text")
+    reader = log.subscribe("r", lambda _: None)
+    assert reader.take() == [
+        StartAck(id="r", seq=0, provider="p", model="m", key="k"),
+        ReasoningChunk(id="r", seq=2, content="ab", from_seq=1),
+        ToolCallStart(id="r", seq=3, call_id="c1", name="f", index=0),
+        ToolCallDelta(id="r", seq=5, call_id="c1", arguments_delta='{"x": 1}', from_seq=4),
+        ToolCallStart(id="r", seq=6, call_id="c2", name="f", index=1),
+        ToolCallDelta(id="r", seq=7, call_id="c2", arguments_delta="{}"),  # another call's: not joined
+        ToolCallDelta(id="r", seq=8, call_id="c1", arguments_delta=""),
+        Chunk(id="r", seq=9, content="text"),
+    ]
+    assert log.content_chars == len("ab") + len('{"x": 1}{}') + len("text")
+    assert log.backlog() == 0
+
+
+def test_a_resume_inside_the_parts_counts_what_it_skipped() -> None:
+    log = EventLog()
+    log.append(ACK)
+    log.append(ReasoningChunk(id="s", seq=1, content="abc"))
+    log.append(ToolCallDelta(id="s", seq=2, call_id="c", arguments_delta="{}"))
+    reader = log.subscribe("s", lambda _: None, after_seq=1)
+    assert log.backlog() == 2
+    assert reader.take() == [ToolCallDelta(id="s", seq=2, call_id="c", arguments_delta="{}")]
     assert log.backlog() == 0

@@ -66,3 +66,36 @@ class ScriptedProvider(GeneratorProvider):
 
     async def complete(self, request: GenerationRequest) -> Completion:
         return Completion(self.text * self.count, "stop", Usage(3, self.count))
+
+
+class PartsProvider(GeneratorProvider):
+    """Yields a fixed list of events (v1.1 parts included), ``delay`` seconds apart, and
+    records each request it served. ``refuse`` is what ``unsupported`` says."""
+
+    streaming: Literal["native", "simulated"] = "native"
+    configured = True
+    default_model = "parts-1"
+
+    def __init__(
+        self, events: list[StreamEvent], *, name: str = "parts", delay: float = 0.0, refuse: str | None = None
+    ) -> None:
+        self.name = name
+        self.events, self.delay, self.refuse = events, delay, refuse
+        self.requests: list[GenerationRequest] = []
+
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        return self.refuse
+
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
+        self.requests.append(request)
+        for i, event in enumerate(self.events):
+            if i and self.delay:
+                await asyncio.sleep(self.delay)
+            yield event
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        self.requests.append(request)
+        text = "".join(e.text for e in self.events if isinstance(e, TextDelta))
+        parts: list[StreamEvent] = [e for e in self.events if not isinstance(e, TextDelta | Usage | Finish)]
+        finish = next((e.reason for e in self.events if isinstance(e, Finish)), "stop")
+        return Completion(text, finish, None, parts)
