@@ -578,6 +578,12 @@ async def events_of(request: GenerationRequest) -> list[StreamEvent]:
     return [event async for event in PROVIDER.stream(request)]
 
 
+async def usage_of(request: GenerationRequest) -> Usage:
+    usage = (await events_of(request))[-2]
+    assert isinstance(usage, Usage)
+    return usage
+
+
 def ends(events: list[StreamEvent]) -> list[ToolCallEnd]:
     return [e for e in events if isinstance(e, ToolCallEnd)]
 
@@ -818,12 +824,28 @@ async def test_reasoning_comes_before_calls_and_says_why() -> None:
     )
 
 
+async def test_the_reasoning_says_why_a_tool_is_called_or_answered() -> None:
+    low = Reasoning(effort="low")
+    required = ask("Hi", tools=[WEATHER, CLOCK], tool_choice="required", reasoning=low)
+    assert reasoning_of(await events_of(required)).endswith(
+        "A tool call is required and none is named, so I will call get_weather, the first tool."
+    )
+    chosen = ask("Hi", tools=[WEATHER, CLOCK], tool_choice=ToolChoiceName("clock"), reasoning=low)
+    assert reasoning_of(await events_of(chosen)).endswith(
+        "The tool choice asks for clock, so I will call it."
+    )
+    messages = prompt_messages("Use get_weather and the clock")
+    first = await events_of(GenerationRequest(model="m", messages=messages, tools=[WEATHER, CLOCK]))
+    loop = GenerationRequest(model="m", messages=answered(messages, first, ["sunny", "noon"]), reasoning=low)
+    assert reasoning_of(await events_of(loop)) == (
+        "The get_weather and clock tools returned results. I will answer by quoting what was returned."
+    )
+
+
 async def test_without_reasoning_there_is_none() -> None:
     events = await events_of(ask("Use get_weather for Quito", tools=[WEATHER]))
     assert reasoning_of(events) == ""
-    usage = events[-2]
-    assert isinstance(usage, Usage)
-    assert usage.reasoning_tokens is None
+    assert (await usage_of(ask("Use get_weather for Quito", tools=[WEATHER]))).reasoning_tokens is None
 
 
 # ---- the provider: structured output ---------------------------------------------------------
@@ -874,6 +896,17 @@ async def test_max_tokens_cuts_json_output() -> None:
     events = await events_of(request)
     assert events[-1] == Finish("length")
     assert parse_object(text_of(events), None)[1] is not None
+
+
+async def test_the_prompt_estimate_counts_the_tools_and_the_schema() -> None:
+    bare = await usage_of(ask("Hello"))
+    with_tools = await usage_of(ask("Hello", tools=[WEATHER]))
+    schema = CalendarEvent.model_json_schema()
+    with_schema = await usage_of(ask("Hello", response_format=JsonSchemaFormat(schema=schema)))
+    tools_json = msgspec.json.encode([WEATHER]).decode()
+    assert with_tools.prompt_tokens == estimate_tokens("Hello\n" + tools_json)
+    assert with_schema.prompt_tokens == estimate_tokens("Hello\n" + msgspec.json.encode(schema).decode())
+    assert bare.prompt_tokens == estimate_tokens("Hello")
 
 
 # ---- the provider: complete(), pacing, faults, v1 ----------------------------------------------
