@@ -27,7 +27,7 @@ from typing import Literal
 
 import msgspec
 
-from protocol.messages import Brief, JsonSchemaFormat, Plan
+from protocol.messages import Brief, JsonFormat, JsonSchemaFormat, Plan
 from providers import prompts
 from providers.base import (
     Completion,
@@ -249,6 +249,7 @@ class Turn(msgspec.Struct, frozen=True):
     calls: list[Call]
     text: str
     finish: str
+    json: bool = False  # the text is JSON: it streams a JSON word a chunk, like arguments
 
 
 def plan_turn(request: GenerationRequest) -> Turn:
@@ -261,13 +262,14 @@ def plan_turn(request: GenerationRequest) -> Turn:
         text = ""
     else:
         text, finish = render(request)
+    json = not calls and isinstance(request.response_format, JsonFormat | JsonSchemaFormat)
     reasoning = ""
     if request.reasoning is not None:
         reasoning = parts.reasoning_text(request, prompt, calls, how)
         budget = request.reasoning.budget_tokens
         if budget is not None and estimate_tokens(reasoning) > budget:
             reasoning = _cut_to_tokens(reasoning, budget)
-    return Turn(reasoning, calls, text, finish)
+    return Turn(reasoning, calls, text, finish, json)
 
 
 def _cut_calls(calls: list[Call], max_tokens: int | None) -> tuple[list[Call], str]:
@@ -286,8 +288,8 @@ def _cut_calls(calls: list[Call], max_tokens: int | None) -> tuple[list[Call], s
 
 
 def turn_events(turn: Turn, words: int) -> list[StreamEvent]:
-    """The turn as stream events: reasoning and text in chunks of ``words`` words, each call's
-    arguments one JSON word per delta, so clients see them fill in."""
+    """The turn as stream events: reasoning and text in chunks of ``words`` words; each call's
+    arguments, and JSON text, one JSON word a chunk, so clients see them fill in."""
     out: list[StreamEvent] = [ReasoningDelta(chunk) for chunk in split_chunks(turn.reasoning, words)]
     tracker = ToolCallTracker()
     for index, call in enumerate(turn.calls):
@@ -295,7 +297,7 @@ def turn_events(turn: Turn, words: int) -> list[StreamEvent]:
         for fragment in split_chunks(call.arguments, 1):
             tracker.delta(index, fragment, out)
         tracker.end(index, out)
-    out += [TextDelta(chunk) for chunk in split_chunks(turn.text, words)]
+    out += [TextDelta(chunk) for chunk in split_chunks(turn.text, 1 if turn.json else words)]
     return out
 
 

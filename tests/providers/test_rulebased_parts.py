@@ -866,6 +866,12 @@ async def test_json_schema_output_streams_valid_json_in_chunks() -> None:
     assert await events_of(request) == events  # deterministic
 
 
+async def test_even_a_small_json_object_streams_in_pieces() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "qty": {"type": "integer"}}}
+    events = await events_of(ask("Order for Ada in Rome", response_format=JsonSchemaFormat(schema=schema)))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ['{"city": ', '"Rome", ', '"qty": ', "1}"]
+
+
 async def test_json_output_wraps_the_plain_answer() -> None:
     events = await events_of(ask("What is a heat pump?", response_format=JsonFormat()))
     assert json.loads(text_of(events)) == {
