@@ -69,13 +69,18 @@ def choose_tools(request: GenerationRequest, prompt: str) -> tuple[list[Tool], H
 def make_calls(request: GenerationRequest, prompt: str, tools: Sequence[Tool]) -> list[Call]:
     """One call per tool, arguments from its schema and the prompt. The prompt's numbers are
     shared out in call order: "add 2 and 3, multiply 4 and 5" gives add(2, 3), multiply(4, 5)."""
-    facts = Facts(prompt, ignore=frozenset(t.name for t in request.tools or []))
+    facts = Facts(prompt, ignore=_tool_names(request))
     calls = []
     for index, tool in enumerate(tools):
         value = value_for(tool.parameters if tool.parameters is not None else NO_ARGUMENTS, facts)
         arguments = value if isinstance(value, dict) else {}
         calls.append(Call(_call_id(request.messages, index, tool.name), tool.name, to_json(arguments)))
     return calls
+
+
+def _tool_names(request: GenerationRequest) -> frozenset[str]:
+    """Never a name or a place in a value: "Use Clock for Rome" names the tool, not a person."""
+    return frozenset(t.name for t in request.tools or [])
 
 
 def _call_id(messages: list[ChatMessage], index: int, name: str) -> str:
@@ -119,7 +124,9 @@ def json_output(request: GenerationRequest, prompt: str, plain: str) -> str | No
     response_format = request.response_format
     if isinstance(response_format, JsonSchemaFormat):
         data = "\n".join(r.content for r in trailing_results(request.messages))
-        return to_json(value_for(response_format.schema, Facts(prompt, data=data)))
+        return to_json(
+            value_for(response_format.schema, Facts(prompt, data=data, ignore=_tool_names(request)))
+        )
     if isinstance(response_format, JsonFormat):
         return to_json({"question": quote(prompt), "answer": plain})
     return None

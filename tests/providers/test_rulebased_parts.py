@@ -872,6 +872,16 @@ async def test_even_a_small_json_object_streams_in_pieces() -> None:
     assert [e.text for e in events if isinstance(e, TextDelta)] == ['{"city": ', '"Rome", ', '"qty": ', "1}"]
 
 
+async def test_tool_names_are_never_names_or_places_in_values() -> None:
+    schema = {"type": "object", "properties": {"person": {"type": "string"}}}
+    tools = [Tool(name="Archive")]
+    request = ask("Send it to Archive for Ada", tools=tools, tool_choice="none")
+    as_json = msgspec.structs.replace(request, response_format=JsonSchemaFormat(schema=schema))
+    assert json.loads(text_of(await events_of(as_json))) == {"person": "Ada"}
+    call = ask("Send it to Archive for Ada", tools=[Tool(name="Archive", parameters=schema)])
+    assert calls_of(await events_of(call)) == [("Archive", {"person": "Ada"})]
+
+
 async def test_json_output_wraps_the_plain_answer() -> None:
     events = await events_of(ask("What is a heat pump?", response_format=JsonFormat()))
     assert json.loads(text_of(events)) == {
