@@ -36,6 +36,11 @@ class ToolResult(msgspec.Struct, frozen=True):
     content: str
 
 
+def last_user(messages: list[ChatMessage]) -> str:
+    """The prompt: the last ``user`` message's text."""
+    return next((m.text for m in reversed(messages) if m.role == "user"), "")
+
+
 def quote(text: str) -> str:
     """``text`` as an answer quotes it: up to QUOTE_LIMIT characters, then an ellipsis."""
     return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
@@ -184,8 +189,3 @@ def _plan(request: GenerationRequest, calls: list[Call], how: How) -> str:
 
 def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def last_user(messages: list[ChatMessage]) -> str:
-    """The prompt: the last ``user`` message's text."""
-    return next((m.text for m in reversed(messages) if m.role == "user"), "")

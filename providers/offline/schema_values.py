@@ -260,13 +260,10 @@ class _Maker:
             key = self.value(merge({"type": "string"}, names), "key", i, False)
             if isinstance(key, str):
                 return key
-        patterns = schema.get("patternProperties")
+        patterns = _dict(schema.get("patternProperties"))
         key = f"key{i + 1}"
-        if isinstance(patterns, dict) and schema.get("additionalProperties") is False:
-            for pattern in patterns:
-                if not _search(pattern, key):
-                    key = pattern_sample.sample(pattern) or key
-                break
+        if patterns and not any(_search(pattern, key) for pattern in patterns):
+            key = pattern_sample.sample(next(iter(patterns))) or key  # a key the first pattern types
         return key
 
     def _array(self, schema: dict[str, Any], name: str, minimal: bool) -> list[Any]:

@@ -455,6 +455,11 @@ def test_unique_items_differ() -> None:
     assert value == ["red", "green", "red 2", "green 2"]
 
 
+def test_maps_get_one_entry() -> None:
+    assert make({"type": "object", "additionalProperties": {"type": "integer"}}, "") == {"key1": 1}
+    assert make({"type": "object", "patternProperties": {"^S_": {"type": "string"}}}, "hi") == {"S_": "hi"}
+
+
 def test_lengths_are_met() -> None:
     schema = {"type": "string", "minLength": 30, "maxLength": 32}
     value = make(schema, "short")
