@@ -74,6 +74,8 @@ def choose_tools(request: GenerationRequest, prompt: str) -> tuple[list[Tool], H
 def make_calls(request: GenerationRequest, prompt: str, tools: Sequence[Tool]) -> list[Call]:
     """One call per tool, arguments from its schema and the prompt. The prompt's numbers are
     shared out in call order: "add 2 and 3, multiply 4 and 5" gives add(2, 3), multiply(4, 5)."""
+    if not tools:
+        return []  # a text turn: no need to read the prompt for values
     facts = Facts(prompt, ignore=_tool_names(request))
     calls = []
     for index, tool in enumerate(tools):
