@@ -33,7 +33,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
@@ -92,13 +92,22 @@ def _sse(prefix: str) -> Callable[[str], bytes]:
     return lambda rest: _chunked(b"data: " + (prefix + rest).encode() + b"\n\n")
 
 
-def _oai_usage(n: int, reasoning: int = 0) -> str:
+def _each(event: Callable[[str], bytes], before: str, texts: Iterable[str], after: str) -> list[bytes]:
+    """One event per text, each between the same JSON."""
+    return [event(before + text + after) for text in texts]
+
+
+def _texts(scenario: Scenario) -> Iterator[str]:
+    return (scenario.text(i) for i in range(scenario.chunks))
+
+
+def _oai_usage(n: int) -> str:
     counts = f'"prompt_tokens":{PROMPT_TOKENS},"completion_tokens":{n},"total_tokens":{PROMPT_TOKENS + n}'
     return (
         '"choices":[],"usage":{'
         + counts
         + ',"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
-        f'{{"reasoning_tokens":{reasoning},"audio_tokens":0,"accepted_prediction_tokens":0,'
+        '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,'
         '"rejected_prediction_tokens":0}},"obfuscation":"u"}'
     )
 
@@ -117,14 +126,12 @@ def openai_response(model: str, scenario: Scenario) -> Encoded:
         '"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
         '"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Kq"}'
     )
-    chunks = [
-        event(
-            '"choices":[{"index":0,"delta":{"content":"'
-            + scenario.text(i)
-            + '"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"p4Rz"}'
-        )
-        for i in range(scenario.chunks)
-    ]
+    chunks = _each(
+        event,
+        '"choices":[{"index":0,"delta":{"content":"',
+        _texts(scenario),
+        '"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"p4Rz"}',
+    )
     finish = event(
         '"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],'
         '"usage":null,"obfuscation":"J2"}'
@@ -144,14 +151,12 @@ def _openai_tool_call(model: str, scenario: Scenario) -> Encoded:
         + '","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":null}],"usage":null,'
         '"obfuscation":"C63r"}'
     )
-    chunks = [
-        event(
-            '"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"'
-            + escaped(text)
-            + '"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"qfQVOwfh"}'
-        )
-        for text in fragments(scenario)
-    ]
+    chunks = _each(
+        event,
+        '"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"',
+        map(escaped, fragments(scenario)),
+        '"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"qfQVOwfh"}',
+    )
     finish = event(
         '"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}],'
         '"usage":null,"obfuscation":"VskHzNI7"}'
@@ -167,14 +172,12 @@ def _deepseek_reasoning(model: str, scenario: Scenario) -> Encoded:
         '"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""},'
         '"logprobs":null,"finish_reason":null}],"usage":null}'
     )
-    chunks = [
-        event(
-            '"choices":[{"index":0,"delta":{"content":null,"reasoning_content":"'
-            + scenario.text(i)
-            + '"},"logprobs":null,"finish_reason":null}],"usage":null}'
-        )
-        for i in range(scenario.chunks)
-    ]
+    chunks = _each(
+        event,
+        '"choices":[{"index":0,"delta":{"content":null,"reasoning_content":"',
+        _texts(scenario),
+        '"},"logprobs":null,"finish_reason":null}],"usage":null}',
+    )
     n = scenario.chunks
     finish = event(
         '"choices":[{"index":0,"delta":{"content":"","reasoning_content":null},"logprobs":null,'
@@ -220,24 +223,20 @@ def anthropic_response(model: str, scenario: Scenario) -> Encoded:
         head = _block_start(
             f'{{"type":"tool_use","id":"{ANTHROPIC_CALL_ID}","name":"{TOOL_NAME}","input":{{}}}}'
         ) + _block_delta('{"type":"input_json_delta","partial_json":""}')
-        chunks = [
-            _block_delta('{"type":"input_json_delta","partial_json":"' + escaped(text) + '"}')
-            for text in fragments(scenario)
-        ]
+        chunks = _each(
+            _block_delta,
+            '{"type":"input_json_delta","partial_json":"',
+            map(escaped, fragments(scenario)),
+            '"}',
+        )
         stop_reason = "tool_use"
     elif scenario.kind == "reasoning":  # as claude-sonnet-4 thinks (anthropic-sonnet4-thinking.sse)
         head = _block_start('{"type":"thinking","thinking":"","signature":""}')
-        chunks = [
-            _block_delta('{"type":"thinking_delta","thinking":"' + scenario.text(i) + '"}')
-            for i in range(scenario.chunks)
-        ]
+        chunks = _each(_block_delta, '{"type":"thinking_delta","thinking":"', _texts(scenario), '"}')
         block_end = _block_delta('{"type":"signature_delta","signature":"' + SIGNATURE + '"}')
     else:
         head = _block_start('{"type":"text","text":""}')
-        chunks = [
-            _block_delta('{"type":"text_delta","text":"' + scenario.text(i) + '"}')
-            for i in range(scenario.chunks)
-        ]
+        chunks = _each(_block_delta, '{"type":"text_delta","text":"', _texts(scenario), '"}')
     tail = (
         block_end
         + _named("content_block_stop", '{"type":"content_block_stop","index":0}')
