@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Literal
+
+import msgspec
 
 from bench.scenario import TOOL_NAME, Scenario, escaped, fragments, full_text
 
@@ -161,12 +164,7 @@ class PartsResult(StreamResult):
     def __init__(self, sid: str, scenario: Scenario) -> None:
         super().__init__(sid, scenario)
         self.tool = scenario.kind == "tool"
-        texts = fragments(scenario)
-        self._full = "".join(texts)
-        self._wire = [escaped(text).encode() for text in texts]  # as the upstream's JSON carries them
-        self._bounds = [0]  # fragment i is _full[_bounds[i]:_bounds[i + 1]]
-        for text in texts:
-            self._bounds.append(self._bounds[-1] + len(text))
+        self._full, self._wire, self._bounds = _expected(scenario.keyed(0))  # per scenario, not stream
         self.first_seq = 2 if self.tool else 1
         self.terminal = self.first_seq + scenario.chunks + self.tool
         self.call_ended = False
@@ -224,7 +222,7 @@ class PartsResult(StreamResult):
         """The gateway's ``tool_call_end``: after every fragment, the whole arguments parsed."""
         if not self.tool or seq != self.next_seq or self.delivered != self.scenario.chunks:
             self.fail(t, f"tool_call_end at seq {seq} after {self.delivered} fragments")
-        elif error is not None or arguments != self._full.encode():
+        elif error is not None or _json_value(arguments) != _json_value(self._full):
             self.fail(t, f"tool_call_end arguments {arguments[:32]!r}, error {error!r}")
         else:
             self.call_ended = True
@@ -253,6 +251,25 @@ class PartsResult(StreamResult):
     def delivered(self) -> int:
         """Fragments (or reasoning deltas) delivered in order."""
         return max(0, self.next_seq - self.first_seq)
+
+
+def _json_value(text: bytes | str) -> object:
+    """The value of a JSON text; None when it is not one (never the value of valid arguments)."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
+
+
+@lru_cache(maxsize=16)
+def _expected(scenario: Scenario) -> tuple[str, tuple[bytes, ...], tuple[int, ...]]:
+    """The parts' whole text; each part as the upstream's JSON string carries it; and where part
+    ``i`` stands in the text: ``[bounds[i], bounds[i + 1])``."""
+    texts = fragments(scenario)
+    bounds = [0]
+    for text in texts:
+        bounds.append(bounds[-1] + len(text))
+    return "".join(texts), tuple(escaped(text).encode() for text in texts), tuple(bounds)
 
 
 def new_result(sid: str, scenario: Scenario) -> StreamResult:
