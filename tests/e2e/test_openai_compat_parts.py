@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import openai
@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.tools import BaseTool, tool
 from langchain_openai import ChatOpenAI
 from openai import OpenAI
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from protocol.messages import (
     ChatMessage,
@@ -606,3 +606,69 @@ async def test_a_langchain_loop_over_recorded_openai_streams(
         },
         {"role": "tool", "tool_call_id": call_id, "content": "London"},
     ]
+
+
+# ---- the offline rulebased provider: real turns, no key --------------------------------------
+
+
+class Day(BaseModel):
+    weekday: Literal["mon", "tue", "wed"]
+    high_c: float = Field(ge=-40, le=50)
+
+
+class Forecast(BaseModel):
+    city: str
+    days: list[Day] = Field(min_length=1, max_length=3)
+    note: str | None = None
+
+
+def test_parse_against_rulebased(gateway: Gateway, client: Any) -> None:
+    sdk = client(gateway)
+    question = [{"role": "user", "content": "Forecast for Paris on tue"}]
+    completion = sdk.chat.completions.parse(model="rulebased", messages=question, response_format=Forecast)
+    parsed = completion.choices[0].message.parsed
+    assert isinstance(parsed, Forecast)
+    assert (parsed.city, parsed.days[0].weekday) == ("Paris", "tue")  # drawn from the prompt
+    assert parsed == Forecast.model_validate_json(completion.choices[0].message.content or "")
+    assert completion.choices[0].finish_reason == "stop"
+    with sdk.chat.completions.stream(
+        model="rulebased", messages=question, response_format=Forecast
+    ) as stream:
+        assert stream.get_final_completion().choices[0].message.parsed == parsed  # deterministic
+
+
+def test_a_streamed_tool_loop_with_reasoning_against_rulebased(gateway: Gateway, client: Any) -> None:
+    sdk = client(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Use GetWeather for Paris"}]
+    for _ in range(3):
+        with sdk.chat.completions.stream(
+            model="rulebased", messages=messages, tools=_tools(), reasoning_effort="low"
+        ) as stream:
+            message = stream.get_final_completion().choices[0].message
+        messages.append(message)
+        for call in message.tool_calls or []:
+            result = _weather(call.function.parsed_arguments)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        if not message.tool_calls:
+            break
+    _, call_turn, result, answer = messages
+    (call,) = call_turn.tool_calls
+    assert (call.function.name, call.function.parsed_arguments) == ("GetWeather", GetWeather(city="Paris"))
+    assert result == {"role": "tool", "tool_call_id": call.id, "content": '{"city": "Paris", "temp_c": 4}'}
+    assert answer.content == 'The GetWeather tool returned: {"city": "Paris", "temp_c": 4}'
+    # the reasoning_content deltas, as the SDK's helper assembled them
+    assert call_turn.model_extra["reasoning_content"].startswith('The user asks: "Use GetWeather for Paris".')
+    assert answer.model_extra["reasoning_content"].startswith("The GetWeather tool returned a result.")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_langchain_bind_tools_loop_against_rulebased(
+    gateway: Gateway, http: openai.DefaultHttpxClient, streamed: bool
+) -> None:
+    bound = _chat_openai(gateway, "rulebased", http).bind_tools([get_weather])
+    messages = _langchain_loop(bound, "What does get_weather say for Paris?", get_weather, streamed)
+    assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    (call,) = messages[1].tool_calls  # type: ignore[attr-defined]
+    assert call["name"] == "get_weather"
+    assert call["args"] == {"city": "Paris"}  # the place the prompt names
+    assert messages[-1].content == f"The get_weather tool returned: {messages[2].content}"
