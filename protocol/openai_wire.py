@@ -233,13 +233,18 @@ def _content_problem(messages: list[InputMessage]) -> Problem | None:
     for i, message in enumerate(messages):
         if isinstance(message.content, list):
             for j, part in enumerate(message.content):
-                if not (part.type == "text" and part.text is not None) and not (
-                    part.type == "image_url" and part.image_url is not None
-                ):
-                    why = f"content part type `{part.type}` is not supported (only `text` and `image_url`)"
+                if (why := _part_problem(part)) is not None:
                     return Problem(why, f"messages[{i}].content[{j}]")
         elif message.content is None and message.role != "assistant":
             return Problem(f"a `{message.role}` message needs `content`", f"messages[{i}].content")
+    return None
+
+
+def _part_problem(part: ContentPart) -> str | None:
+    if part.type not in ("text", "image_url"):
+        return f"content part type `{part.type}` is not supported (only `text` and `image_url`)"
+    if getattr(part, part.type) is None:
+        return f"a part of type `{part.type}` needs the field `{part.type}`"
     return None
 
 

@@ -263,7 +263,17 @@ def _tool_turn(*after: dict[str, Any]) -> list[dict[str, Any]]:
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
             "messages[0].content[0]",
-            "image_url",
+            "type `image_url` needs the field `image_url`",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            "messages[0].content[0]",
+            "type `text` needs the field `text`",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]},
+            "messages[0].content[0]",
+            "`file` is not supported",
         ),
         (
             {"messages": [{"role": "system", "content": [_image(PNG)]}, USER]},
