@@ -1,7 +1,9 @@
 """The OpenAI-compatible API's wire format: the ``POST /v1/chat/completions`` body, the
 ``chat.completion`` and ``chat.completion.chunk`` objects, ``/v1/models`` lists and OpenAI's error
-shape. Pure, like the rest of ``protocol/``: the streaming encoder is one more encoder over the
-same protocol v1 events every other transport reads.
+shape. Pure, like the rest of ``protocol/``: a request becomes the gateway's ``StreamRequest``
+(tools, formats, reasoning, images and tool turns included, checked by the same
+``request_problem`` with OpenAI's field names), and the streaming encoder is one more encoder over
+the same events every other transport reads, v1.1 parts included.
 
 What the official SDKs parse (openai-python ``_streaming.py``, openai-node ``core/streaming``):
 ``data: <json>`` events with no ``event:`` line, ending with ``data: [DONE]``; a ``data:`` object
