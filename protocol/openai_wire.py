@@ -528,7 +528,7 @@ def completion_json(
 ) -> bytes:
     """A finished stream as one ``chat.completion`` object; ``events`` are the stream's log, whose
     tool-call fragments make each call's ``arguments``: the model's text, as OpenAI returns it."""
-    calls = _calls(events)
+    calls = _calls(events) if done.tool_calls else []  # the log is read only when there are calls
     content = done.content if done.content or not calls else None
     message = AssistantMessage(
         content=content,

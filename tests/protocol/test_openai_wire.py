@@ -444,7 +444,14 @@ def test_a_completion_with_calls_reasoning_and_state() -> None:
         ToolCallEnd(id="s", seq=6, call_id="call_b", name="now", arguments={}),
     ]
     done = replace(
-        _done(tool_calls=[], reasoning="Hm.", provider_state="sig"),
+        _done(
+            tool_calls=[
+                ToolCall(call_id="call_a", name="get_weather", arguments=None, arguments_error="bad"),
+                ToolCall(call_id="call_b", name="now", arguments={}),
+            ],
+            reasoning="Hm.",
+            provider_state="sig",
+        ),
         finish_reason="length",
         usage=_usage(reasoning_tokens=3),
     )
