@@ -235,10 +235,12 @@ export class TokenwireClient {
     const id = generatedId ? this.#nextId() : String(request.id);
     /** @type {Entry} */
     const entry = /** @type {any} */ ({ request, generatedId, conn: null, viaSse: false });
+    const format = request.response_format?.type;
     const init = {
       id,
       startedAt,
       handlers,
+      json: format === 'json' || format === 'json_schema',
       onCancel: () => this.#cancel(entry),
       onAbandon: () => this.#abandon(entry),
     };

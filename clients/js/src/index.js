@@ -9,3 +9,5 @@ export { TokenwireError } from './errors.js';
 export { SseParser } from './sse-parser.js';
 export { backoffDelay, DEFAULT_RECONNECT } from './backoff.js';
 export { countChars, estimateTokens, formatStats } from './stats.js';
+export { parsePartialJson } from './partial-json.js';
+export { imagePart, IMAGE_TYPES, MAX_IMAGE_BYTES } from './images.js';
