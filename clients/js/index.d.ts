@@ -140,7 +140,7 @@ interface CommonFields {
 }
 
 interface RequestFields extends CommonFields {
-  /** At most 128. Tool-call parts are streamed; the client runs nothing. */
+  /** At most 128. Tool-call parts are streamed; the client runs nothing (see `ToolLoopRequest`). */
   tools?: ToolDeclaration[];
 }
 
@@ -150,6 +150,40 @@ export type StreamRequest =
   | (RequestFields & { prompt: string; messages?: undefined; brief?: undefined; plan?: undefined })
   | (RequestFields & { brief: Brief; plan?: Plan; messages?: undefined; prompt?: undefined });
 
+/** What `execute` gets besides the arguments. */
+export interface ToolContext {
+  callId: string;
+  name: string;
+  /** The step (0-based) whose call this is. */
+  step: number;
+  /** Aborted when the loop is cancelled. */
+  signal: AbortSignal;
+  /** The conversation up to the assistant turn that made the call. */
+  messages: ChatMessage[];
+}
+
+/** A tool of a client-side tool loop: declared to the model, run in the page. */
+export interface ToolDefinition<Args = any> {
+  description?: string;
+  parameters?: JsonSchema;
+  /**
+   * Runs the call. A string result is sent as the tool message's content as it is, anything else
+   * as JSON; a throw sends `{"error": <message>}`. Without `execute`, a step that calls the tool
+   * ends the loop (run it yourself from `result.tool_calls`).
+   */
+  execute?(args: Args, context: ToolContext): unknown;
+}
+
+/** `client.stream()` with `tools` as a record runs a tool loop. */
+export type ToolLoopRequest = CommonFields & {
+  /** Declared to the model as `{name, description, parameters}`, name = the key. */
+  tools: Record<string, ToolDefinition>;
+  /** Steps (generations) at most; default 5 (`DEFAULT_MAX_STEPS`). */
+  maxSteps?: number;
+} & (
+    | { messages: ChatMessage[]; prompt?: undefined; brief?: undefined }
+    | { prompt: string; messages?: undefined; brief?: undefined }
+  );
 
 // ---- protocol: server → client ---------------------------------------------------------------
 
@@ -495,11 +529,11 @@ export interface StreamStats {
 
 export type StreamStatus = 'queued' | 'streaming' | 'done' | 'cancelled' | 'error';
 
-/** The callbacks of a stream `S` with parts `P` ending in `D`. */
+/** The callbacks of a stream `S` (a TokenwireStream or a ToolLoopStream) with parts `P` ending in `D`. */
 export interface HandlersOf<S, P, D> {
   /** Aborting sends `cancel`; `result` resolves with `finish_reason: "cancelled"`. */
   signal?: AbortSignal;
-  /** The gateway accepted the stream. */
+  /** The gateway accepted the stream (a loop: its first step). */
   onStart?(ack: StartAck, stream: S): void;
   /** The gateway retries or fails over before the first token; `stream.provider`/`model` are already updated. */
   onNotice?(notice: Notice, stream: S): void;
@@ -507,7 +541,7 @@ export interface HandlersOf<S, P, D> {
   onReasoning?(part: Extract<P, { type: 'reasoning' }>, stream: S): void;
   /** A tool call's start, argument fragments and end. */
   onToolCall?(part: Extract<P, { type: 'tool-call-start' | 'tool-call-delta' | 'tool-call-end' }>, stream: S): void;
-  /** Every part, text included, after `onChunk` / `onReasoning` / `onToolCall`. */
+  /** Every part, text included, after `onChunk` / `onReasoning` / `onToolCall` (and a loop's step handlers). */
   onPart?(part: P, stream: S): void;
   /** A json / json_schema stream has a new partial object (after the `onPart` of its text). */
   onPartialObject?(value: unknown, stream: S): void;
@@ -517,9 +551,9 @@ export interface HandlersOf<S, P, D> {
 
 export interface StreamHandlers extends HandlersOf<TokenwireStream, StreamPart, Done> {}
 
-/** What a stream is. */
+/** What a TokenwireStream and a ToolLoopStream (whose members speak of its current step, or of all steps) have in common. */
 export interface StreamLike<P, D> extends AsyncIterable<StreamChunk> {
-  /** The stream id (generated unless the request named one). */
+  /** The stream id (generated unless the request named one); a loop's is its first step's, step n is `<id>.n`. */
   readonly id: string;
   /**
    * The gateway's key for the stream, from its ack (null before it): the client resumes the
@@ -533,13 +567,13 @@ export interface StreamLike<P, D> extends AsyncIterable<StreamChunk> {
   readonly model: string | null;
   /** The gateway's notices for this stream so far, in order (a fresh array on every read). */
   readonly notices: Notice[];
-  /** All text so far; at `done`, the gateway's `content`. */
+  /** All text so far; at `done`, the gateway's `content` (a loop: every step's, joined). */
   readonly text: string;
   /** All reasoning text so far; at `done`, the gateway's `reasoning` when it sent one. */
   readonly reasoning: string;
   /** A json / json_schema stream's newest partial object; at `done`, `done.object` when sent. */
   readonly partialObject: unknown;
-  /** `'queued'` until the gateway's ack, `'streaming'` until the end. */
+  /** `'queued'` until the gateway's ack, `'streaming'` until the end (a loop: also while its tools run). */
   readonly status: StreamStatus;
   /**
    * True while the client holds the stream back, nothing sent yet: it waits for the connection,
@@ -575,6 +609,69 @@ export declare class TokenwireStream {
   /** The tool calls so far, in order (fresh copies on every read). */
   readonly toolCalls: ToolCallState[];
 }
+
+// ---- tool loops --------------------------------------------------------------------------------
+
+/** A step's parts carry the step (0-based). */
+export type StepPart<P> = P & { step: number };
+
+export interface StepStartPart {
+  type: 'step-start';
+  step: number;
+  /** The step's stream id. */
+  id: string;
+}
+
+export interface StepEndPart {
+  type: 'step-end';
+  step: number;
+  done: Done;
+}
+
+/** A call the page ran (or answered with an error), as sent back in the tool message. */
+export interface ToolResultPart {
+  type: 'tool-result';
+  step: number;
+  callId: string;
+  name: string;
+  /** What `execute` returned (absent on an error). */
+  output?: unknown;
+  /** Why there is no output: invalid arguments, an unknown tool, or what `execute` threw. */
+  error?: string;
+  /** The tool message's content: a string output as it is, else JSON; `{"error": …}` on an error. */
+  content: string;
+}
+
+export type LoopPart = StepPart<StreamPart> | StepStartPart | StepEndPart | ToolResultPart;
+
+/** The last step's `done`, and the loop's. */
+export interface ToolLoopDone extends Done {
+  /** Every step's `done`, in order. */
+  steps: Done[];
+  /** The conversation: the request's messages, each tool step's assistant and tool messages, the final answer. */
+  messages: ChatMessage[];
+  /** The steps' usage summed; null when no step reported any. */
+  totalUsage: Usage | null;
+}
+
+export interface ToolLoopHandlers extends HandlersOf<ToolLoopStream, LoopPart, ToolLoopDone> {
+  onStepStart?(part: StepStartPart, loop: ToolLoopStream): void;
+  onStepEnd?(part: StepEndPart, loop: ToolLoopStream): void;
+  onToolResult?(part: ToolResultPart, loop: ToolLoopStream): void;
+}
+
+export interface ToolLoopStream extends StreamLike<LoopPart, ToolLoopDone> {}
+
+/** A client-side tool loop as one logical stream (made by `client.stream()` with a `tools` record). */
+export declare class ToolLoopStream {
+  private constructor();
+  /** The steps' streams so far, the current one last. */
+  readonly steps: TokenwireStream[];
+  /** The conversation so far (see `ToolLoopDone.messages`). */
+  readonly messages: ChatMessage[];
+}
+
+export declare const DEFAULT_MAX_STEPS: number;
 
 // ---- the client --------------------------------------------------------------------------------
 
@@ -642,6 +739,8 @@ export declare class TokenwireClient {
   off<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): void;
   /** Opens the connection now (it otherwise opens on the first stream). */
   connect(): Promise<Ready>;
+  /** A tool loop: `tools` as a record whose tools the page runs. */
+  stream(request: ToolLoopRequest, handlers?: ToolLoopHandlers): ToolLoopStream;
   stream(request: StreamRequest, handlers?: StreamHandlers): TokenwireStream;
   /** Ends everything; streams that have not ended fail with code `closed`. */
   close(): void;

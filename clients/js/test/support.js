@@ -289,3 +289,32 @@ export const wire = {
     ...fields,
   }),
 };
+
+/**
+ * Numbers a step's events like the gateway: the ack (seq 0), then each part, then `done`.
+ * `parts` are functions of (id, seq) from `wire`, e.g. `(id, seq) => wire.chunk(id, seq, 'hi')`.
+ */
+export function numbered(id, parts, doneContent, doneFields = {}) {
+  const events = [wire.ack(id, `key-${id}`.padEnd(32, 'x').replace(/[^A-Za-z0-9_-]/g, '_'))];
+  parts.forEach((part, i) => events.push(part(id, i + 1)));
+  events.push(wire.done(id, parts.length + 1, doneContent, doneFields));
+  return events;
+}
+
+/**
+ * Makes a scripted socket answer each `start` it receives: `respond(start, n)` (n counts the
+ * starts from 0) returns the events to send back, sent in a later task, as a gateway would.
+ */
+export function answerStarts(socket, respond) {
+  const send = socket.send.bind(socket);
+  let n = 0;
+  socket.send = (data) => {
+    send(data);
+    const msg = JSON.parse(data);
+    if (msg.type !== 'start') return;
+    const events = respond(msg, n++);
+    setTimeout(() => {
+      for (const event of events) socket.serverSend(event);
+    }, 0);
+  };
+}

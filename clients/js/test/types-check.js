@@ -33,6 +33,14 @@ export const image = impl.imagePart;
 export const maxImage = impl.MAX_IMAGE_BYTES;
 /** @type {Declared['IMAGE_TYPES']} */
 export const imageTypes = impl.IMAGE_TYPES;
+/** @type {Declared['DEFAULT_MAX_STEPS']} */
+export const maxSteps = impl.DEFAULT_MAX_STEPS;
+
+/**
+ * @param {impl.ToolLoopStream} loop
+ * @returns {import('../index.js').ToolLoopStream}
+ */
+export const toolLoop = (loop) => loop;
 
 /**
  * The stream class has a private constructor in the declarations; compare instances.
@@ -88,7 +96,7 @@ export async function usage(c) {
 }
 
 /**
- * Protocol v1.1: parts, JSON output, images.
+ * Protocol v1.1: parts, JSON output, images, and a tool loop.
  * @param {import('../index.js').TokenwireClient} c
  * @param {Blob} file
  */
@@ -112,5 +120,27 @@ export async function partsUsage(c, file) {
   for await (const value of s.partialObjects()) JSON.stringify(value);
   const done = await s.result;
   const calls = done.tool_calls?.map((call) => call.arguments_error ?? call.name);
-  return [s.reasoning, s.toolCalls[0]?.argumentsText, calls, impl.parsePartialJson('{').state];
+  const loop = c.stream(
+    {
+      prompt: 'What is 6*7?',
+      maxSteps: 3,
+      tools: {
+        calculator: {
+          description: 'Evaluates an expression',
+          parameters: { type: 'object', properties: { expression: { type: 'string' } } },
+          execute: (/** @type {{expression: string}} */ args, context) => `${args.expression} @ ${context.step} ${context.signal.aborted}`,
+        },
+      },
+    },
+    {
+      onStepStart: (part) => part.id,
+      onStepEnd: (part) => part.done.finish_reason,
+      onToolResult: (part, l) => [part.error ?? part.content, l.steps.length],
+      onPart: (part) => part.step,
+    },
+  );
+  for await (const part of loop.parts()) if (part.type === 'tool-result') part.output;
+  const finished = await loop.result;
+  const history = [...finished.messages, { role: /** @type {const} */ ('user'), content: 'thanks' }];
+  return [s.reasoning, s.toolCalls[0]?.argumentsText, calls, finished.totalUsage?.reasoning_tokens, finished.steps.length, history, impl.parsePartialJson('{').state];
 }
