@@ -4,8 +4,13 @@
 ``listening on <port>``).
 
 - ``POST /v1/chat/completions``: OpenAI Chat Completions SSE, byte for byte as the API sends it
-  (role chunk, content chunks, finish chunk, usage chunk, ``data: [DONE]``).
-- ``POST /v1/messages``: Anthropic Messages named events (``message_start`` … ``message_stop``).
+  (role chunk, content chunks, finish chunk, usage chunk, ``data: [DONE]``). A tool-call scenario
+  (``-t1``) streams ``delta.tool_calls`` as gpt-4o-mini does (index, id and name with the role,
+  then argument fragments, ``finish_reason: "tool_calls"``); a reasoning one (``-r1``) streams
+  ``delta.reasoning_content`` as DeepSeek does.
+- ``POST /v1/messages``: Anthropic Messages named events (``message_start`` … ``message_stop``);
+  a tool call as a ``tool_use`` block of ``input_json_delta``s, reasoning as a ``thinking`` block
+  of ``thinking_delta``s closed by its ``signature_delta``.
 - ``GET /stats``: requests served, content chunks written, responses cut by the client.
 - ``GET /sends``: for streams whose model has a key (``-k42``), ``time.perf_counter()`` when the
   request was read and when each content chunk was written, by key; the record is then cleared.
@@ -28,12 +33,12 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
 
-from bench.scenario import Scenario
+from bench.scenario import TOOL_NAME, Scenario, escaped, fragments
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
@@ -45,6 +50,13 @@ def _oai_prefix(model: str) -> str:
         '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":'
         + json.dumps(model)
         + ',"service_tier":"default","system_fingerprint":"fp_bench",'
+    )
+
+
+def _deepseek_prefix(model: str) -> str:
+    return (
+        '{"id":"33be18fc-3842-486c-8c29-dd8e578f7f20","object":"chat.completion.chunk",'
+        '"created":1767225600,"model":' + json.dumps(model) + ',"system_fingerprint":"fp_bench_prod",'
     )
 
 
@@ -60,6 +72,12 @@ def _head(content_type: bytes) -> bytes:
     )
 
 
+SSE_HEAD = _head(b"text/event-stream; charset=utf-8")
+OPENAI_CALL_ID = "call_ZR5UUuTt3pf61kjwAJIYdVMj"
+ANTHROPIC_CALL_ID = "toolu_01KFbKqPYSuAKujiL6mTfzYA"
+SIGNATURE = "EvMCCkYICxgCKkCHP2cSuEdcJK/0rFwqES/ecn+VurRpNTwI4XNyM0vnNfGsc9OmE8YYHauwBZ/uaRpmlEn2I4=="
+
+
 @dataclass(frozen=True, slots=True)
 class Encoded:
     """A whole response, encoded once: what goes out at once, per content chunk, and at the end."""
@@ -69,50 +87,126 @@ class Encoded:
     tail: bytes
 
 
-@lru_cache(maxsize=256)
-def openai_response(model: str, scenario: Scenario) -> Encoded:
-    prefix = _oai_prefix(model)
+def _sse(prefix: str) -> Callable[[str], bytes]:
+    """One ``data:`` event of the envelope ``prefix``, as one HTTP chunk."""
+    return lambda rest: _chunked(b"data: " + (prefix + rest).encode() + b"\n\n")
 
-    def event(rest: str) -> bytes:
-        return _chunked(b"data: " + (prefix + rest).encode() + b"\n\n")
 
-    role = event(
-        '"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
-        '"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Kq"}'
-    )
-    chunks = [
-        event(
-            '"choices":[{"index":0,"delta":{"content":"'
-            + scenario.text(i)
-            + '"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"p4Rz"}'
-        )
-        for i in range(scenario.chunks)
-    ]
-    finish = event(
-        '"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],'
-        '"usage":null,"obfuscation":"J2"}'
-    )
-    n = scenario.chunks
+def _each(event: Callable[[str], bytes], before: str, texts: Iterable[str], after: str) -> list[bytes]:
+    """One event per text, each between the same JSON."""
+    return [event(before + text + after) for text in texts]
+
+
+def _texts(scenario: Scenario) -> Iterator[str]:
+    return (scenario.text(i) for i in range(scenario.chunks))
+
+
+def _oai_usage(n: int) -> str:
     counts = f'"prompt_tokens":{PROMPT_TOKENS},"completion_tokens":{n},"total_tokens":{PROMPT_TOKENS + n}'
-    usage = event(
+    return (
         '"choices":[],"usage":{'
         + counts
         + ',"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
         '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,'
         '"rejected_prediction_tokens":0}},"obfuscation":"u"}'
     )
-    done = _chunked(b"data: [DONE]\n\n")
-    return Encoded(
-        _head(b"text/event-stream; charset=utf-8") + role, chunks, finish + usage + done + b"0\r\n\r\n"
+
+
+_DONE = _chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+
+
+@lru_cache(maxsize=256)
+def openai_response(model: str, scenario: Scenario) -> Encoded:
+    if scenario.kind == "tool":
+        return _openai_tool_call(model, scenario)
+    if scenario.kind == "reasoning":
+        return _deepseek_reasoning(model, scenario)
+    event = _sse(_oai_prefix(model))
+    role = event(
+        '"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+        '"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Kq"}'
     )
+    chunks = _each(
+        event,
+        '"choices":[{"index":0,"delta":{"content":"',
+        _texts(scenario),
+        '"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"p4Rz"}',
+    )
+    finish = event(
+        '"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],'
+        '"usage":null,"obfuscation":"J2"}'
+    )
+    return Encoded(SSE_HEAD + role, chunks, finish + event(_oai_usage(scenario.chunks)) + _DONE)
+
+
+def _openai_tool_call(model: str, scenario: Scenario) -> Encoded:
+    """As gpt-4o-mini streams a call (the recording openai-gpt4omini-toolcall-only.sse): the role
+    chunk carries the call's index, id and name with empty arguments, then argument fragments."""
+    event = _sse(_oai_prefix(model))
+    start = event(
+        '"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"'
+        + OPENAI_CALL_ID
+        + '","type":"function","function":{"name":"'
+        + TOOL_NAME
+        + '","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":null}],"usage":null,'
+        '"obfuscation":"C63r"}'
+    )
+    chunks = _each(
+        event,
+        '"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"',
+        map(escaped, fragments(scenario)),
+        '"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"qfQVOwfh"}',
+    )
+    finish = event(
+        '"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}],'
+        '"usage":null,"obfuscation":"VskHzNI7"}'
+    )
+    return Encoded(SSE_HEAD + start, chunks, finish + event(_oai_usage(scenario.chunks)) + _DONE)
+
+
+def _deepseek_reasoning(model: str, scenario: Scenario) -> Encoded:
+    """As deepseek-reasoner streams its thinking (deepseek-reasoner-reasoning-content.sse):
+    ``delta.reasoning_content``, and the usage on the finish chunk."""
+    event = _sse(_deepseek_prefix(model))
+    role = event(
+        '"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""},'
+        '"logprobs":null,"finish_reason":null}],"usage":null}'
+    )
+    chunks = _each(
+        event,
+        '"choices":[{"index":0,"delta":{"content":null,"reasoning_content":"',
+        _texts(scenario),
+        '"},"logprobs":null,"finish_reason":null}],"usage":null}',
+    )
+    n = scenario.chunks
+    finish = event(
+        '"choices":[{"index":0,"delta":{"content":"","reasoning_content":null},"logprobs":null,'
+        f'"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{PROMPT_TOKENS},"completion_tokens":{n},'
+        f'"total_tokens":{PROMPT_TOKENS + n},"prompt_tokens_details":{{"cached_tokens":0}},'
+        f'"completion_tokens_details":{{"reasoning_tokens":{n}}},"prompt_cache_hit_tokens":0,'
+        f'"prompt_cache_miss_tokens":{PROMPT_TOKENS}}}}}'
+    )
+    return Encoded(SSE_HEAD + role, chunks, finish + _DONE)
+
+
+def _named(name: str, data: str) -> bytes:
+    """One Anthropic named event, as one HTTP chunk."""
+    return _chunked(f"event: {name}\ndata: {data}\n\n".encode())
+
+
+def _block_start(block: str) -> bytes:
+    return _named(
+        "content_block_start", '{"type":"content_block_start","index":0,"content_block":' + block + "}"
+    )
+
+
+def _block_delta(delta: str) -> bytes:
+    return _named("content_block_delta", '{"type":"content_block_delta","index":0,"delta":' + delta + "}")
 
 
 @lru_cache(maxsize=256)
 def anthropic_response(model: str, scenario: Scenario) -> Encoded:
-    def event(name: str, data: str) -> bytes:
-        return _chunked(f"event: {name}\ndata: {data}\n\n".encode())
-
-    start = event(
+    start = _named(
         "message_start",
         '{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant",'
         '"model":'
@@ -122,31 +216,42 @@ def anthropic_response(model: str, scenario: Scenario) -> Encoded:
         + ',"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1,'
         '"service_tier":"standard"}}}',
     )
-    block = event(
-        "content_block_start",
-        '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
-    )
-    ping = event("ping", '{"type": "ping"}')
-    chunks = [
-        event(
-            "content_block_delta",
-            '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
-            + scenario.text(i)
-            + '"}}',
+    ping = _named("ping", '{"type": "ping"}')
+    stop_reason = "end_turn"
+    block_end = b""
+    if scenario.kind == "tool":  # as claude-haiku-4-5 streams a call (anthropic-haiku45-tool-use-only)
+        head = _block_start(
+            f'{{"type":"tool_use","id":"{ANTHROPIC_CALL_ID}","name":"{TOOL_NAME}","input":{{}}}}'
+        ) + _block_delta('{"type":"input_json_delta","partial_json":""}')
+        chunks = _each(
+            _block_delta,
+            '{"type":"input_json_delta","partial_json":"',
+            map(escaped, fragments(scenario)),
+            '"}',
         )
-        for i in range(scenario.chunks)
-    ]
+        stop_reason = "tool_use"
+    elif scenario.kind == "reasoning":  # as claude-sonnet-4 thinks (anthropic-sonnet4-thinking.sse)
+        head = _block_start('{"type":"thinking","thinking":"","signature":""}')
+        chunks = _each(_block_delta, '{"type":"thinking_delta","thinking":"', _texts(scenario), '"}')
+        block_end = _block_delta('{"type":"signature_delta","signature":"' + SIGNATURE + '"}')
+    else:
+        head = _block_start('{"type":"text","text":""}')
+        chunks = _each(_block_delta, '{"type":"text_delta","text":"', _texts(scenario), '"}')
     tail = (
-        event("content_block_stop", '{"type":"content_block_stop","index":0}')
-        + event(
+        block_end
+        + _named("content_block_stop", '{"type":"content_block_stop","index":0}')
+        + _named(
             "message_delta",
-            '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
-            '"usage":{"output_tokens":' + str(scenario.chunks) + "}}",
+            '{"type":"message_delta","delta":{"stop_reason":"'
+            + stop_reason
+            + '","stop_sequence":null},"usage":{"output_tokens":'
+            + str(scenario.chunks)
+            + "}}",
         )
-        + event("message_stop", '{"type":"message_stop"}')
+        + _named("message_stop", '{"type":"message_stop"}')
         + b"0\r\n\r\n"
     )
-    return Encoded(_head(b"text/event-stream; charset=utf-8") + start + block + ping, chunks, tail)
+    return Encoded(SSE_HEAD + start + head + ping, chunks, tail)
 
 
 ROUTES: dict[tuple[bytes, bytes], Callable[[str, Scenario], Encoded]] = {

@@ -181,6 +181,9 @@ def build_table(results: dict[str, Any]) -> list[Row]:
                 _verdict([w / d >= 0.5, e / d >= 0.5]),
             )
         )
+    for name, title, unit in (("tool_call", "tool call", "fragments"), ("reasoning", "reasoning", "deltas")):
+        if results.get(name):
+            rows.extend(_parts_rows(results[name], title, unit))
     mem = results.get("memory")
     if mem:
         rows.append(
@@ -261,6 +264,40 @@ def _resume_rows(resume: dict[str, Any]) -> list[Row]:
         if v["failed"]:
             added += f", {v['failed']} streams failed"
         rows.append(Row(title, "—", _f(v["chunks_per_s"], 0), "—", added, "(info)", "—"))
+    return rows
+
+
+def _parts_rows(result: dict[str, Any], title: str, unit: str) -> list[Row]:
+    """A parts scenario: time to the first part at concurrency 1 and relay throughput, against
+    direct; the issue sets no targets for them."""
+    rows: list[Row] = []
+    first = result["first_part"]["results"]
+    for dialect, label in (("openai", ""), ("anthropic", ", Anthropic format")):
+        cells = [first.get(f"{t}/{dialect}", {}) for t in TRANSPORTS]
+        d, w, e = (float(c.get("p50", math.nan)) for c in cells)
+        added = f"WS {_signed(w - d)}, SSE {_signed(e - d)}"
+        if failed := sum(int(c.get("failed", 0)) for c in cells):
+            added += f", {failed} streams failed"
+        rows.append(
+            Row(f"{title}: time to first part p50{label} (ms)", _f(d), _f(w), _f(e), added, "(info)", "—")
+        )
+    t = result["throughput"]["results"]
+    d, w, e = (t[x]["chunks_per_s"] for x in TRANSPORTS)
+    added = f"WS {_pct(w / d)}, SSE {_pct(e / d)} of direct"
+    lost = sum(t[x]["failed"] for x in TRANSPORTS)
+    if lost:
+        added += f", {lost} streams failed"
+    rows.append(
+        Row(
+            f"{title}: relay throughput, no pacing ({unit}/s)",
+            _f(d, 0),
+            _f(w, 0),
+            _f(e, 0),
+            added,
+            "(info)",
+            "—",
+        )
+    )
     return rows
 
 

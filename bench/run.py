@@ -30,6 +30,7 @@ from bench.machine import cpu_accounts, cpu_report, machine, source_digest
 from bench.report import build_table, format_table
 from bench.scenarios.gap import scenario_gap
 from bench.scenarios.memory import scenario_memory
+from bench.scenarios.parts import scenario_reasoning, scenario_tool_call
 from bench.scenarios.resume import scenario_resume
 from bench.scenarios.soak import scenario_soak
 from bench.scenarios.stall import scenario_stall
@@ -38,7 +39,9 @@ from bench.scenarios.ttft import scenario_ttft
 from bench.settings import FULL, QUICK, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("ttft", "gap", "throughput", "stall", "memory", "soak", "resume")
+# The parts' scenarios run after stall, on its gateway: the text scenarios run as they always did.
+SCENARIOS = ("ttft", "gap", "throughput", "stall", "tool_call", "reasoning", "memory", "soak", "resume")
+GATEWAY_SCENARIOS = ("ttft", "gap", "throughput", "stall", "tool_call", "reasoning")  # on the main gateway
 
 
 # ---- main -------------------------------------------------------------------------------------------
@@ -48,6 +51,8 @@ RUNNERS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "gap": scenario_gap,
     "throughput": scenario_throughput,
     "stall": scenario_stall,
+    "tool_call": scenario_tool_call,
+    "reasoning": scenario_reasoning,
     "memory": scenario_memory,
     "soak": scenario_soak,
     "resume": scenario_resume,
@@ -79,7 +84,7 @@ async def run(
     try:
         await bench.start_upstream()
         for name in only:
-            if name in ("ttft", "gap", "throughput", "stall") and bench.gateway is None:
+            if name in GATEWAY_SCENARIOS and bench.gateway is None:
                 await bench.start_gateway()
             log(f"{name} ...")
             t0 = perf()

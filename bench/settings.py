@@ -28,6 +28,10 @@ class Settings:
     resume_workers: int  # samples in flight at once, each with its own stream and sockets
     resume_warmup: int  # resumes per store before measuring
     resume_thr_rounds: int  # relay throughput, memory store vs Redis store (thr_streams x thr_chunks)
+    # tool_call and reasoning: time to first part as ttft's (warm-up included), throughput as throughput's
+    parts_samples: int  # per transport, OpenAI format
+    parts_samples_anthropic: int
+    parts_rounds: int
     stall_layouts: tuple[str, ...] = ("direct", "ws-1", "ws-8", "sse")
 
 
@@ -53,6 +57,9 @@ FULL = Settings(
     resume_workers=2,
     resume_warmup=4,
     resume_thr_rounds=3,
+    parts_samples=300,
+    parts_samples_anthropic=100,
+    parts_rounds=6,
 )
 QUICK = Settings(
     ttft_samples=60,
@@ -76,4 +83,7 @@ QUICK = Settings(
     resume_workers=2,
     resume_warmup=2,
     resume_thr_rounds=3,
+    parts_samples=30,
+    parts_samples_anthropic=10,
+    parts_rounds=2,
 )

@@ -14,6 +14,8 @@ from bench.clients import (
     WsConnection,
     direct_request,
     gateway_body,
+    new_result,
+    read_mode,
     sse_request,
 )
 from bench.harness import HOST, KEYS, Bench, Transport
@@ -35,10 +37,12 @@ async def open_many(factory: Callable[[], Awaitable[T]], count: int, parallel: i
 
 
 class Sequential:
-    """A connection per transport, each running one stream at a time."""
+    """A connection per transport, each running one stream at a time (``parts``: tool-call or
+    reasoning streams too)."""
 
-    def __init__(self, bench: Bench) -> None:
+    def __init__(self, bench: Bench, parts: bool = False) -> None:
         self.b = bench
+        self.parts = parts
         self.direct: HttpConnection | None = None
         self.sse: HttpConnection | None = None
         self.ws: WsConnection | None = None
@@ -47,7 +51,7 @@ class Sequential:
     async def open(self) -> None:
         self.direct = await HttpConnection.open(HOST, self.b.upstream_port)
         self.sse = await HttpConnection.open(HOST, self.b.gateway_port)
-        self.ws = await WsConnection.open(HOST, self.b.gateway_port)
+        self.ws = await WsConnection.open(HOST, self.b.gateway_port, parts=self.parts)
 
     def close(self) -> None:
         for conn in (self.direct, self.sse, self.ws):
@@ -57,24 +61,24 @@ class Sequential:
     async def run(self, transport: Transport, dialect: Dialect, scenario: Scenario) -> StreamResult:
         self.count += 1
         batch = Batch()
-        stream = batch.add(StreamResult(f"q{self.count}", scenario))
+        stream = batch.add(new_result(f"q{self.count}", scenario))
         if transport == "direct":
             if self.direct is None or self.direct.transport is None:
                 self.direct = await HttpConnection.open(HOST, self.b.upstream_port)
             request = direct_request(dialect, scenario, self.b.up_host)
-            self.direct.request(stream, request, dialect)
+            self.direct.request(stream, request, read_mode(dialect, scenario))
             await batch.wait(10 + scenario.duration_s)
             await self.direct.wait_idle()
         elif transport == "sse":
             if self.sse is None or self.sse.transport is None:
                 self.sse = await HttpConnection.open(HOST, self.b.gateway_port)
             request = sse_request(stream.sid, dialect, scenario, self.b.gw_host)
-            self.sse.request(stream, request, "gateway")
+            self.sse.request(stream, request, read_mode("gateway", scenario))
             await batch.wait(10 + scenario.duration_s)
             await self.sse.wait_idle()
         else:
             if self.ws is None or self.ws.transport is None:
-                self.ws = await WsConnection.open(HOST, self.b.gateway_port)
+                self.ws = await WsConnection.open(HOST, self.b.gateway_port, parts=self.parts)
             self.ws.start(stream, gateway_body(stream.sid, dialect, scenario, ws=True))
             await batch.wait(10 + scenario.duration_s)
         return stream
@@ -94,7 +98,7 @@ async def concurrent_round(
     loop = asyncio.get_running_loop()
     batch = Batch()
     streams = [
-        batch.add(StreamResult(f"c{i}", scenario.keyed(next(KEYS)) if keyed else scenario))
+        batch.add(new_result(f"c{i}", scenario.keyed(next(KEYS)) if keyed else scenario))
         for i in range(count)
     ]
     http: list[HttpConnection] = conns.get(transport, []) if transport != "ws" else []
@@ -103,10 +107,12 @@ async def concurrent_round(
         stream = streams[i]
         if transport == "direct":
             request = direct_request(dialect, stream.scenario, b.up_host)
-            return lambda: http[i].request(stream, request, dialect)
+            mode = read_mode(dialect, stream.scenario)
+            return lambda: http[i].request(stream, request, mode)
         if transport == "sse":
             request = sse_request(stream.sid, dialect, stream.scenario, b.gw_host)
-            return lambda: http[i].request(stream, request, "gateway")
+            mode = read_mode("gateway", stream.scenario)
+            return lambda: http[i].request(stream, request, mode)
         ws: WsConnection = conns["ws"]
         body = gateway_body(stream.sid, dialect, stream.scenario, ws=True)
         return lambda: ws.start(stream, body)

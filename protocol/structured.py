@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from typing import Any
 
@@ -20,6 +21,8 @@ from referencing.exceptions import Unresolvable
 from protocol.messages import MAX_IMAGE_BYTES, MAX_IMAGE_URL, MAX_SCHEMA_BYTES
 
 _json = msgspec.json.Encoder()
+MAX_VERDICTS = 1024
+_verdicts: dict[bytes, str | None] = {}
 # An image inline: a data: URL of base64 bytes of one of the formats every provider takes.
 DATA_URL = re.compile(r"\Adata:(image/(?:png|jpeg|gif|webp));base64,", re.IGNORECASE)
 IMAGE_TYPES = "image/png, image/jpeg, image/gif or image/webp"
@@ -27,14 +30,23 @@ IMAGE_TYPES = "image/png, image/jpeg, image/gif or image/webp"
 
 def schema_problem(schema: dict[str, Any]) -> str | None:
     """Why ``schema`` is not a usable JSON Schema (too large, or invalid), or None."""
-    size = len(_json.encode(schema))
-    if size > MAX_SCHEMA_BYTES:
-        return f"schema is {size} bytes as JSON; the limit is {MAX_SCHEMA_BYTES}"
+    encoded = _json.encode(schema)
+    if len(encoded) > MAX_SCHEMA_BYTES:
+        return f"schema is {len(encoded)} bytes as JSON; the limit is {MAX_SCHEMA_BYTES}"
+    # Checking against the metaschema takes ~0.4 ms, and a tool loop sends the same tools every
+    # turn: the verdicts of recent schemas are kept by digest (a few bytes each).
+    digest = hashlib.blake2b(encoded, digest_size=16).digest()
+    if digest in _verdicts:
+        return _verdicts[digest]
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
+        verdict = None
     except SchemaError as exc:
-        return f"not a valid JSON Schema: {exc.message}"
-    return None
+        verdict = f"not a valid JSON Schema: {exc.message}"
+    if len(_verdicts) >= MAX_VERDICTS:
+        del _verdicts[next(iter(_verdicts))]  # the oldest
+    _verdicts[digest] = verdict
+    return verdict
 
 
 def image_problem(url: str) -> str | None:

@@ -8,13 +8,14 @@ message; see docs/benchmarks.md.)
 
 A ``StreamResult`` records when its request was written, when each content arrival came and how
 many upstream chunks it carried (a merged gateway chunk carries ``seq - from_seq + 1``), and checks
-that every chunk's text is the expected one, in order, with nothing missing.
+that every chunk's text is the expected one, in order, with nothing missing. A ``PartsResult``
+does the same for a tool call's argument fragments or reasoning deltas (``new_result`` picks).
 """
 
 from bench.clients.http import HttpConnection
 from bench.clients.lag import LagMonitor
-from bench.clients.record import Batch, Dialect, StreamResult, perf
-from bench.clients.requests import PROMPT, direct_request, gateway_body, http_post, sse_request
+from bench.clients.record import Batch, Dialect, PartsResult, StreamResult, new_result, perf
+from bench.clients.requests import PROMPT, direct_request, gateway_body, http_post, read_mode, sse_request
 from bench.clients.websocket import WsConnection
 
 __all__ = [
@@ -23,11 +24,14 @@ __all__ = [
     "Dialect",
     "HttpConnection",
     "LagMonitor",
+    "PartsResult",
     "StreamResult",
     "WsConnection",
     "direct_request",
     "gateway_body",
     "http_post",
+    "new_result",
     "perf",
+    "read_mode",
     "sse_request",
 ]

@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import cast
 
-from bench.clients.messages import gateway_message
-from bench.clients.record import StreamResult, perf
+from bench.clients.messages import gateway_message, gateway_part_message
+from bench.clients.record import PartsResult, StreamResult, perf
 
 _OPENAI_TEXT = b'"delta":{"content":"'
 _ANTHROPIC_TEXT = b'"text_delta","text":"'
+
+
+@dataclass(frozen=True, slots=True)
+class PartFormat:
+    """Where a direct stream's parts stand in the upstream's events."""
+
+    delta: bytes  # what comes right before a fragment's (or reasoning delta's) JSON string text
+    delta_end: bytes  # what comes right after it (the text is the bench's: no such bytes inside)
+    start: bytes | None  # in the event that starts the tool call
+    end: bytes  # the last event's data begins with this
+
+
+_OPENAI_END = b"[DONE]"
+_ANTHROPIC_END = b'{"type":"message_stop"'
+PART_FORMATS = {
+    "openai-tool": PartFormat(
+        b'"function":{"arguments":"', b'"}}]}', b'"tool_calls":[{"index":0,"id":"', _OPENAI_END
+    ),
+    "openai-reasoning": PartFormat(b'"reasoning_content":"', b'"', None, _OPENAI_END),
+    "anthropic-tool": PartFormat(
+        b'"input_json_delta","partial_json":"', b'"}}', b'"content_block":{"type":"tool_use"', _ANTHROPIC_END
+    ),
+    "anthropic-reasoning": PartFormat(b'"thinking_delta","thinking":"', b'"', None, _ANTHROPIC_END),
+}
 
 
 class HttpConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection running one streamed request at a time.
 
     ``mode`` says how the SSE body is read: ``openai``/``anthropic`` straight from the upstream
-    (the text is cut out of the bytes), ``gateway`` for ``POST /v1/streams`` (JSON decoded).
+    (the text is cut out of the bytes), ``gateway`` for ``POST /v1/streams`` (JSON decoded). A
+    tool-call or reasoning stream's are ``gateway-parts`` and the ``PART_FORMATS`` (see
+    ``read_mode``).
     """
 
     def __init__(self) -> None:
@@ -199,12 +226,35 @@ class HttpConnection(asyncio.Protocol):
                         stream.text(t, bytes(events[at : events.find(b'"', at, end)]))
                     elif events.startswith(b"[DONE]", data_at + 6):
                         stream.finish(t)
-                else:
+                elif mode == "anthropic":
                     at = events.find(_ANTHROPIC_TEXT, data_at, end)
                     if at >= 0:
                         at += len(_ANTHROPIC_TEXT)
                         stream.text(t, bytes(events[at : events.find(b'"', at, end)]))
                     elif events.startswith(b'{"type":"message_stop"', data_at + 6):
                         stream.finish(t)
+                elif mode == "gateway-parts":
+                    gateway_part_message(stream, events[data_at + 6 : end], t)
+                else:
+                    _direct_part(stream, PART_FORMATS[mode], events, data_at, end, t)
             start = end + 2
         del events[:start]
+
+
+def _direct_part(
+    stream: StreamResult, form: PartFormat, events: bytearray, data_at: int, end: int, t: float
+) -> None:
+    """One upstream event of a tool-call or reasoning stream, read straight from the upstream."""
+    if type(stream) is not PartsResult:
+        stream.fail(t, "a text stream read as parts")
+        return
+    at = events.find(form.delta, data_at, end)
+    if at >= 0:
+        at += len(form.delta)
+        stop = events.find(form.delta_end, at, end)
+        if stop > at:  # empty ones (the role chunk's, Anthropic's first) carry nothing
+            stream.direct(t, bytes(events[at:stop]))
+    elif form.start is not None and events.find(form.start, data_at, end) >= 0:
+        stream.call_start(t)
+    elif events.startswith(form.end, data_at + 6):
+        stream.finish(t)

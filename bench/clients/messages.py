@@ -6,7 +6,7 @@ from typing import cast
 
 import msgspec
 
-from bench.clients.record import StreamResult
+from bench.clients.record import PartsResult, StreamResult
 
 
 class Message(msgspec.Struct):
@@ -20,7 +20,21 @@ class Message(msgspec.Struct):
     key: str | None = None  # the ``start`` ack's stream key (resume)
 
 
+class PartMessage(Message):
+    """The v1.1 parts' fields too: decoded only for tool-call and reasoning streams, so a text
+    stream's messages cost what they did."""
+
+    call_id: str | None = None
+    name: str | None = None
+    index: int | None = None
+    arguments_delta: str | None = None
+    arguments: msgspec.Raw = msgspec.Raw()  # tool_call_end's, compared as JSON text
+    arguments_error: str | None = None
+
+
 decode_message = msgspec.json.Decoder(Message).decode
+decode_part_message = msgspec.json.Decoder(PartMessage).decode
+PART_TYPES = frozenset(("reasoning", "tool_call_start", "tool_call_delta", "tool_call_end"))
 
 
 def dispatch(stream: StreamResult, message: Message, t: float) -> None:
@@ -33,7 +47,29 @@ def dispatch(stream: StreamResult, message: Message, t: float) -> None:
         stream.finish(t, message.seq)
     elif kind == "error":
         stream.fail(t, f"{message.code}: {message.message}")
+    elif kind in PART_TYPES:
+        _part(stream, message, t)
+
+
+def _part(stream: StreamResult, message: Message, t: float) -> None:
+    if type(stream) is not PartsResult or type(message) is not PartMessage:
+        stream.fail(t, f"unexpected {message.type} (a text stream, or decoded without part fields)")
+        return
+    kind, seq = message.type, cast(int, message.seq)
+    first = seq if message.from_seq is None else message.from_seq
+    if kind == "reasoning":
+        stream.reasoning(t, first, seq, message.content or "")
+    elif kind == "tool_call_delta":
+        stream.arguments(t, first, seq, message.arguments_delta or "")
+    elif kind == "tool_call_start":
+        stream.call_start(t, seq, cast(int, message.index), message.name or "")
+    else:
+        stream.call_end(t, seq, bytes(message.arguments), message.arguments_error)
 
 
 def gateway_message(stream: StreamResult, data: bytes | bytearray, t: float) -> None:
     dispatch(stream, decode_message(data), t)
+
+
+def gateway_part_message(stream: StreamResult, data: bytes | bytearray, t: float) -> None:
+    dispatch(stream, decode_part_message(data), t)

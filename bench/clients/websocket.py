@@ -8,7 +8,7 @@ import os
 import zlib
 from typing import cast
 
-from bench.clients.messages import Message, decode_message, dispatch
+from bench.clients.messages import Message, decode_message, decode_part_message, dispatch
 from bench.clients.record import StreamResult, perf
 
 _MASK = b"\x00\x00\x00\x00"  # a client must mask; a zero key keeps the payload as it is
@@ -28,12 +28,14 @@ def _frame(opcode: int, payload: bytes) -> bytes:
 class WsConnection(asyncio.Protocol):
     """One WebSocket to the gateway; ``streams`` routes messages by stream id.
 
-    ``deflate=True`` offers permessage-deflate, as browsers do (the server decides).
+    ``deflate=True`` offers permessage-deflate, as browsers do (the server decides). ``parts=True``
+    decodes the v1.1 parts' fields too, for tool-call and reasoning streams.
     """
 
-    def __init__(self, host: str, path: str = "/v1/ws", deflate: bool = False) -> None:
+    def __init__(self, host: str, path: str = "/v1/ws", deflate: bool = False, parts: bool = False) -> None:
         loop = asyncio.get_running_loop()
         self.host, self.path, self.offer_deflate = host, path, deflate
+        self.decode = decode_part_message if parts else decode_message
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -46,9 +48,13 @@ class WsConnection(asyncio.Protocol):
         self.messages = 0
 
     @classmethod
-    async def open(cls, host: str, port: int, *, deflate: bool = False, timeout: float = 30) -> WsConnection:
+    async def open(
+        cls, host: str, port: int, *, deflate: bool = False, timeout: float = 30, parts: bool = False
+    ) -> WsConnection:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(lambda: cls(f"{host}:{port}", deflate=deflate), host, port)
+        _, protocol = await loop.create_connection(
+            lambda: cls(f"{host}:{port}", deflate=deflate, parts=parts), host, port
+        )
         await asyncio.wait_for(asyncio.shield(protocol.ready), timeout)
         return protocol
 
@@ -165,7 +171,7 @@ class WsConnection(asyncio.Protocol):
             assert self.deflate is not None
             payload = self.deflate.decompress(payload + b"\x00\x00\xff\xff")
         self.messages += 1
-        self.on_message(decode_message(payload), t)
+        self.on_message(self.decode(payload), t)
 
     def on_message(self, message: Message, t: float) -> None:
         """A decoded server message, read at ``t``: routed to its stream."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.clients import Batch, StreamResult, WsConnection, gateway_body
+from bench.clients import Batch, StreamResult, WsConnection, gateway_body, new_result
 from bench.harness import HOST, TRANSPORTS, Bench, cpu_delta, distinct_errors, log, rotate
 from bench.scenario import Scenario
 from bench.stats import median
@@ -14,8 +14,17 @@ from bench.streams import concurrent_round, http_opener, open_many
 
 async def scenario_throughput(b: Bench) -> dict[str, Any]:
     """Relay throughput with zero pacing: upstream chunks delivered per second."""
+    return await relay_throughput(
+        b, Scenario(chunks=b.settings.thr_chunks, size=8, pacing_ms=0), "throughput"
+    )
+
+
+async def relay_throughput(b: Bench, scenario: Scenario, name: str) -> dict[str, Any]:
+    """``thr_streams`` concurrent streams of ``scenario`` (unpaced), OpenAI format, one per
+    connection, per transport, in ``thr_rounds`` rounds whose order of transports rotates: upstream
+    chunks (text, argument fragments or reasoning deltas) delivered per second."""
     s = b.settings
-    scenario = Scenario(chunks=s.thr_chunks, size=8, pacing_ms=0)
+    parts = scenario.kind != "text"
     results: dict[str, list[dict[str, float]]] = {t: [] for t in TRANSPORTS}
     failed: dict[str, list[StreamResult]] = {t: [] for t in TRANSPORTS}
     for r in range(s.thr_rounds):
@@ -23,14 +32,16 @@ async def scenario_throughput(b: Bench) -> dict[str, Any]:
             sockets: list[WsConnection] = []
             conns: dict[str, Any] = {}
             if transport == "ws":  # one socket per stream, like the HTTP transports
-                sockets = await open_many(lambda: WsConnection.open(HOST, b.gateway_port), s.thr_streams)
+                sockets = await open_many(
+                    lambda: WsConnection.open(HOST, b.gateway_port, parts=parts), s.thr_streams
+                )
             else:
                 port = b.upstream_port if transport == "direct" else b.gateway_port
                 conns[transport] = await open_many(http_opener(port), s.thr_streams)
             cpu0 = b.cpu()
             if transport == "ws":
                 batch = Batch()
-                streams = [batch.add(StreamResult(f"x{i}", scenario)) for i in range(s.thr_streams)]
+                streams = [batch.add(new_result(f"x{i}", scenario)) for i in range(s.thr_streams)]
                 for ws, stream in zip(sockets, streams, strict=True):
                     ws.start(stream, gateway_body(stream.sid, "openai", scenario, ws=True))
                 await batch.wait(60)
@@ -54,7 +65,7 @@ async def scenario_throughput(b: Bench) -> dict[str, Any]:
                 )
             for conn in [*sockets, *conns.get(transport, [])]:
                 conn.close()
-        log(f"throughput: round {r + 1}/{s.thr_rounds}")
+        log(f"{name}: round {r + 1}/{s.thr_rounds}")
     out: dict[str, Any] = {"scenario": scenario.model, "streams": s.thr_streams, "results": {}}
     for t in TRANSPORTS:
         rounds = results[t]

@@ -19,7 +19,17 @@ async def scenario_ttft(b: Bench) -> dict[str, Any]:
     """
     s = b.settings
     scenario = Scenario(chunks=2, size=8, pacing_ms=2)
-    seq = Sequential(b)
+    return await first_arrival(b, scenario, s.ttft_samples, s.ttft_samples_anthropic, s.ttft_rounds, "ttft")
+
+
+async def first_arrival(
+    b: Bench, scenario: Scenario, samples_openai: int, samples_anthropic: int, rounds: int, name: str
+) -> dict[str, Any]:
+    """Request written -> first content (or part) read, at concurrency 1, per transport and
+    format: ``samples_*`` streams each of ``scenario`` after the warm-up, in ``rounds`` rounds
+    whose order of transports rotates."""
+    s = b.settings
+    seq = Sequential(b, parts=scenario.kind != "text")
     await seq.open()
     for _ in range(s.warmup):
         for transport in TRANSPORTS:
@@ -29,9 +39,9 @@ async def scenario_ttft(b: Bench) -> dict[str, Any]:
     legs: dict[str, tuple[list[float], list[float]]] = {}
     failed: dict[str, list[StreamResult]] = {}
     cpu0, t0 = b.cpu(), perf()
-    per_round = max(1, s.ttft_samples // s.ttft_rounds)
-    per_round_a = max(1, s.ttft_samples_anthropic // s.ttft_rounds)
-    for r in range(s.ttft_rounds):
+    per_round = max(1, samples_openai // rounds)
+    per_round_a = max(1, samples_anthropic // rounds)
+    for r in range(rounds):
         measured: list[tuple[str, StreamResult]] = []
         for transport in rotate(TRANSPORTS, r):
             for dialect, count in zip(DIALECTS, (per_round, per_round_a), strict=True):
@@ -50,13 +60,13 @@ async def scenario_ttft(b: Bench) -> dict[str, Any]:
                 request, response = legs.setdefault(key, ([], []))
                 request.append(written[0] - stream.t_sent)
                 response.append(stream.arrivals[0] - written[1])
-        log(f"ttft: round {r + 1}/{s.ttft_rounds}")
+        log(f"{name}: round {r + 1}/{rounds}")
     cpu = cpu_delta(cpu0, b.cpu(), perf() - t0)
     seq.close()
     out: dict[str, Any] = {
         "scenario": scenario.model,
         "concurrency": 1,
-        "rounds": s.ttft_rounds,
+        "rounds": rounds,
         "cpu": cpu,
         "results": {},
     }

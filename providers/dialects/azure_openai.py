@@ -1,6 +1,7 @@
 """Azure OpenAI chat completions: OpenAI's stream format from a deployment URL with an
 ``api-key`` header. Its extra chunks (prompt filter results with empty ``choices``, filter
-annotations) carry no text, and a late filter hit ends the stream with ``content_filter``."""
+annotations) carry no text, and a late filter hit ends the stream with ``content_filter``. The
+request body is OpenAI's (tools, formats, images, ``reasoning_effort``) without ``model``."""
 
 from __future__ import annotations
 
@@ -59,8 +60,11 @@ class AzureOpenAIDialect(KeyedDialect):
             f"/chat/completions?api-version={quote(version, safe='')}"
         )
         headers = {"api-key": self.settings.api_key or ""}
-        # Dated api-versions predate max_completion_tokens for most deployments: keep max_tokens.
-        payload = chat_payload(request, stream=stream, model=None, max_tokens_field="max_tokens")
+        # Dated api-versions predate max_completion_tokens for most deployments: keep max_tokens,
+        # except for a reasoning deployment (asked for reasoning), which refuses it; the
+        # api-versions that take reasoning_effort take max_completion_tokens too.
+        field = "max_tokens" if request.reasoning is None else "max_completion_tokens"
+        payload = chat_payload(request, stream=stream, model=None, max_tokens_field=field)
         return HttpRequest.json(url, headers, payload)
 
     def parser(self) -> ChatStreamParser:

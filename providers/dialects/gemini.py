@@ -1,22 +1,36 @@
 """Google Gemini (Generative Language API): ``:streamGenerateContent?alt=sse`` is data-only SSE
 with CRLF framing and no sentinel. EOF is the end; ``finishReason`` may repeat on every chunk
-(older models), and ``usageMetadata`` is cumulative, so both are remembered and emitted at EOF."""
+(older models), and ``usageMetadata`` is cumulative, so both are remembered and emitted at EOF.
+
+Function calls arrive whole, usually without an id. Thought signatures ride on the parts they
+sign and must go back on the same parts next turn: the turn's ``provider_state`` records which
+(docs/providers-typed-parts.md, "Gemini")."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import msgspec
 
-from protocol.messages import ChatMessage, Options
+from protocol.messages import (
+    ChatMessage,
+    JsonFormat,
+    JsonSchemaFormat,
+    TextPart,
+    Tool,
+    ToolChoice,
+    ToolChoiceName,
+)
+from protocol.structured import split_data_url
 from providers.base import (
     Completion,
     Failure,
     Finish,
     GenerationRequest,
     ProviderError,
+    ProviderState,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -25,9 +39,12 @@ from providers.base import (
     Usage,
 )
 from providers.dialect import HttpRequest, KeyedDialect
+from providers.dialects import bytes_only
+from providers.dialects.bytes_only import call_names
 from providers.errors import describe_status, error_for_status, reported_status, retry_after
 from providers.framing import SSEDecoder, SSEEvent
 from providers.stream_parser import FramedStreamParser
+from providers.tool_calls import ToolCallTracker, new_call_id, parse_arguments
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-2.5-flash"
@@ -37,9 +54,17 @@ _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"}
 _FILTERED |= {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"}
 
 
-class _Part(msgspec.Struct):
+class _FunctionCall(msgspec.Struct):
+    name: str | None = None  # absent only on Vertex's streamed-argument pieces, never asked for
+    args: Any = None  # an object; absent for a call without arguments
+    id: str | None = None  # the Gemini API has not been seen to send one
+
+
+class _Part(msgspec.Struct, rename="camel"):
     text: str | None = None  # absent on functionCall / thoughtSignature-only parts
     thought: bool | None = None
+    function_call: _FunctionCall | None = None
+    thought_signature: str | None = None
 
 
 class _Content(msgspec.Struct):
@@ -55,7 +80,8 @@ class _Candidate(msgspec.Struct, rename="camel"):
 class _UsageMetadata(msgspec.Struct, rename="camel"):
     prompt_token_count: int = 0
     candidates_token_count: int = 0  # absent until the model produced output
-    thoughts_token_count: int = 0
+    thoughts_token_count: int | None = None  # not part of candidatesTokenCount
+    cached_content_token_count: int | None = None  # part of promptTokenCount
 
 
 class _PromptFeedback(msgspec.Struct, rename="camel"):
@@ -100,7 +126,93 @@ def finish_reason(reason: str) -> str:
 
 def _usage(meta: _UsageMetadata) -> Usage:
     # Output is billed with the thinking tokens, which candidatesTokenCount leaves out.
-    return Usage(meta.prompt_token_count, meta.candidates_token_count + meta.thoughts_token_count)
+    thoughts = meta.thoughts_token_count
+    return Usage(
+        meta.prompt_token_count,
+        meta.candidates_token_count + (thoughts or 0),
+        reasoning_tokens=thoughts,
+        cached_tokens=meta.cached_content_token_count,
+    )
+
+
+# ---- provider state --------------------------------------------------------------------------
+
+
+class _SignedThought(msgspec.Struct, frozen=True):
+    text: str
+    signature: str
+
+
+class _State(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a turn must send back on its parts: ``{"provider": "gemini", ...}``. The required
+    tag makes another provider's state fail to decode, so it is ignored like garbage."""
+
+    provider: Literal["gemini"]
+    text: str | None = None  # the signature on the answer text (or on an empty trailing part)
+    calls: dict[str, str] = msgspec.field(default_factory=dict)  # call_id -> its part's signature
+    thoughts: list[_SignedThought] = msgspec.field(default_factory=list)  # signed thought parts
+    ids: list[str] = msgspec.field(default_factory=list)  # call ids Gemini itself gave
+
+
+_state_decoder = msgspec.json.Decoder(_State)
+_NO_STATE = _State(provider="gemini")  # compared with, never changed
+_json = msgspec.json.Encoder()
+
+
+def read_state(data: str | None) -> _State:
+    """A turn's state from an assistant message; empty when absent, foreign or garbage."""
+    if data:
+        try:
+            return _state_decoder.decode(data)
+        except (msgspec.DecodeError, UnicodeEncodeError):  # lone surrogates cannot be encoded
+            pass
+    return _NO_STATE
+
+
+class _Turn:
+    """A model turn's parts as they arrive: their events, numbered calls, and the signatures
+    and call ids that its provider state keeps."""
+
+    def __init__(self) -> None:
+        self.calls = ToolCallTracker()
+        self.state = _State(provider="gemini")
+
+    def part(self, part: _Part, out: list[StreamEvent]) -> None:
+        call = part.function_call
+        if call is not None:
+            self._call(call, part.thought_signature, out)
+            return
+        text, signature = part.text or "", part.thought_signature
+        if text:
+            out.append(ReasoningDelta(text) if part.thought else TextDelta(text))
+        if signature and part.thought:
+            self.state.thoughts.append(_SignedThought(text, signature))
+        elif signature:
+            self.state.text = signature
+
+    def _call(self, call: _FunctionCall, signature: str | None, out: list[StreamEvent]) -> None:
+        if not call.name:
+            return
+        call_id = call.id or new_call_id()
+        arguments = _json.encode({} if call.args is None else call.args).decode()
+        self.calls.whole(self.calls.count, call_id, call.name, arguments, out)
+        if call.id:
+            self.state.ids.append(call_id)
+        if signature:
+            self.state.calls[call_id] = signature
+
+    def finish(self, reason: str) -> str:
+        """A stop after calls is ``tool_calls``: Gemini has no finish reason of its own for them."""
+        finish = finish_reason(reason)
+        return "tool_calls" if finish == "stop" and self.calls.count else finish
+
+    def provider_state(self) -> list[StreamEvent]:
+        """The turn's ProviderState, when a part carried a signature or a call an id."""
+        return [] if self.state == _NO_STATE else [ProviderState(_json.encode(self.state).decode())]
+
+
+def _parts(candidate: _Candidate) -> list[_Part]:
+    return (candidate.content.parts if candidate.content else None) or []
 
 
 def _first_candidate(response: _Response) -> _Candidate | None:
@@ -135,6 +247,7 @@ class GeminiStreamParser(FramedStreamParser[SSEEvent]):
         self._finish: str | None = None  # the last finishReason seen (it is not the end)
         self._blocked = False  # promptFeedback.blockReason: the prompt itself was refused
         self._usage: _UsageMetadata | None = None
+        self._turn = _Turn()
 
     def item(self, sse: SSEEvent, out: list[StreamEvent]) -> None:
         response = self.decode(_response, sse.data, out)
@@ -150,15 +263,15 @@ class GeminiStreamParser(FramedStreamParser[SSEEvent]):
             return [self.fail(f"{PROVIDER} stream ended without a finish reason")]
         self.ended = True
         usage: list[StreamEvent] = [] if self._usage is None else [_usage(self._usage)]
-        return [*usage, Finish(finish_reason(self._finish) if self._finish else "content_filter")]
+        if self._finish is None:  # the prompt was blocked
+            return [*usage, Finish("content_filter")]
+        return [*usage, *self._turn.provider_state(), Finish(self._turn.finish(self._finish))]
 
     def _response(self, response: _Response, out: list[StreamEvent]) -> None:
         candidate = _first_candidate(response)
         if candidate is not None:
-            parts = candidate.content.parts if candidate.content else None
-            for part in parts or ():
-                if part.text:
-                    out.append(ReasoningDelta(part.text) if part.thought else TextDelta(part.text))
+            for part in _parts(candidate):
+                self._turn.part(part, out)
             if candidate.finish_reason:
                 self._finish = candidate.finish_reason
         if response.prompt_feedback is not None and response.prompt_feedback.block_reason:
@@ -182,9 +295,13 @@ def parse_completion(body: bytes) -> Completion | Failure:
             return Completion("", "content_filter", usage)
         message = f"{PROVIDER} sent a completion without candidates"
         return Failure(UpstreamProtocolError(message, provider=PROVIDER))
-    parts = (candidate.content.parts if candidate.content else None) or []
-    text = "".join(p.text for p in parts if p.text and not p.thought)
-    return Completion(text, finish_reason(candidate.finish_reason or "STOP"), usage)
+    turn, events = _Turn(), list[StreamEvent]()
+    for part in _parts(candidate):
+        turn.part(part, events)
+    events.extend(turn.provider_state())
+    text = "".join(e.text for e in events if type(e) is TextDelta)
+    parts = [e for e in events if type(e) is not TextDelta]
+    return Completion(text, turn.finish(candidate.finish_reason or "STOP"), usage, parts)
 
 
 def status_error(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -204,18 +321,75 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes) -> Provid
 
 def contents(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], str | None]:
     """Gemini ``contents`` and the joined system text. Consecutive turns of one role are merged,
-    because some models refuse a conversation whose roles do not alternate."""
+    because some models refuse a conversation whose roles do not alternate: tool results, which
+    go in user turns, become one turn."""
     system = [m.text for m in messages if m.role == "system"]
+    names = call_names(messages)
+    given_ids: set[str] = set()  # the call ids Gemini gave, to be returned with the results
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
             continue
-        role = "model" if message.role == "assistant" else "user"
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["parts"].append({"text": message.text})
+        if message.role == "assistant":
+            state = read_state(message.provider_state)
+            given_ids.update(state.ids)
+            role, parts = "model", _model_parts(message, state)
+        elif message.role == "tool":
+            role, parts = "user", [_function_response(message, names, given_ids)]
         else:
-            turns.append({"role": role, "parts": [{"text": message.text}]})
+            role, parts = "user", _user_parts(message)
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["parts"].extend(parts)
+        else:
+            turns.append({"role": role, "parts": parts})
     return turns, "\n\n".join(system) if system else None
+
+
+def _user_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """Text and images in their order; an image as inline bytes (``unsupported`` refused URLs)."""
+    content = message.content
+    if not isinstance(content, list):
+        return [{"text": message.text}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            parts.append({"text": part.text})
+        elif (inline := split_data_url(part.url)) is not None:
+            parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+    return parts or [{"text": ""}]
+
+
+def _signed(part: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    return part if signature is None else {**part, "thoughtSignature": signature}
+
+
+def _model_parts(message: ChatMessage, state: _State) -> list[dict[str, Any]]:
+    """The model turn as Gemini sent it, as far as it matters: the signed thought parts, the
+    text, then the calls, each signature on the part it came on."""
+    parts = [{"text": t.text, "thought": True, "thoughtSignature": t.signature} for t in state.thoughts]
+    if message.text or state.text:
+        parts.append(_signed({"text": message.text}, state.text))
+    for call in message.tool_calls or ():
+        function_call: dict[str, Any] = {"name": call.name}
+        if call.call_id in state.ids:
+            function_call["id"] = call.call_id
+        if isinstance(call.arguments, dict):  # a call with invalid arguments goes back without
+            function_call["args"] = call.arguments
+        parts.append(_signed({"functionCall": function_call}, state.calls.get(call.call_id)))
+    return parts or [{"text": ""}]
+
+
+def _function_response(message: ChatMessage, names: dict[str, str], given_ids: set[str]) -> dict[str, Any]:
+    """The result as an object: the content itself when it is a JSON object, else under
+    ``output``, the key Gemini documents for a function's output."""
+    content = message.text
+    value, error = parse_arguments(content)
+    response = value if error is None and content.strip() else {"output": content}
+    call_id = message.tool_call_id or ""
+    function_response: dict[str, Any] = {"name": names[call_id], "response": response}
+    if call_id in given_ids:
+        function_response["id"] = call_id
+    return {"functionResponse": function_response}
 
 
 _CONFIG = {
@@ -224,16 +398,56 @@ _CONFIG = {
     "max_tokens": "maxOutputTokens",
     "stop": "stopSequences",
 }
+# Google's own mapping of an effort to a thinking budget (its OpenAI-compatible endpoint's).
+EFFORT_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576}
 
 
-def generation_config(options: Options) -> dict[str, Any]:
-    """Only the options that are set; a single stop string becomes a one-item list."""
+def generation_config(request: GenerationRequest) -> dict[str, Any]:
+    """Only the options that are set (a single stop string becomes a one-item list), thinking
+    and the response format."""
     config: dict[str, Any] = {}
     for name, field in _CONFIG.items():
-        value = getattr(options, name)
+        value = getattr(request.options, name)
         if value is not None:
             config[field] = [value] if isinstance(value, str) else value
+    if (reasoning := request.reasoning) is not None:
+        thinking: dict[str, Any] = {"includeThoughts": True}
+        budget = reasoning.budget_tokens or (EFFORT_BUDGETS[reasoning.effort] if reasoning.effort else None)
+        if budget is not None:
+            thinking["thinkingBudget"] = budget
+        config["thinkingConfig"] = thinking
+    response_format = request.response_format
+    if isinstance(response_format, JsonFormat | JsonSchemaFormat):
+        config["responseMimeType"] = "application/json"
+    if isinstance(response_format, JsonSchemaFormat):
+        config["responseJsonSchema"] = response_format.schema
     return config
+
+
+def _declaration(tool: Tool) -> dict[str, Any]:
+    # parametersJsonSchema takes JSON Schema as it is; `parameters` only an OpenAPI subset.
+    declaration: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        declaration["description"] = tool.description
+    if tool.parameters is not None:
+        declaration["parametersJsonSchema"] = tool.parameters
+    return declaration
+
+
+def _calling_config(choice: ToolChoice) -> dict[str, Any]:
+    if isinstance(choice, ToolChoiceName):
+        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
+    return {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}
+
+
+def tool_fields(request: GenerationRequest) -> dict[str, Any]:
+    """``tools`` and ``toolConfig``; nothing without tools."""
+    if not request.tools:
+        return {}
+    fields: dict[str, Any] = {"tools": [{"functionDeclarations": [_declaration(t) for t in request.tools]}]}
+    if request.tool_choice is not None:
+        fields["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
+    return fields
 
 
 class GeminiDialect(KeyedDialect):
@@ -248,11 +462,15 @@ class GeminiDialect(KeyedDialect):
         payload: dict[str, Any] = {"contents": turns}
         if system is not None:
             payload["systemInstruction"] = {"parts": [{"text": system}]}
-        config = generation_config(request.options)
+        payload.update(tool_fields(request))
+        config = generation_config(request)
         if config:
             payload["generationConfig"] = config
         # The key goes in a header, never the URL (URLs end up in logs).
         return HttpRequest.json(url, {"x-goog-api-key": self.settings.api_key or ""}, payload)
+
+    def unsupported(self, request: GenerationRequest) -> str | None:
+        return bytes_only.unsupported(request, PROVIDER)
 
     def parser(self) -> GeminiStreamParser:
         return GeminiStreamParser()

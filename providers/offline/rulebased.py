@@ -5,6 +5,10 @@ in the format ``providers.prompts`` asks live models for; plain messages get a s
 answer to the last user message. The text depends only on the request (an RNG seeded from a
 SHA-256 of it, never ``hash()``), so it is identical across processes and restarts.
 
+Protocol v1.1 parts (``providers.offline.parts``): tool calls when the prompt names a tool or
+``tool_choice`` requires one, an answer quoting tool results, JSON for ``response_format``, and
+a reasoning passage first when ``reasoning`` is set. A request without them streams as before.
+
 Options: ``stop`` and ``max_tokens`` are honoured; ``temperature`` and ``top_p`` are accepted and
 ignored, since there is no sampling for them to steer.
 
@@ -23,23 +27,26 @@ from typing import Literal
 
 import msgspec
 
-from protocol.messages import Brief, ChatMessage, Plan
+from protocol.messages import Brief, JsonFormat, JsonSchemaFormat, Plan
 from providers import prompts
 from providers.base import (
     Completion,
     Finish,
     GenerationRequest,
     GeneratorProvider,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
-from providers.offline import faults
+from providers.offline import faults, parts
 from providers.offline import script_templates as tpl
+from providers.offline.parts import Call, last_user, quote
 from providers.tokens import estimate_tokens, tokens_for_chars
+from providers.tool_calls import ToolCallTracker
 
 DEFAULT_MODEL = "script"  # the drafter has one behaviour; the model name is only a label
-QUOTE_LIMIT = 200  # characters of the prompt quoted back in an answer
 _TOKEN = re.compile(r"\s*\S+\s*")  # a word with the whitespace around it, so chunks re-join exactly
 STALL_SLEEP_S = 3600.0  # a stalled stream sleeps this long, again and again, until cancelled
 
@@ -164,16 +171,11 @@ def _script(brief: Brief, plan: Plan) -> str:
 # ---- plain prompts ---------------------------------------------------------------------------
 
 
-def _last_user(messages: list[ChatMessage]) -> str:
-    return next((m.text for m in reversed(messages) if m.role == "user"), "")
-
-
 def _answer(prompt: str) -> str:
     # Seeded from the prompt alone: a system message changes nothing, by design.
     rng = _rng("prompt", prompt)
     if prompt:
-        quoted = prompt if len(prompt) <= QUOTE_LIMIT else prompt[:QUOTE_LIMIT] + "…"
-        first = f'You asked: "{quoted}"'
+        first = f'You asked: "{quote(prompt)}"'
     else:
         first = "No question came with this request, so here is a general framework."
     points = [tpl.POINTS[i] for i in sorted(rng.sample(range(len(tpl.POINTS)), 3))]
@@ -184,11 +186,21 @@ def _answer(prompt: str) -> str:
 # ---- text, cuts and chunks -------------------------------------------------------------------
 
 
-def draft_text(request: GenerationRequest) -> str:
-    """The full text for ``request``, before ``stop`` and ``max_tokens`` cuts."""
+def _plain_text(request: GenerationRequest, prompt: str) -> str:
+    results = parts.trailing_results(request.messages)
+    if results:
+        return parts.results_answer(results)
     if request.brief is not None:
         return _script(request.brief, request.plan or Plan())
-    return _answer(_last_user(request.messages).strip())
+    return _answer(prompt)
+
+
+def draft_text(request: GenerationRequest) -> str:
+    """The full text for ``request``, before ``stop`` and ``max_tokens`` cuts: the answer to
+    tool results, the script of a brief or the answer to the prompt, as JSON when asked for."""
+    prompt = last_user(request.messages).strip()
+    plain = _plain_text(request, prompt)
+    return parts.json_output(request, prompt, plain) or plain
 
 
 def split_chunks(text: str, words: int) -> list[str]:
@@ -230,10 +242,99 @@ def render(request: GenerationRequest) -> tuple[str, str]:
     return text, "stop"
 
 
-def _usage(request: GenerationRequest, text: str) -> Usage:
-    prompt = "\n".join(m.text for m in request.messages)
+class Turn(msgspec.Struct, frozen=True):
+    """What one offline turn produces, in stream order: reasoning, tool calls, then text."""
+
+    reasoning: str
+    calls: list[Call]
+    text: str
+    finish: str
+    json: bool = False  # the text is JSON: it streams a JSON word a chunk, like arguments
+
+
+def plan_turn(request: GenerationRequest) -> Turn:
+    """The whole turn for ``request``, after its options."""
+    prompt = last_user(request.messages).strip()
+    tools, how = parts.choose_tools(request, prompt)
+    calls = parts.make_calls(request, prompt, tools)
+    if calls:
+        calls, finish = _cut_calls(calls, request.options.max_tokens)
+        text = ""
+    else:
+        text, finish = render(request)
+    json = not calls and isinstance(request.response_format, JsonFormat | JsonSchemaFormat)
+    reasoning = ""
+    if request.reasoning is not None:
+        reasoning = parts.reasoning_text(request, prompt, calls, how)
+        budget = request.reasoning.budget_tokens
+        if budget is not None and estimate_tokens(reasoning) > budget:
+            reasoning = _cut_to_tokens(reasoning, budget)
+    return Turn(reasoning, calls, text, finish, json)
+
+
+def _cut_calls(calls: list[Call], max_tokens: int | None) -> tuple[list[Call], str]:
+    """The calls whose arguments fit ``max_tokens``; the first that does not is cut there (its
+    arguments then fail to parse) and ends the turn with "length"."""
+    room = max_tokens * 4 if max_tokens is not None else None  # characters: ~4 a token
+    kept: list[Call] = []
+    for call in calls:
+        if room is not None and len(call.arguments) > room:
+            if room:
+                kept.append(msgspec.structs.replace(call, arguments=call.arguments[:room]))
+            return kept, "length"
+        kept.append(call)
+        room = None if room is None else room - len(call.arguments)
+    return kept, "tool_calls"
+
+
+def turn_events(turn: Turn, words: int) -> list[StreamEvent]:
+    """The turn as stream events: reasoning and text in chunks of ``words`` words; each call's
+    arguments, and JSON text, one JSON word a chunk, so clients see them fill in."""
+    out: list[StreamEvent] = [ReasoningDelta(chunk) for chunk in split_chunks(turn.reasoning, words)]
+    tracker = ToolCallTracker()
+    for index, call in enumerate(turn.calls):
+        tracker.start(index, call.call_id, call.name, out)
+        for fragment in split_chunks(call.arguments, 1):
+            tracker.delta(index, fragment, out)
+        tracker.end(index, out)
+    out += [TextDelta(chunk) for chunk in split_chunks(turn.text, 1 if turn.json else words)]
+    return out
+
+
+def completion_parts(turn: Turn) -> list[StreamEvent]:
+    """The non-text events of a non-streaming reply: the reasoning whole, each call whole."""
+    out: list[StreamEvent] = [ReasoningDelta(turn.reasoning)] if turn.reasoning else []
+    tracker = ToolCallTracker()
+    for index, call in enumerate(turn.calls):
+        tracker.whole(index, call.call_id, call.name, call.arguments, out)
+    return out
+
+
+def _is_chunk(event: StreamEvent) -> bool:
+    """A piece of content: what pacing spaces out and what a fault counts."""
+    return type(event) in (TextDelta, ReasoningDelta, ToolCallDelta)
+
+
+def _prompt_text(request: GenerationRequest) -> str:
+    """What the prompt estimate counts: the messages' text, plus (when given) the tools, the
+    calls passed back and the output schema as JSON."""
+    text = "\n".join(m.text for m in request.messages)
+    extras: list[object] = [m.tool_calls for m in request.messages if m.tool_calls]
+    if request.tools:
+        extras.append(request.tools)
+    if isinstance(request.response_format, JsonSchemaFormat):
+        extras.append(request.response_format.schema)
+    return "\n".join([text, *(msgspec.json.encode(e).decode() for e in extras)])
+
+
+def _usage(request: GenerationRequest, turn: Turn) -> Usage:
+    reasoning = estimate_tokens(turn.reasoning)
+    arguments = sum(estimate_tokens(call.arguments) for call in turn.calls)
     return Usage(
-        prompt_tokens=estimate_tokens(prompt), completion_tokens=estimate_tokens(text), estimated=True
+        prompt_tokens=estimate_tokens(_prompt_text(request)),
+        completion_tokens=estimate_tokens(turn.text) + arguments + reasoning,
+        estimated=True,
+        reasoning_tokens=reasoning if request.reasoning is not None else None,
     )
 
 
@@ -277,28 +378,39 @@ class RuleBasedProvider(GeneratorProvider):
         return True
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
-        text, reason = render(request)
-        chunks = split_chunks(text, self._words)
-        fault = faults.plan(request.fault, len(chunks), self.name)
+        turn = plan_turn(request)
+        events = turn_events(turn, self._words)
+        fault = faults.plan(request.fault, sum(map(_is_chunk, events)), self.name)
         if fault.delay_s > 0:
             await self._sleep(fault.delay_s)
-        for i, chunk in enumerate(chunks[: fault.chunks]):
+        sent = 0
+        for event in events if fault.chunks != 0 else ():
+            chunk = _is_chunk(event)
             # Sleep between chunks only: the first chunk is immediate, nothing trails the last.
-            if i and self._delay_s > 0:
+            if chunk and sent and self._delay_s > 0:
                 await self._sleep(self._delay_s)
-            yield TextDelta(chunk)
+            yield event
+            sent += chunk
+            if sent == fault.chunks:
+                break  # a break comes right after its chunk
         await self._break(fault)
-        yield _usage(request, text)
-        yield Finish(reason)
+        yield _usage(request, turn)
+        yield Finish(turn.finish)
 
     async def complete(self, request: GenerationRequest) -> Completion:
         """The whole reply at once; a fault delays or breaks the call the way it would the stream."""
-        text, reason = render(request)
-        fault = faults.plan(request.fault, len(split_chunks(text, self._words)), self.name)
+        turn = plan_turn(request)
+        chunks = sum(map(_is_chunk, turn_events(turn, self._words)))
+        fault = faults.plan(request.fault, chunks, self.name)
         if fault.delay_s > 0:
             await self._sleep(fault.delay_s)
         await self._break(fault)
-        return Completion(text=text, finish_reason=reason, usage=_usage(request, text))
+        return Completion(
+            text=turn.text,
+            finish_reason=turn.finish,
+            usage=_usage(request, turn),
+            parts=completion_parts(turn),
+        )
 
     async def _break(self, fault: faults.FaultPlan) -> None:
         """Act out the fault's break, if it has one: fail, or stall until cancelled."""

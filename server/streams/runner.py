@@ -203,9 +203,12 @@ class Stream:
         request, turn, seq = self.request, self._turn, len(self.log.entries)
         entry: wire.Part
         if type(event) is ReasoningDelta:
+            if not event.text:
+                return False
             turn.reasoning_chars += len(event.text)
-            if request.reasoning is None or not event.text:
-                return False  # not asked for: it counts in usage, and the stream is alive
+            self._first_output()  # generated output: the first-token deadline is met
+            if request.reasoning is None:
+                return False  # not asked for: not forwarded, but counted in usage
             turn.reasoning.append(event.text)
             entry = wire.ReasoningChunk(id=self.id, seq=seq, content=event.text)
         elif type(event) is ProviderState:

@@ -75,10 +75,16 @@ async def _stream_request(request: Request) -> StreamRequest:
     return decoded
 
 
-async def _open(request: Request, stream_request: StreamRequest) -> Stream:
+def _checked(stream_request: StreamRequest) -> StreamRequest:
+    """A request the original application's routes built, checked as a decoded one is."""
     problem = request_problem(stream_request)
     if problem is not None:
         raise HttpProblem(ErrorCode.BAD_MESSAGE, problem)
+    return stream_request
+
+
+async def _open(request: Request, stream_request: StreamRequest) -> Stream:
+    """A checked request (from ``_stream_request`` or ``_checked``) as a running stream."""
     stream = await hub_of(request).open_http(stream_request)
     if isinstance(stream, Refusal):
         raise HttpProblem(stream.code, stream.message)
@@ -182,14 +188,14 @@ async def post_completion(request: Request) -> CompletionResponse:
 
 async def post_script_stream(request: Request) -> EventStreamResponse:
     body = await _decode(request, ScriptStreamBody)
-    return _sse(request, await _open(request, body.to_request()), ScriptEventEncoder())
+    return _sse(request, await _open(request, _checked(body.to_request())), ScriptEventEncoder())
 
 
 async def post_agent_chat(request: Request) -> EventStreamResponse:
     body = await _decode(request, AgentChatBody)
     if not body.prompt.strip():
         raise HttpProblem(ErrorCode.BAD_MESSAGE, "`prompt` is empty - at `$.prompt`")
-    stream = await _open(request, body.to_request(request.path_params["agent_id"]))
+    stream = await _open(request, _checked(body.to_request(request.path_params["agent_id"])))
     return _sse(request, stream, agent_chat_event)
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import Gateway, StartGateway
+from tests.support import anthropic_bytes
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
-from tests.support.wsclient import assert_gap_free, chunk_text, stream_events
+from tests.support.wsclient import assert_gap_free, assert_seq_covers, chunk_text, joined, stream_events
 
 KEY = "sk-ant-api03-secret-0123456789"
 
@@ -86,6 +88,7 @@ async def test_stream_over_websocket(anthropic_gateway: Gateway, upstream: FakeU
         "completion_tokens": 1000000,
         "total_tokens": 1002121,
         "estimated": False,
+        "cached_tokens": 2000,  # the cache reads, part of prompt_tokens
     }
     metrics = done["metrics"]
     assert isinstance(metrics, dict)
@@ -238,8 +241,163 @@ async def test_streaming_switched_off_uses_the_non_streaming_call(
         "completion_tokens": 2,
         "total_tokens": 6,
         "estimated": False,
+        "cached_tokens": 0,
     }
     (request,) = upstream.requests
     assert request.path == "/v1/messages"
     assert "stream" not in request.json()
     assert request.json()["max_tokens"] == 4096
+
+
+# ---- typed parts: thinking, tool calls and the provider state ---------------------------------
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+TOOLS = [{"name": "get_weather", "description": "Current weather", "parameters": WEATHER}]
+THOUGHT = {"type": "thinking", "thinking": "Need Oslo weather.", "signature": "EqQBCgIYAhIM+sig=="}
+THINK_THEN_CALL = [
+    anthropic_bytes.message_start(input_tokens=40, cache_read=500),
+    anthropic_bytes.thinking_start(0),
+    anthropic_bytes.PING,
+    anthropic_bytes.thinking("Need Oslo ", 0),
+    anthropic_bytes.thinking("weather.", 0),
+    anthropic_bytes.signature(THOUGHT["signature"], 0),
+    anthropic_bytes.block_stop(0),
+    anthropic_bytes.tool_use_start(1, "toolu_01Zq", "get_weather"),
+    anthropic_bytes.input_json(1, ""),
+    anthropic_bytes.input_json(1, '{"city": '),
+    anthropic_bytes.input_json(1, '"Oslo"}'),
+    anthropic_bytes.block_stop(1),
+    anthropic_bytes.message_delta("tool_use", '{"output_tokens":70}'),
+    anthropic_bytes.MESSAGE_STOP,
+]
+QUESTION = {"role": "user", "content": "Weather in Oslo?"}
+
+
+async def test_thinking_and_a_tool_call_then_the_next_turn_sends_the_signed_thinking_back(
+    anthropic_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    answer = [
+        anthropic_bytes.message_start(),
+        anthropic_bytes.block_start(0),
+        anthropic_bytes.text("4 °C in Oslo."),
+        anthropic_bytes.block_stop(0),
+        anthropic_bytes.message_delta(),
+        anthropic_bytes.MESSAGE_STOP,
+    ]
+    upstream.reply(Reply(pieces=THINK_THEN_CALL, pause=0.005), Reply(pieces=answer))
+    start: dict[str, Any] = {"provider": "anthropic", "tools": TOOLS, "reasoning": {"effort": "low"}}
+    events = await stream_events(anthropic_gateway.ws, messages=[QUESTION], **start)
+    assert_seq_covers(events)
+    assert joined(events) == [
+        {"type": "reasoning", "content": "Need Oslo weather."},
+        {"type": "tool_call_start", "call_id": "toolu_01Zq", "name": "get_weather", "index": 0},
+        {"type": "tool_call_delta", "call_id": "toolu_01Zq", "arguments_delta": '{"city": "Oslo"}'},
+        {
+            "type": "tool_call_end",
+            "call_id": "toolu_01Zq",
+            "name": "get_weather",
+            "arguments": {"city": "Oslo"},
+        },
+    ]
+    done = events[-1]
+    assert done["finish_reason"] == "tool_calls"
+    assert done["content"] == ""
+    assert done["reasoning"] == "Need Oslo weather."
+    assert done["tool_calls"] == [
+        {"call_id": "toolu_01Zq", "name": "get_weather", "arguments": {"city": "Oslo"}}
+    ]
+    assert json.loads(done["provider_state"]) == {"provider": "anthropic", "blocks": [THOUGHT]}
+    assert done["usage"] == {
+        "prompt_tokens": 540,
+        "completion_tokens": 70,
+        "total_tokens": 610,
+        "estimated": False,
+        "cached_tokens": 500,
+    }
+    first = upstream.requests[0].json()
+    assert first["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert first["max_tokens"] == 1024 + 4096
+    assert first["tools"] == [
+        {"name": "get_weather", "description": "Current weather", "input_schema": WEATHER}
+    ]
+
+    # The client passes done's tool_calls and provider_state back verbatim, with the result.
+    assistant = {
+        "role": "assistant",
+        "tool_calls": done["tool_calls"],
+        "provider_state": done["provider_state"],
+    }
+    result = {"role": "tool", "tool_call_id": "toolu_01Zq", "content": '{"temp_c": 4}'}
+    events = await stream_events(anthropic_gateway.ws, messages=[QUESTION, assistant, result], **start)
+    assert events[-1]["content"] == "4 °C in Oslo."
+    assert events[-1]["finish_reason"] == "stop"
+    assert upstream.requests[1].json()["messages"] == [
+        QUESTION,
+        {
+            "role": "assistant",
+            "content": [
+                THOUGHT,
+                {"type": "tool_use", "id": "toolu_01Zq", "name": "get_weather", "input": {"city": "Oslo"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_01Zq", "content": '{"temp_c": 4}'}],
+        },
+    ]
+
+
+async def test_a_request_anthropic_cannot_take_is_refused_before_the_ack(
+    anthropic_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    events = await stream_events(
+        anthropic_gateway.ws,
+        provider="anthropic",
+        prompt="hi",
+        reasoning={"effort": "high"},
+        options={"max_tokens": 2000},
+    )
+    (refusal,) = events
+    assert refusal["type"] == "error"
+    assert "seq" not in refusal
+    assert refusal["code"] == "unsupported_input"
+    assert refusal["message"] == (
+        "provider `anthropic` cannot take this request: `options.max_tokens` (2000) must exceed the "
+        "thinking budget (16384 tokens): anthropic counts the thinking in max_tokens"
+    )
+    assert upstream.requests == []
+
+
+async def test_non_streaming_call_reports_the_calls_and_the_state(
+    start_gateway: StartGateway, upstream: FakeUpstream
+) -> None:
+    gw = start_gateway(
+        {"streaming": {"enabled": False}},
+        environ={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": upstream.url},
+    )
+    body = json.dumps(
+        {
+            "id": "msg_01",
+            "type": "message",
+            "role": "assistant",
+            "content": [
+                THOUGHT,
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_01Zq", "name": "get_weather", "input": {"city": "Oslo"}},
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 40, "output_tokens": 70},
+        }
+    ).encode()
+    upstream.reply(Reply(headers={"content-type": "application/json"}, pieces=[body]))
+    events = await stream_events(gw.ws, provider="anthropic", messages=[QUESTION], tools=TOOLS, reasoning={})
+    assert_seq_covers(events)
+    done = events[-1]
+    assert done["content"] == "Checking."
+    assert done["reasoning"] == "Need Oslo weather."
+    assert done["finish_reason"] == "tool_calls"
+    assert done["tool_calls"] == [
+        {"call_id": "toolu_01Zq", "name": "get_weather", "arguments": {"city": "Oslo"}}
+    ]
+    assert json.loads(done["provider_state"]) == {"provider": "anthropic", "blocks": [THOUGHT]}
+    assert "stream" not in upstream.requests[0].json()

@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import Gateway, StartGateway
+from tests.support.recorded import gemini_sse
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
 from tests.support.wsclient import assert_gap_free, chunk_text, recv, stream_events
@@ -86,12 +87,14 @@ async def test_stream_over_websocket(gemini_gateway: Gateway, upstream: FakeUpst
     assert done["type"] == "done"
     assert chunk_text(events) == done["content"] == TEXT
     assert done["finish_reason"] == "stop"
-    # Output tokens include the thinking tokens (candidatesTokenCount + thoughtsTokenCount).
+    # Output tokens include the thinking tokens (candidatesTokenCount + thoughtsTokenCount), which
+    # every client sees as reasoning_tokens, though a v1 start forwards no reasoning text.
     assert done["usage"] == {
         "prompt_tokens": 4,
         "completion_tokens": 39,
         "total_tokens": 43,
         "estimated": False,
+        "reasoning_tokens": 36,
     }
     assert done["metrics"]["model"] == "gemini-2.5-flash"
     assert done["metrics"]["estimated_cost_usd"] == pytest.approx((4 * 0.30 + 39 * 2.50) / 1e6)
@@ -262,3 +265,164 @@ async def test_streaming_switched_off_uses_generate_content(
     assert request.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert request.query == {}
     assert request.headers["x-goog-api-key"] == KEY
+
+
+# ---- v1.1 typed parts ------------------------------------------------------------------------
+
+WEATHER_TOOL = {
+    "name": "weather",
+    "description": "Current weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"location": {"type": "string"}},
+        "required": ["location"],
+    },
+}
+
+
+async def test_recorded_function_call_ends_as_a_tool_call(
+    gemini_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    # gemini-2.0-flash's recorded answer: a functionCall part only, finishReason STOP.
+    tool = {
+        "name": "get_capital",
+        "parameters": {"type": "object", "properties": {"country": {"type": "string"}}},
+    }
+    upstream.reply(Reply(pieces=[gemini_sse("gemini-20flash-function-call-only.sse")]))
+    events = await stream_events(
+        gemini_gateway.ws, provider="gemini", prompt="Capital of France?", tools=[tool]
+    )
+    assert [e["type"] for e in events] == [
+        "start",
+        "tool_call_start",
+        "tool_call_delta",
+        "tool_call_end",
+        "done",
+    ]
+    start, delta, end, done = events[1:]
+    call_id = start["call_id"]
+    assert call_id.startswith("call_")
+    assert (start["name"], start["index"], start["seq"]) == ("get_capital", 0, 1)
+    assert (delta["call_id"], delta["arguments_delta"], delta["seq"]) == (call_id, '{"country":"France"}', 2)
+    assert (end["call_id"], end["name"], end["arguments"], end["seq"]) == (
+        call_id,
+        "get_capital",
+        {"country": "France"},
+        3,
+    )
+    assert (done["finish_reason"], done["content"], done["seq"]) == ("tool_calls", "", 4)
+    assert done["tool_calls"] == [
+        {"call_id": call_id, "name": "get_capital", "arguments": {"country": "France"}}
+    ]
+    assert "provider_state" not in done  # gemini-2.0 signs nothing
+    assert done["usage"] == {
+        "prompt_tokens": 52,
+        "completion_tokens": 5,
+        "total_tokens": 57,
+        "estimated": False,
+    }
+    assert upstream.requests[0].json()["tools"] == [
+        {"functionDeclarations": [{"name": "get_capital", "parametersJsonSchema": tool["parameters"]}]}
+    ]
+
+
+async def test_thought_signature_goes_back_on_the_call_next_turn(
+    gemini_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    # gemini-3-pro's recorded call carries a thoughtSignature, which Gemini 3 requires back.
+    name = "gemini-3pro-function-call-signature.chunks.txt"
+    upstream.reply(Reply(pieces=[gemini_sse(name)]), Reply(pieces=STREAM))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in SF?"}]
+    first = await stream_events(
+        gemini_gateway.ws,
+        provider="gemini",
+        model="gemini-3-pro-preview",
+        messages=messages,
+        tools=[WEATHER_TOOL],
+    )
+    done = first[-1]
+    assert done["finish_reason"] == "tool_calls"
+    assert done["usage"]["reasoning_tokens"] == 45
+    (call,) = done["tool_calls"]
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [call],
+            "provider_state": done["provider_state"],
+        },
+        {"role": "tool", "tool_call_id": call["call_id"], "content": '{"temp_c": 18}'},
+    ]
+    second = await stream_events(
+        gemini_gateway.ws,
+        provider="gemini",
+        model="gemini-3-pro-preview",
+        messages=messages,
+        tools=[WEATHER_TOOL],
+    )
+    assert (second[-1]["content"], second[-1]["finish_reason"]) == (TEXT, "stop")
+    signature = json.loads(gemini_sse(name).split(b"\r\n")[0].removeprefix(b"data: "))["candidates"][0][
+        "content"
+    ]["parts"][0]["thoughtSignature"]
+    assert upstream.requests[1].json()["contents"] == [
+        {"role": "user", "parts": [{"text": "Weather in SF?"}]},
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "functionCall": {"name": "weather", "args": {"location": "San Francisco"}},
+                    "thoughtSignature": signature,
+                }
+            ],
+        },
+        {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"temp_c": 18}}}]},
+    ]
+
+
+async def test_recorded_thoughts_stream_as_reasoning(gemini_gateway: Gateway, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(pieces=[gemini_sse("gemini-25pro-thinking-parts.sse")]))
+    events = await stream_events(
+        gemini_gateway.ws,
+        provider="gemini",
+        model="gemini-2.5-pro",
+        prompt="How do I cross?",
+        reasoning={"effort": "low"},
+    )
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start"
+    assert kinds[-1] == "done"
+    assert kinds.index("chunk") > max(i for i, k in enumerate(kinds) if k == "reasoning")
+    done = events[-1]
+    reasoning = "".join(e["content"] for e in events if e["type"] == "reasoning")
+    assert reasoning == done["reasoning"]
+    assert reasoning.startswith("**Clarifying User Goals**")
+    assert chunk_text(events) == done["content"]
+    assert done["content"].startswith("This is a great question!")
+    assert done["usage"]["reasoning_tokens"] == 787
+    assert done["usage"]["completion_tokens"] == 469 + 787
+    assert json.loads(done["provider_state"])["text"].startswith("CiIB0e2Kb6Syj1a9")
+    assert upstream.requests[0].json()["generationConfig"] == {
+        "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}
+    }
+
+
+async def test_an_https_image_is_refused_before_the_ack(
+    gemini_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image", "url": "https://example.com/cat.png"},
+    ]
+    events = await stream_events(
+        gemini_gateway.ws, provider="gemini", messages=[{"role": "user", "content": content}]
+    )
+    assert events == [
+        {
+            "type": "error",
+            "id": "a",
+            "code": "unsupported_input",
+            "message": "provider `gemini` cannot take this request: image URLs: gemini takes only inline data: images",
+            "retryable": False,
+        }
+    ]
+    assert upstream.requests == []

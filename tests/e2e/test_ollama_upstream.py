@@ -223,3 +223,107 @@ async def test_streaming_switched_off_uses_the_non_streaming_call(
     request = upstream.requests[0]
     assert request.path == "/api/chat"
     assert request.json()["stream"] is False
+
+
+# ---- v1.1 typed parts ------------------------------------------------------------------------
+
+CLOCK_TOOL = {"name": "get_time", "description": "The time in a city", "parameters": {"type": "object"}}
+
+
+async def test_thinking_and_a_whole_tool_call(ollama_gateway: Gateway, upstream: FakeUpstream) -> None:
+    # qwen3 thinks, then a current server sends the call whole with its id; done says "stop".
+    call = {
+        "id": "call_k2v9x0qa",
+        "function": {"index": 0, "name": "get_time", "arguments": {"city": "Oslo"}},
+    }
+    pieces = [
+        _line("", message={"role": "assistant", "content": "", "thinking": "They want the time."}),
+        _line("", message={"role": "assistant", "content": "", "tool_calls": [call]}),
+        DONE,
+    ]
+    upstream.reply(Reply(pieces=pieces, headers=NDJSON))
+    events = await stream_events(
+        ollama_gateway.ws,
+        provider="ollama",
+        model="qwen3",
+        prompt="Time in Oslo?",
+        tools=[CLOCK_TOOL],
+        reasoning={},
+    )
+    assert [(e["type"], e["seq"]) for e in events] == [
+        ("start", 0),
+        ("reasoning", 1),
+        ("tool_call_start", 2),
+        ("tool_call_delta", 3),
+        ("tool_call_end", 4),
+        ("done", 5),
+    ]
+    assert events[1]["content"] == "They want the time."
+    assert (events[2]["call_id"], events[2]["name"], events[2]["index"]) == ("call_k2v9x0qa", "get_time", 0)
+    assert events[3]["arguments_delta"] == '{"city":"Oslo"}'
+    assert events[4]["arguments"] == {"city": "Oslo"}
+    done = events[-1]
+    assert done["finish_reason"] == "tool_calls"
+    assert done["reasoning"] == "They want the time."
+    assert done["tool_calls"] == [
+        {"call_id": "call_k2v9x0qa", "name": "get_time", "arguments": {"city": "Oslo"}}
+    ]
+    assert "provider_state" not in done
+    body = upstream.requests[0].json()
+    assert body["think"] is True
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_time",
+                "description": "The time in a city",
+                "parameters": {"type": "object"},
+            },
+        }
+    ]
+
+
+async def test_a_tool_result_goes_back_with_the_tool_name(
+    ollama_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.reply(Reply(pieces=STREAM, headers=NDJSON))
+    messages = [
+        {"role": "user", "content": "Time in Oslo?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"call_id": "call_k2v9x0qa", "name": "get_time", "arguments": {"city": "Oslo"}}],
+        },
+        {"role": "tool", "tool_call_id": "call_k2v9x0qa", "content": "10:42"},
+    ]
+    events = await stream_events(ollama_gateway.ws, provider="ollama", messages=messages, tools=[CLOCK_TOOL])
+    assert events[-1]["finish_reason"] == "stop"
+    assert events[-1]["tool_calls"] == []
+    assert upstream.requests[0].json()["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "call_k2v9x0qa", "function": {"name": "get_time", "arguments": {"city": "Oslo"}}}
+            ],
+        },
+        {"role": "tool", "content": "10:42", "tool_name": "get_time", "tool_call_id": "call_k2v9x0qa"},
+    ]
+
+
+async def test_a_forced_tool_is_refused_before_the_ack(
+    ollama_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    events = await stream_events(
+        ollama_gateway.ws, provider="ollama", prompt="Time?", tools=[CLOCK_TOOL], tool_choice="required"
+    )
+    assert events == [
+        {
+            "type": "error",
+            "id": "a",
+            "code": "unsupported_input",
+            "message": 'provider `ollama` cannot take this request: tool_choice "required": ollama cannot force a tool call',
+            "retryable": False,
+        }
+    ]
+    assert upstream.requests == []

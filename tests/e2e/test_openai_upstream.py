@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -12,7 +13,15 @@ from tests.conftest import Gateway, StartGateway
 from tests.support.openai_bytes import openai_chunk
 from tests.support.sseclient import read_events
 from tests.support.upstream import FakeUpstream, Reply, cancel_reaches_upstream
-from tests.support.wsclient import assert_gap_free, chunk_text, recv, start, stream_events
+from tests.support.wsclient import (
+    assert_gap_free,
+    assert_seq_covers,
+    chunk_text,
+    joined,
+    recv,
+    start,
+    stream_events,
+)
 
 KEY = "sk-test-secret-0123456789"
 NO_RETRY = {"streaming": {"retry_attempts": 0}}
@@ -242,19 +251,23 @@ async def test_idle_timeout_closes_the_upstream_connection(
         await upstream.disconnected.wait()
 
 
-async def test_streaming_switched_off_uses_the_non_streaming_call(
-    start_gateway: StartGateway, upstream: FakeUpstream
-) -> None:
-    gw = start_gateway(
+@pytest.fixture
+def non_streaming_gateway(start_gateway: StartGateway, upstream: FakeUpstream) -> Gateway:
+    return start_gateway(
         {"streaming": {"enabled": False}},
         environ={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": upstream.url + "/v1"},
     )
+
+
+async def test_streaming_switched_off_uses_the_non_streaming_call(
+    non_streaming_gateway: Gateway, upstream: FakeUpstream
+) -> None:
     body = (
         b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"finish_reason":"length",'
         b'"message":{"role":"assistant","content":"Whole answer"}}],"usage":{"prompt_tokens":4,"completion_tokens":2}}'
     )
     upstream.reply(Reply(headers={"content-type": "application/json"}, pieces=[body]))
-    events = await stream_events(gw.ws, provider="openai", prompt="hi")
+    events = await stream_events(non_streaming_gateway.ws, provider="openai", prompt="hi")
     assert [e["type"] for e in events] == ["start", "chunk", "done"]
     assert events[-1]["content"] == "Whole answer"
     assert events[-1]["finish_reason"] == "length"
@@ -292,3 +305,165 @@ async def test_azure_stream_with_filter_chunks(start_gateway: StartGateway, upst
     assert request.query == {"api-version": "2024-10-21"}
     assert request.headers["api-key"] == KEY
     assert "Authorization" not in request.headers
+
+
+RECORDED = Path(__file__).parent.parent / "providers" / "recorded"
+CAPITAL = {"type": "object", "properties": {"country": {"type": "string"}}, "required": ["country"]}
+
+
+def _recorded_events(name: str) -> list[bytes]:
+    """A recorded body as the SSE events it holds, to send one by one."""
+    return [event + b"\n\n" for event in (RECORDED / name).read_bytes().split(b"\n\n") if event]
+
+
+async def test_recorded_tool_call_stream_over_websocket(
+    openai_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    call_id = "call_ZR5UUuTt3pf61kjwAJIYdVMj"
+    upstream.reply(Reply(pieces=_recorded_events("openai-gpt4omini-toolcall-only.sse"), pause=0.005))
+    events = await stream_events(
+        openai_gateway.ws,
+        provider="openai",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Which country is this? "},
+                    {"type": "image", "url": "https://example.com/flag.png"},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"call_id": "call_0", "name": "guess", "arguments": {"q": "flag"}}],
+            },
+            {"role": "tool", "tool_call_id": "call_0", "content": "UK"},
+            {"role": "user", "content": "Its capital?"},
+        ],
+        tools=[
+            {"name": "get_capital", "description": "The capital of a country", "parameters": CAPITAL},
+            {"name": "guess"},
+        ],
+        tool_choice={"name": "get_capital"},
+    )
+    assert_seq_covers(events)
+    assert joined(events) == [
+        {"type": "tool_call_start", "call_id": call_id, "name": "get_capital", "index": 0},
+        {"type": "tool_call_delta", "call_id": call_id, "arguments_delta": '{"country":"UK"}'},
+        {"type": "tool_call_end", "call_id": call_id, "name": "get_capital", "arguments": {"country": "UK"}},
+    ]
+    done = events[-1]
+    assert done["type"] == "done"
+    assert done["finish_reason"] == "tool_calls"
+    assert done["content"] == ""
+    assert done["tool_calls"] == [{"call_id": call_id, "name": "get_capital", "arguments": {"country": "UK"}}]
+    assert done["usage"] == {
+        "prompt_tokens": 53,
+        "completion_tokens": 15,
+        "total_tokens": 68,
+        "estimated": False,
+        "reasoning_tokens": 0,
+        "cached_tokens": 0,
+    }
+    (request,) = upstream.requests
+    assert request.json() == {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Which country is this? "},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/flag.png"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_0",
+                        "type": "function",
+                        "function": {"name": "guess", "arguments": '{"q":"flag"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_0", "content": "UK"},
+            {"role": "user", "content": "Its capital?"},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_capital",
+                    "description": "The capital of a country",
+                    "parameters": CAPITAL,
+                },
+            },
+            {
+                "type": "function",
+                "function": {"name": "guess", "parameters": {"type": "object", "properties": {}}},
+            },
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "get_capital"}},
+    }
+
+
+async def test_recorded_reasoning_stream_over_sse(openai_gateway: Gateway, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(pieces=[(RECORDED / "deepseek-reasoner-reasoning-content.sse").read_bytes()]))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            openai_gateway.http + "/v1/streams",
+            json={
+                "provider": "openai",
+                "model": "deepseek-reasoner",
+                "prompt": "Hello",
+                "reasoning": {"budget_tokens": 8000},
+            },
+        ) as resp,
+    ):
+        transcript = await read_events(resp)
+    events = [event.data for event in transcript.events]
+    assert_seq_covers(events)
+    parts = joined(events)
+    assert [part["type"] for part in parts] == ["reasoning", "chunk"]
+    assert parts[0]["content"].startswith('Hmm, the user just said "Hello".')
+    done = events[-1]
+    assert done["reasoning"] == parts[0]["content"]
+    assert done["content"] == parts[1]["content"] == "Hello there! 😊 How can I help you today?"
+    assert done["usage"]["reasoning_tokens"] == 198
+    assert done["finish_reason"] == "stop"
+    assert upstream.requests[0].json()["reasoning_effort"] == "medium"
+
+
+async def test_tool_calls_from_the_non_streaming_call(
+    non_streaming_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    body = (
+        b'{"id":"chatcmpl-2","object":"chat.completion","choices":[{"index":0,"finish_reason":"tool_calls",'
+        b'"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function",'
+        b'"function":{"name":"get_capital","arguments":"{\\"country\\":\\"UK\\"}"}},{"id":"call_b",'
+        b'"type":"function","function":{"name":"get_capital","arguments":"{\\"country\\":"}}]}}],'
+        b'"usage":{"prompt_tokens":50,"completion_tokens":30,"prompt_tokens_details":{"cached_tokens":32},'
+        b'"completion_tokens_details":{"reasoning_tokens":0}}}'
+    )
+    upstream.reply(Reply(headers={"content-type": "application/json"}, pieces=[body]))
+    events = await stream_events(
+        non_streaming_gateway.ws,
+        provider="openai",
+        prompt="capital of the UK?",
+        tools=[{"name": "get_capital", "parameters": CAPITAL}],
+    )
+    assert [e["type"] for e in joined(events)] == ["tool_call_start", "tool_call_delta", "tool_call_end"] * 2
+    done = events[-1]
+    assert done["finish_reason"] == "tool_calls"
+    assert done["tool_calls"][0] == {
+        "call_id": "call_a",
+        "name": "get_capital",
+        "arguments": {"country": "UK"},
+    }
+    assert done["tool_calls"][1]["arguments"] is None
+    assert done["tool_calls"][1]["arguments_error"].startswith("the arguments are not valid JSON")
+    assert done["usage"]["cached_tokens"] == 32

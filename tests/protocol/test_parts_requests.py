@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from protocol import structured
 from protocol.codec import BadMessage, decode_client_message
 from protocol.messages import (
     MAX_IMAGE_BYTES,
@@ -18,7 +19,7 @@ from protocol.messages import (
     TextPart,
     ToolChoiceName,
 )
-from protocol.structured import parse_object
+from protocol.structured import parse_object, schema_problem
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -185,3 +186,15 @@ def test_a_remote_ref_is_never_fetched() -> None:
     assert value is None
     assert error is not None
     assert "could not be applied" in error
+
+
+def test_schema_verdicts_are_kept_for_recent_schemas_only() -> None:
+    bad = {"type": 5}
+    first = schema_problem(bad)
+    assert first is not None
+    assert first.startswith("not a valid JSON Schema")
+    assert schema_problem(bad) == first  # the kept verdict
+    for i in range(structured.MAX_VERDICTS + 10):
+        assert schema_problem({"type": "object", "title": f"t{i}"}) is None
+    assert len(structured._verdicts) == structured.MAX_VERDICTS
+    assert schema_problem(bad) == first  # evicted, and checked again the same

@@ -7,7 +7,20 @@ import json
 import pytest
 
 from protocol.messages import ChatMessage, Options
-from providers.base import Completion, Failure, Finish, GenerationRequest, ReasoningDelta, TextDelta, Usage
+from providers.base import (
+    Completion,
+    Failure,
+    Finish,
+    GenerationRequest,
+    ProviderState,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+)
 from providers.dialect import ProviderSettings
 from providers.dialects.anthropic import (
     ANTHROPIC_VERSION,
@@ -17,53 +30,20 @@ from providers.dialects.anthropic import (
     AnthropicDialect,
     AnthropicStreamParser,
 )
+from tests.support.anthropic_bytes import (
+    MESSAGE_STOP,
+    PING,
+    block_start,
+    block_stop,
+    message_delta,
+    message_start,
+    text,
+)
+from tests.support.anthropic_bytes import sse_event as _event
 from tests.support.transcripts import events_in_every_split
 
 KEY = "sk-ant-api03-test0123456789abcdef"
 SETTINGS = ProviderSettings(api_key=KEY, base_url="https://api.example/", default_model=DEFAULT_MODEL)
-
-
-def _event(name: str, data: str) -> bytes:
-    return f"event: {name}\ndata: {data}\n\n".encode()
-
-
-def message_start(input_tokens: int = 21, cache_write: int = 0, cache_read: int = 0) -> bytes:
-    return _event(
-        "message_start",
-        '{"type":"message_start","message":{"id":"msg_01Hx","type":"message","role":"assistant",'
-        '"model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,'
-        f'"usage":{{"input_tokens":{input_tokens},"cache_creation_input_tokens":{cache_write},'
-        f'"cache_read_input_tokens":{cache_read},"output_tokens":1,"service_tier":"standard"}}}}}}',
-    )
-
-
-def block_start(index: int = 0, block: str = '{"type":"text","text":""}') -> bytes:
-    return _event(
-        "content_block_start", f'{{"type":"content_block_start","index":{index},"content_block":{block}}}'
-    )
-
-
-def text(value: str, index: int = 0) -> bytes:
-    delta = json.dumps({"type": "text_delta", "text": value}, ensure_ascii=False)
-    return _event("content_block_delta", f'{{"type":"content_block_delta","index":{index},"delta":{delta}}}')
-
-
-def block_stop(index: int = 0) -> bytes:
-    return _event("content_block_stop", f'{{"type":"content_block_stop","index":{index}}}')
-
-
-def message_delta(
-    stop_reason: str = "end_turn", usage: str = '{"output_tokens":7}', extra: str = ""
-) -> bytes:
-    return _event(
-        "message_delta",
-        f'{{"type":"message_delta","delta":{{"stop_reason":"{stop_reason}","stop_sequence":null{extra}}},'
-        f'"usage":{usage}}}',
-    )
-
-
-PING = _event("ping", '{"type": "ping"}')
-MESSAGE_STOP = _event("message_stop", '{"type":"message_stop"}')
 
 
 def _reply(*deltas: bytes, stop: bytes | None = None) -> bytes:
@@ -83,7 +63,7 @@ def test_plain_text_with_usage() -> None:
     assert _parse(_reply(text("Hi"), text(" there"))) == [
         TextDelta("Hi"),
         TextDelta(" there"),
-        Usage(21, 7),
+        Usage(21, 7, cached_tokens=0),
         Finish("stop"),
     ]
 
@@ -103,7 +83,7 @@ def test_input_includes_cache_tokens_and_delta_usage_is_cumulative() -> None:
         + MESSAGE_STOP
     )
     # input_tokens from the delta; the cache fields (null or absent there) from message_start
-    assert _parse(data) == [TextDelta("x"), Usage(30 + 100 + 2000, 12), Finish("stop")]
+    assert _parse(data) == [TextDelta("x"), Usage(30 + 100 + 2000, 12, cached_tokens=2000), Finish("stop")]
 
 
 @pytest.mark.parametrize(
@@ -127,7 +107,7 @@ def test_refusal_with_stop_details_is_a_content_filter() -> None:
     refusal = message_delta("refusal", '{"output_tokens":3}', extra=details)
     assert _parse(_reply(text("I can"), stop=refusal)) == [
         TextDelta("I can"),
-        Usage(21, 3),
+        Usage(21, 3, cached_tokens=0),
         Finish("content_filter"),
     ]
 
@@ -136,7 +116,7 @@ def test_pings_comments_crlf_and_no_space_after_colon() -> None:
     data = PING + message_start() + PING + block_start() + b": keep-alive\n\n" + text("A") + PING
     data += block_stop() + message_delta() + MESSAGE_STOP
     data = data.replace(b"\n", b"\r\n").replace(b"data: ", b"data:").replace(b"event: ", b"event:")
-    assert _parse(data) == [TextDelta("A"), Usage(21, 7), Finish("stop")]
+    assert _parse(data) == [TextDelta("A"), Usage(21, 7, cached_tokens=0), Finish("stop")]
 
 
 def test_multi_byte_characters_and_line_separators_survive_any_split() -> None:
@@ -144,11 +124,14 @@ def test_multi_byte_characters_and_line_separators_survive_any_split() -> None:
     assert _parse(_reply(text(value)))[0] == TextDelta(value)
 
 
-def test_thinking_is_reasoning_and_signatures_tool_input_citations_are_ignored() -> None:
+def test_thinking_signature_citations_and_a_tool_call_in_one_turn() -> None:
     signature = (
         '{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCg=="}}'
     )
-    tool_json = '{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\\"city\\": "}}'
+    tool_json = (
+        '{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta",'
+        '"partial_json":"{\\"city\\": \\"Oslo\\"}"}}'
+    )
     citation = (
         '{"type":"content_block_delta","index":1,"delta":{"type":"citations_delta","citation":'
         '{"type":"char_location","cited_text":"x","document_index":0,"start_char_index":0,"end_char_index":1}}}'
@@ -158,7 +141,7 @@ def test_thinking_is_reasoning_and_signatures_tool_input_citations_are_ignored()
     )
     data = (
         message_start()
-        + block_start(0, '{"type":"thinking","thinking":""}')
+        + block_start(0, '{"type":"thinking","thinking":"","signature":""}')
         + _event("content_block_delta", thinking)
         + _event("content_block_delta", signature)
         + block_stop(0)
@@ -173,10 +156,15 @@ def test_thinking_is_reasoning_and_signatures_tool_input_citations_are_ignored()
         + message_delta("tool_use", '{"output_tokens":58}')
         + MESSAGE_STOP
     )
+    state = '{"provider":"anthropic","blocks":[{"type":"thinking","thinking":"17*23=391","signature":"EqQBCg=="}]}'
     assert _parse(data) == [
         ReasoningDelta("17*23=391"),
         TextDelta("17 \u00d7 23 = 391"),
-        Usage(21, 58),
+        ToolCallStart(0, "toolu_01Zq", "calc"),
+        ToolCallDelta("toolu_01Zq", '{"city": "Oslo"}'),
+        ToolCallEnd("toolu_01Zq", "calc", {"city": "Oslo"}),
+        ProviderState(state),
+        Usage(21, 58, cached_tokens=0),
         Finish("tool_calls"),
     ]
 
@@ -189,7 +177,7 @@ def test_unknown_events_are_ignored_and_type_comes_from_the_event_name() -> None
         TextDelta("A"),
         TextDelta("B"),
         TextDelta("C"),
-        Usage(21, 7),
+        Usage(21, 7, cached_tokens=0),
         Finish("stop"),
     ]
 
@@ -381,7 +369,7 @@ def test_error_without_a_json_body() -> None:
 # ---- non-streaming ---------------------------------------------------------------------------
 
 
-def test_completion_joins_text_blocks() -> None:
+def test_completion_joins_text_blocks_and_keeps_the_other_parts() -> None:
     body = (
         b'{"id":"msg_01Hx","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",'
         b'"content":[{"type":"thinking","thinking":"hmm","signature":"Eq=="},{"type":"text","text":"Hello, "},'
@@ -389,7 +377,17 @@ def test_completion_joins_text_blocks() -> None:
         b'"citations":null}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":10,'
         b'"cache_creation_input_tokens":5,"cache_read_input_tokens":null,"output_tokens":20,"service_tier":"standard"}}'
     )
-    assert AnthropicDialect(SETTINGS).completion(body) == Completion("Hello, wörld", "length", Usage(15, 20))
+    state = '{"provider":"anthropic","blocks":[{"type":"thinking","thinking":"hmm","signature":"Eq=="}]}'
+    parts: list[StreamEvent] = [
+        ReasoningDelta("hmm"),
+        ToolCallStart(0, "toolu_1", "f"),
+        ToolCallDelta("toolu_1", '{"a":1}'),
+        ToolCallEnd("toolu_1", "f", {"a": 1}),
+        ProviderState(state),
+    ]
+    assert AnthropicDialect(SETTINGS).completion(body) == Completion(
+        "Hello, wörld", "length", Usage(15, 20), parts
+    )
 
 
 def test_completion_garbage_is_a_failure() -> None:

@@ -8,7 +8,17 @@ from typing import Any
 import pytest
 
 from protocol.messages import ChatMessage, Options
-from providers.base import Completion, Failure, Finish, GenerationRequest, ReasoningDelta, TextDelta, Usage
+from providers.base import (
+    Completion,
+    Failure,
+    Finish,
+    GenerationRequest,
+    ProviderState,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from providers.dialect import ProviderSettings
 from providers.dialects.gemini import DEFAULT_BASE_URL, GeminiDialect, GeminiStreamParser, finish_reason
 from tests.support.transcripts import events_in_every_split
@@ -54,12 +64,6 @@ OUTPUT_BLOCKED = (
     b'{"promptTokenCount": 12,"candidatesTokenCount": 40,"totalTokenCount": 52},'
     b'"modelVersion": "gemini-2.5-flash","responseId": "r4T5y6"}\r\n\r\n'
 )
-FUNCTION_CALL = (
-    b'data: {"candidates": [{"content": {"parts": [{"functionCall": {"name": "get_weather","args": '
-    b'{"city": "Oslo"}}}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": '
-    b'{"promptTokenCount": 30,"candidatesTokenCount": 6,"totalTokenCount": 36},'
-    b'"modelVersion": "gemini-2.5-flash","responseId": "x9Y8z7"}\r\n\r\n'
-)
 MID_STREAM_ERROR = b'data: {"error": {"code": 500,"message": "An internal error has occurred.","status": "INTERNAL"}}\r\n\r\n'
 
 
@@ -83,7 +87,7 @@ def test_plain_text_then_usage_and_finish_at_eof() -> None:
     assert _parse(HELLO + THERE) == [
         TextDelta("Hello"),
         TextDelta(" there!"),
-        Usage(4, 3 + 36),
+        Usage(4, 3 + 36, reasoning_tokens=36),
         Finish("stop"),
     ]
 
@@ -93,7 +97,7 @@ def test_thought_parts_are_reasoning_and_usage_counts_thinking() -> None:
         ReasoningDelta("**Planning the greeting**\nA short hello fits."),
         TextDelta("Hello"),
         TextDelta(" there!"),
-        Usage(4, 39),
+        Usage(4, 39, reasoning_tokens=36),
         Finish("stop"),
     ]
 
@@ -110,7 +114,7 @@ def test_finish_reason_on_every_chunk_is_not_the_end() -> None:
 
 def test_length_limit() -> None:
     data = HELLO + _chunk(" the", "MAX_TOKENS", USAGE_3)
-    assert _parse(data)[-2:] == [Usage(4, 39), Finish("length")]
+    assert _parse(data)[-2:] == [Usage(4, 39, reasoning_tokens=36), Finish("length")]
 
 
 def test_output_blocked_by_safety_without_content() -> None:
@@ -132,17 +136,30 @@ def _signature(size: int) -> bytes:
 EMPTY_STOP = b'data: {"candidates": [{"content": {"parts": [{"text": ""}],"role": "model"},"finishReason": "STOP"}]}\r\n\r\n'
 
 
-def test_parts_without_text_and_empty_text_are_skipped() -> None:
-    expected = [TextDelta("Hello"), Usage(4, 37), Finish("stop")]
+def _signature_state(signature: str) -> ProviderState:
+    return ProviderState('{"provider":"gemini","text":"' + signature + '"}')
+
+
+def test_a_signature_only_part_is_no_text_but_provider_state() -> None:
+    expected = [
+        TextDelta("Hello"),
+        Usage(4, 37, reasoning_tokens=36),
+        _signature_state("A" * 2000),
+        Finish("stop"),
+    ]
     assert _parse(HELLO + _signature(2000) + EMPTY_STOP) == expected
-    assert _parse(FUNCTION_CALL) == [Usage(30, 6), Finish("stop")]
 
 
 def test_thought_signature_line_over_128_kib() -> None:
     data = HELLO + _signature(300_000) + EMPTY_STOP
     parser = GeminiStreamParser()
     events = [e for i in range(0, len(data), 65536) for e in parser.feed(data[i : i + 65536])]
-    assert [*events, *parser.close()] == [TextDelta("Hello"), Usage(4, 37), Finish("stop")]
+    assert [*events, *parser.close()] == [
+        TextDelta("Hello"),
+        Usage(4, 37, reasoning_tokens=36),
+        _signature_state("A" * 300_000),
+        Finish("stop"),
+    ]
 
 
 def test_other_candidates_are_ignored() -> None:
@@ -159,7 +176,12 @@ def test_multi_byte_characters_and_line_separators_survive_any_split() -> None:
 
 def test_lf_framing_comments_and_no_space_after_colon() -> None:
     body = (b": keep-alive\r\n\r\n" + HELLO + THERE).replace(b"\r\n", b"\n").replace(b"data: ", b"data:")
-    assert _parse(body) == [TextDelta("Hello"), TextDelta(" there!"), Usage(4, 39), Finish("stop")]
+    assert _parse(body) == [
+        TextDelta("Hello"),
+        TextDelta(" there!"),
+        Usage(4, 39, reasoning_tokens=36),
+        Finish("stop"),
+    ]
 
 
 def test_unknown_finish_reasons_are_lowercased() -> None:
@@ -423,9 +445,11 @@ COMPLETION = (
 
 
 def test_completion() -> None:
-    assert DIALECT.completion(COMPLETION) == Completion("Hi there!", "stop", Usage(4, 39))
+    usage = Usage(4, 39, reasoning_tokens=36)
+    thinking: list[StreamEvent] = [ReasoningDelta("**Thinking**")]
+    assert DIALECT.completion(COMPLETION) == Completion("Hi there!", "stop", usage, thinking)
     length = COMPLETION.replace(b'"STOP"', b'"MAX_TOKENS"')
-    assert DIALECT.completion(length) == Completion("Hi there!", "length", Usage(4, 39))
+    assert DIALECT.completion(length) == Completion("Hi there!", "length", usage, thinking)
 
 
 def test_completion_blocked_and_broken() -> None:

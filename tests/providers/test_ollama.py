@@ -114,15 +114,6 @@ def test_thinking_is_reasoning_not_text() -> None:
     ]
 
 
-def test_tool_call_line_has_no_text() -> None:
-    tool = (
-        b'{"model":"llama3.2","created_at":"2026-01-01T10:00:03Z","message":{"role":"assistant","content":"",'
-        b'"tool_calls":[{"id":"call_x1y2","function":{"index":0,"name":"get_weather","arguments":{"city":"Oslo"}}}]},'
-        b'"done":false}\n'
-    )
-    assert _parse(tool + DONE) == [Usage(26, 3), Finish("stop")]
-
-
 def test_multi_byte_characters_and_line_separators_survive_any_split() -> None:
     text = "日本語 ✓ emoji 🎉 and a U+2028:\u2028 and U+0085:\x85 end"
     assert _parse(_line(text) + DONE) == [TextDelta(text), Usage(26, 3), Finish("stop")]

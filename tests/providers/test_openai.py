@@ -1,13 +1,30 @@
-"""OpenAI and Azure OpenAI: request building, and byte transcripts in every split."""
+"""OpenAI and Azure OpenAI: request building (every typed field), errors, and text byte
+transcripts in every split. Typed parts in streams: test_openai_parts.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from typing import Any
 
+import msgspec
 import pytest
 
-from protocol.messages import ChatMessage, Options
-from providers.base import Failure, Finish, GenerationRequest, TextDelta, Usage
+from protocol.messages import (
+    ChatMessage,
+    ImagePart,
+    JsonFormat,
+    JsonSchemaFormat,
+    Options,
+    Reasoning,
+    ResponseFormat,
+    TextFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceName,
+)
+from providers.base import Finish, GenerationRequest, TextDelta, Usage
 from providers.dialect import ProviderSettings
 from providers.dialects.azure_openai import AzureOpenAIDialect
 from providers.dialects.openai import ChatStreamParser, OpenAIDialect
@@ -38,8 +55,6 @@ def _chunk(content: str | None = None, finish: str | None = None, extra: str = "
 
 
 def _json_str(text: str) -> str:
-    import json
-
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -63,7 +78,12 @@ def _parse(data: bytes, provider: str = "openai") -> list[object]:
 
 def test_plain_text_with_usage() -> None:
     data = ROLE + _chunk("Hi") + _chunk(" there") + _chunk(finish="stop") + USAGE + DONE
-    assert _parse(data) == [TextDelta("Hi"), TextDelta(" there"), Usage(9, 2), Finish("stop")]
+    assert _parse(data) == [
+        TextDelta("Hi"),
+        TextDelta(" there"),
+        Usage(9, 2, reasoning_tokens=0, cached_tokens=0),
+        Finish("stop"),
+    ]
 
 
 def test_length_limit() -> None:
@@ -106,28 +126,6 @@ def test_mid_stream_error_object() -> None:
     assert failure[4] == 500
     assert "server had an error" in failure[3]
     assert len(events) == 2
-
-
-OPENROUTER_ERROR = (
-    Path(__file__).parent / "recorded" / "openrouter-minimax-midstream-error.sse"
-).read_bytes()
-
-
-def test_a_numeric_error_code_is_read_as_an_http_status() -> None:
-    # OpenRouter's recorded stream: reasoning only, then the error object with code 400.
-    assert _parse(OPENROUTER_ERROR) == [
-        (
-            "failure",
-            "UpstreamBadRequest",
-            "upstream_bad_request",
-            "openai reported an error mid-stream: Token limit reached",
-            400,
-            None,
-        )
-    ]
-    failure = ChatStreamParser("openai").feed(OPENROUTER_ERROR)[0]
-    assert isinstance(failure, Failure)
-    assert failure.error.retryable is False
 
 
 @pytest.mark.parametrize(
@@ -201,8 +199,6 @@ def test_openai_request() -> None:
     http = OpenAIDialect(SETTINGS).request(REQUEST, stream=True)
     assert http.url == "https://api.example/v1/chat/completions"
     assert http.headers["authorization"] == f"Bearer {KEY}"
-    import json
-
     assert json.loads(http.body) == {
         "model": "gpt-4o-mini",
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}],
@@ -226,9 +222,221 @@ def test_azure_request_uses_deployment_path_and_api_key_header() -> None:
     )
     assert http.headers["api-key"] == KEY
     assert "authorization" not in http.headers
-    import json
-
     assert "model" not in json.loads(http.body)
+
+
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+ANSWER = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
+IMAGE_DATA = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+EVERY_FIELD = GenerationRequest(
+    model="gpt-4o",
+    messages=[
+        ChatMessage("system", "Use the tools."),
+        ChatMessage(
+            "user",
+            [
+                TextPart("What is this, "),
+                ImagePart("https://example.com/cat.jpg"),
+                TextPart("and this?"),
+                ImagePart(IMAGE_DATA),
+            ],
+        ),
+        ChatMessage(
+            "assistant",
+            "Let me check.",
+            tool_calls=[
+                ToolCall(call_id="call_a", name="get_weather", arguments={"city": "Oslo", "days": [1, 2]}),
+                ToolCall(call_id="call_b", name="get_time", arguments=None, arguments_error="not valid JSON"),
+            ],
+            provider_state='{"provider":"anthropic","thinking":[]}',  # not OpenAI's: never sent
+        ),
+        ChatMessage("tool", "4 °C", tool_call_id="call_a"),
+        ChatMessage("tool", [TextPart("13:05 "), TextPart("CET")], tool_call_id="call_b"),
+        ChatMessage(
+            "assistant", None, tool_calls=[ToolCall(call_id="call_c", name="get_time", arguments={})]
+        ),
+        ChatMessage("tool", "13:06", tool_call_id="call_c"),
+        ChatMessage("user", [TextPart("Thanks. "), TextPart("Summarise.")]),
+    ],
+    tools=[
+        Tool(name="get_weather", description="Current weather for a city", parameters=WEATHER),
+        Tool(name="get_time"),
+    ],
+    tool_choice="required",
+    response_format=JsonSchemaFormat(name="answer", schema=ANSWER, strict=True),
+    reasoning=Reasoning(effort="high"),
+    options=Options(max_tokens=500),
+)
+EVERY_FIELD_BODY = {
+    "messages": [
+        {"role": "system", "content": "Use the tools."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this, "},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+                {"type": "text", "text": "and this?"},
+                {"type": "image_url", "image_url": {"url": IMAGE_DATA}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo","days":[1,2]}'},
+                },
+                {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": "4 °C"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "13:05 CET"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_c", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_c", "content": "13:06"},
+        {"role": "user", "content": "Thanks. Summarise."},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Current weather for a city",
+                "parameters": WEATHER,
+            },
+        },
+        {
+            "type": "function",
+            "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+        },
+    ],
+    "tool_choice": "required",
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": ANSWER, "strict": True},
+    },
+    "reasoning_effort": "high",
+}
+
+
+def _body(request: GenerationRequest, dialect: OpenAIDialect | AzureOpenAIDialect | None = None) -> Any:
+    return json.loads((dialect or OpenAIDialect(SETTINGS)).request(request, stream=True).body)
+
+
+def test_openai_request_with_every_typed_field() -> None:
+    assert OpenAIDialect(SETTINGS).unsupported(EVERY_FIELD) is None
+    assert _body(EVERY_FIELD) == {
+        "model": "gpt-4o",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_completion_tokens": 500,
+        **EVERY_FIELD_BODY,
+    }
+
+
+def test_azure_request_is_the_same_body_without_the_model() -> None:
+    dialect = AzureOpenAIDialect(SETTINGS)
+    assert dialect.unsupported(EVERY_FIELD) is None
+    # A reasoning deployment refuses max_tokens; without reasoning, dated api-versions want it.
+    assert _body(EVERY_FIELD, dialect) == {
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_completion_tokens": 500,
+        **EVERY_FIELD_BODY,
+    }
+    plain = msgspec.structs.replace(EVERY_FIELD, reasoning=None)
+    assert _body(plain, dialect)["max_tokens"] == 500
+    assert "max_completion_tokens" not in _body(plain, dialect)
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"),
+    [
+        ("auto", "auto"),
+        ("none", "none"),
+        ("required", "required"),
+        (ToolChoiceName("get_time"), {"type": "function", "function": {"name": "get_time"}}),
+        (None, None),  # OpenAI's default with tools: auto
+    ],
+)
+def test_tool_choice(choice: ToolChoice | None, sent: object) -> None:
+    body = _body(msgspec.structs.replace(REQUEST, tools=[Tool(name="get_time")], tool_choice=choice))
+    assert body.get("tool_choice") == sent
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
+
+
+@pytest.mark.parametrize("tools", [None, []])
+def test_no_tools_sends_neither_tools_nor_tool_choice(tools: list[Tool] | None) -> None:
+    # "none" is the only choice the codec takes without tools; OpenAI refuses it without tools.
+    body = _body(msgspec.structs.replace(REQUEST, tools=tools, tool_choice="none"))
+    assert "tools" not in body
+    assert "tool_choice" not in body
+
+
+@pytest.mark.parametrize(
+    ("fmt", "sent"),
+    [
+        (TextFormat(), None),  # the default: nothing sent
+        (JsonFormat(), {"type": "json_object"}),
+        (
+            JsonSchemaFormat(schema=ANSWER),
+            {"type": "json_schema", "json_schema": {"name": "response", "schema": ANSWER}},
+        ),
+        (
+            JsonSchemaFormat(name="a", schema=ANSWER, strict=False),
+            {"type": "json_schema", "json_schema": {"name": "a", "schema": ANSWER, "strict": False}},
+        ),
+    ],
+)
+def test_response_format(fmt: ResponseFormat, sent: object) -> None:
+    assert _body(msgspec.structs.replace(REQUEST, response_format=fmt)).get("response_format") == sent
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "effort"),
+    [
+        (Reasoning(), None),  # the model's default
+        (Reasoning(effort="low"), "low"),
+        (Reasoning(effort="medium"), "medium"),
+        (Reasoning(effort="low", budget_tokens=30000), "low"),  # an effort wins over a budget
+        (Reasoning(budget_tokens=1), "low"),
+        (Reasoning(budget_tokens=1024), "low"),
+        (Reasoning(budget_tokens=4095), "low"),
+        (Reasoning(budget_tokens=4096), "medium"),
+        (Reasoning(budget_tokens=8192), "medium"),
+        (Reasoning(budget_tokens=16383), "medium"),
+        (Reasoning(budget_tokens=16384), "high"),
+        (Reasoning(budget_tokens=24576), "high"),
+    ],
+)
+def test_reasoning_effort(reasoning: Reasoning, effort: str | None) -> None:
+    for dialect in (OpenAIDialect(SETTINGS), AzureOpenAIDialect(SETTINGS)):
+        assert (
+            _body(msgspec.structs.replace(REQUEST, reasoning=reasoning), dialect).get("reasoning_effort")
+            == effort
+        )
+
+
+def test_text_only_parts_are_sent_as_a_string() -> None:
+    request = GenerationRequest(model="m", messages=[ChatMessage("user", [TextPart("a"), TextPart("b")])])
+    assert _body(request)["messages"] == [{"role": "user", "content": "ab"}]
 
 
 @pytest.mark.parametrize(

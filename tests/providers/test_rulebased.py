@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -17,8 +13,8 @@ from providers.base import Finish, GenerationRequest, Provider, StreamEvent, Tex
 from providers.offline.rulebased import RuleBasedProvider, draft_text, split_chunks
 from providers.prompts import prompt_messages, script_messages
 from providers.tokens import estimate_tokens
+from tests.support.process import rulebased_in_subprocess
 
-REPO = Path(__file__).resolve().parents[2]
 SCENE = re.compile(r"^Scene (\d+) — (.+) \((\d+):(\d\d)\u2013(\d+):(\d\d)\)$")
 
 # ---- request builders ------------------------------------------------------------------------
@@ -104,37 +100,14 @@ def test_different_requests_differ() -> None:
     assert draft_text(script_request("Solar panels")) != draft_text(script_request("Heat pumps"))
 
 
-_CHILD = (
-    "import sys, msgspec\n"
-    "from providers.base import GenerationRequest\n"
-    "from providers.offline.rulebased import draft_text\n"
-    "requests = msgspec.json.decode(sys.stdin.buffer.read(), type=list[GenerationRequest])\n"
-    "sys.stdout.buffer.write(msgspec.json.encode([draft_text(r) for r in requests]))\n"
-)
-
-
-def _draft_in_subprocess(requests: list[GenerationRequest], hash_seed: str) -> list[str]:
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD],
-        input=msgspec.json.encode(requests),
-        capture_output=True,
-        cwd=REPO,
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    return msgspec.json.decode(result.stdout, type=list[str])
-
-
 def test_same_text_across_processes_and_hash_seeds() -> None:
     requests = [
         script_request("Tidal energy", 45, "fast", "dense"),
         prompt_request("How do vaccines train the immune system?"),
     ]
-    expected = [draft_text(r) for r in requests]
-    assert _draft_in_subprocess(requests, "1") == expected
-    assert _draft_in_subprocess(requests, "2") == expected
+    expected = msgspec.json.encode([draft_text(r) for r in requests])
+    assert rulebased_in_subprocess("draft_text", list(requests), "1") == expected
+    assert rulebased_in_subprocess("draft_text", list(requests), "2") == expected
 
 
 # ---- script shape and sizing -----------------------------------------------------------------

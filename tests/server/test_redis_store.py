@@ -17,14 +17,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from protocol.errors import ErrorCode
-from protocol.messages import ChatMessage, Chunk, Done, Error, StartAck
+from protocol.messages import ChatMessage, Chunk, Done, Error, Reasoning, StartAck, Tool
 from providers.base import (
     Completion,
     Finish,
     GenerationRequest,
     GeneratorProvider,
+    ProviderState,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
     UpstreamUnavailable,
 )
 from server.config import Config, ConfigError
@@ -34,7 +39,7 @@ from server.stores.redis import RedisStore, RedisUnavailable, Timing, redact_url
 from server.stores.redis_remote import RemoteStream
 from server.streams.eventlog import Subscription
 from server.streams.runner import Stream, StreamSettings
-from tests.support.providers import ScriptedProvider
+from tests.support.providers import PartsProvider, ScriptedProvider
 from tests.support.redis_server import RedisServer, redis_server
 
 FAST = Timing(
@@ -174,6 +179,46 @@ async def test_mirror_replays_every_event_and_notice_on_another_instance(
     assert own is not None
     assert own.log is stream.log
     assert own.ended
+
+
+async def test_a_stream_of_parts_is_mirrored_whole_on_another_instance(make: MakeStore) -> None:
+    a, b = await make(), await make()
+    parts: list[StreamEvent] = [
+        ReasoningDelta("think "),
+        TextDelta("calling"),
+        ToolCallStart(0, "call_1", "get_weather"),
+        ToolCallDelta("call_1", '{"city": "Paris"}'),
+        ToolCallEnd("call_1", "get_weather", {"city": "Paris"}),
+        ProviderState("state"),
+        Finish("stop"),
+    ]
+    request = GenerationRequest(
+        model="m",
+        messages=[ChatMessage("user", "hi")],
+        tools=[Tool(name="get_weather")],
+        reasoning=Reasoning(),
+    )
+    stream = Stream("s1", PartsProvider(parts), request, SETTINGS, lambda *_: None, key=new_key())
+    a.started(stream)
+    stream.start(a.ended)
+    await stream.wait()
+    await mirrored(a)
+    remote = await b.find(stream.key)
+    assert isinstance(remote, RemoteStream)
+    assert remote.log.entries == stream.log.entries
+    assert [type(e).__name__ for e in remote.log.entries] == [
+        "StartAck",
+        "ReasoningChunk",
+        "str",
+        "ToolCallStart",
+        "ToolCallDelta",
+        "ToolCallEnd",
+        "Done",
+    ]
+    done = remote.log.entries[-1]
+    assert isinstance(done, Done)
+    assert done.finish_reason == "tool_calls"
+    assert done.provider_state == "state"
 
 
 async def test_a_remote_reader_gets_the_live_tail_without_gaps(make: MakeStore) -> None:

@@ -21,7 +21,15 @@ from providers.base import (
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import PartsProvider
 from tests.support.sseclient import read_events
-from tests.support.wsclient import Message, collect, recv, send, start, stream_events
+from tests.support.wsclient import (
+    assert_seq_covers,
+    collect,
+    joined,
+    recv,
+    send,
+    start,
+    stream_events,
+)
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOLS = [{"name": "get_weather", "parameters": WEATHER}]
@@ -39,32 +47,6 @@ THINK_THEN_CALL: list[StreamEvent] = [
     Usage(12, 30, reasoning_tokens=9, cached_tokens=4),
     Finish("stop"),  # as Gemini and Ollama report a call: the gateway says tool_calls
 ]
-
-
-def joined(events: list[Message]) -> list[Message]:
-    """The parts between ack and terminal, adjacent deltas of one kind (and call) joined, without
-    ids and seqs: the same whether or not the reader was behind."""
-    out: list[Message] = []
-    for event in events[1:-1]:
-        body = {k: v for k, v in event.items() if k not in ("id", "seq", "from_seq")}
-        last = out[-1] if out else None
-        if last is not None and last["type"] == body["type"] and last.get("call_id") == body.get("call_id"):
-            field = {"chunk": "content", "reasoning": "content", "tool_call_delta": "arguments_delta"}.get(
-                body["type"]
-            )
-            if field is not None:
-                last[field] += body[field]
-                continue
-        out.append(body)
-    return out
-
-
-def assert_seq_covers(events: list[Message]) -> None:
-    """Every seq from the ack to the terminal event, once (a merged message covers from_seq..seq)."""
-    expected = 0
-    for event in events:
-        assert event.get("from_seq", event["seq"]) == expected, event
-        expected = event["seq"] + 1
 
 
 async def test_a_v1_client_gets_exactly_the_v1_messages(start_gateway: StartGateway) -> None:

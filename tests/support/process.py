@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import msgspec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +21,30 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_OFFLINE_CHILD = (
+    "import sys, msgspec\n"
+    "from providers.base import GenerationRequest\n"
+    "from providers.offline import rulebased\n"
+    "requests = msgspec.json.decode(sys.stdin.buffer.read(), type=list[GenerationRequest])\n"
+    "sys.stdout.buffer.write(msgspec.json.encode([getattr(rulebased, sys.argv[1])(r) for r in requests]))\n"
+)
+
+
+def rulebased_in_subprocess(function: str, requests: list[object], hash_seed: str) -> bytes:
+    """``providers.offline.rulebased.<function>`` of each request, as JSON, computed in a fresh
+    interpreter with ``PYTHONHASHSEED=hash_seed``: the offline output must not depend on the process."""
+    result = subprocess.run(
+        [sys.executable, "-c", _OFFLINE_CHILD, function],
+        input=msgspec.json.encode(requests),
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)},
+        check=True,
+        timeout=60,
+    )
+    return result.stdout
 
 
 def tokenwire(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

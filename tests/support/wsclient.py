@@ -70,6 +70,32 @@ def assert_gap_free(events: list[Message]) -> None:
     assert events[-1]["seq"] == expected
 
 
+def joined(events: list[Message]) -> list[Message]:
+    """The parts between ack and terminal, adjacent deltas of one kind (and call) joined, without
+    ids and seqs: the same whether or not the reader was behind."""
+    out: list[Message] = []
+    for event in events[1:-1]:
+        body = {k: v for k, v in event.items() if k not in ("id", "seq", "from_seq")}
+        last = out[-1] if out else None
+        if last is not None and last["type"] == body["type"] and last.get("call_id") == body.get("call_id"):
+            field = {"chunk": "content", "reasoning": "content", "tool_call_delta": "arguments_delta"}.get(
+                body["type"]
+            )
+            if field is not None:
+                last[field] += body[field]
+                continue
+        out.append(body)
+    return out
+
+
+def assert_seq_covers(events: list[Message]) -> None:
+    """Every seq from the ack to the terminal event, once (a merged message covers from_seq..seq)."""
+    expected = 0
+    for event in events:
+        assert event.get("from_seq", event["seq"]) == expected, event
+        expected = event["seq"] + 1
+
+
 async def stream_events(url: str, stream_id: str = "a", **fields: Any) -> list[Message]:
     """Open a socket, run one stream to its end (or refusal) and return its events."""
     async with connect(url) as ws:
