@@ -314,6 +314,13 @@ def _extras(page: Page) -> None:
     page.get_by_test_id("extras").locator("summary").click()
 
 
+def _run_prompt(page: Page, prompt: str, panels: int = 1) -> Locator:
+    """Starts a stream of `prompt` with what the form says; its panel."""
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("start").click()
+    return _panel(page, _newest_panel_id(page, panels))
+
+
 def test_the_demo_tool_loop_runs_in_the_page(start_gateway: StartGateway, page: Page) -> None:
     gateway = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 5}}})
     sockets: list[str] = []
@@ -322,9 +329,7 @@ def test_the_demo_tool_loop_runs_in_the_page(start_gateway: StartGateway, page: 
     _extras(page)
     page.get_by_test_id("reasoning").select_option("low")
     page.get_by_test_id("tool-calculator").check()
-    page.get_by_test_id("prompt").fill(CALC_PROMPT)
-    page.get_by_test_id("start").click()
-    panel = _panel(page, _newest_panel_id(page, 1))
+    panel = _run_prompt(page, CALC_PROMPT)
     expect(panel.get_by_test_id("panel-status")).to_have_text("done")
 
     # the model called the tool; the page ran it; the card shows the arguments and the result
@@ -356,9 +361,7 @@ def test_tool_arguments_fill_in_live(start_gateway: StartGateway, page: Page) ->
     console = _open_dashboard(page, gateway)
     _extras(page)
     page.get_by_test_id("tool-clock").check()
-    page.get_by_test_id("prompt").fill("Ask the clock what time it is in Asia/Tokyo")
-    page.get_by_test_id("start").click()
-    panel = _panel(page, _newest_panel_id(page, 1))
+    panel = _run_prompt(page, "Ask the clock what time it is in Asia/Tokyo")
     card = panel.get_by_test_id("tool-card")
     expect(card).to_have_attribute("data-state", "calling")
     expect(card.get_by_test_id("tool-args")).to_have_text("{}")  # the key has come, not its value
@@ -379,9 +382,7 @@ def test_json_output_is_pretty_printed_with_a_badge(start_gateway: StartGateway,
     page.get_by_test_id("format").select_option("json_schema")
     expect(page.get_by_test_id("schema")).to_be_visible()
     schema = json.loads(page.get_by_test_id("schema").input_value())
-    page.get_by_test_id("prompt").fill(PERSON)
-    page.get_by_test_id("start").click()
-    panel = _panel(page, _newest_panel_id(page, 1))
+    panel = _run_prompt(page, PERSON)
     expect(panel.get_by_test_id("panel-status")).to_have_text("done")
     badge = panel.get_by_test_id("json-badge")
     expect(badge).to_have_attribute("data-valid", "true")
@@ -424,9 +425,7 @@ def test_json_that_is_not_valid_gets_an_invalid_badge(
     page.get_by_test_id("provider").select_option("openai")
     _extras(page)
     page.get_by_test_id("format").select_option("json_schema")
-    page.get_by_test_id("prompt").fill(PERSON)
-    page.get_by_test_id("start").click()
-    panel = _panel(page, _newest_panel_id(page, 1))
+    panel = _run_prompt(page, PERSON)
     expect(panel.get_by_test_id("panel-status")).to_have_text("done")
     badge = panel.get_by_test_id("json-badge")
     expect(badge).to_have_attribute("data-valid", "false")
@@ -462,9 +461,7 @@ def test_an_attached_image_is_checked_shown_and_sent(start_gateway: StartGateway
     url = f"data:image/png;base64,{base64.b64encode(PIXEL_PNG).decode()}"
     expect(thumb).to_have_attribute("src", url)
     assert page.evaluate("document.querySelector('[data-testid=image-thumb]').naturalWidth") == 1
-    page.get_by_test_id("prompt").fill("What is in this picture?")
-    page.get_by_test_id("start").click()
-    panel = _panel(page, _newest_panel_id(page, 1))
+    panel = _run_prompt(page, "What is in this picture?")
     expect(panel.get_by_test_id("panel-status")).to_have_text("done")
     expect(panel.get_by_test_id("panel-image")).to_have_attribute("src", url)
     expect(panel.get_by_test_id("panel-text")).to_contain_text("What is in this picture?")
