@@ -1,5 +1,6 @@
 """The dashboard page (server/static) in a real Chromium: streams side by side over the bundled
-JS client, a cancel, provider errors and refusals shown plainly, no console errors.
+JS client, a cancel, provider errors and refusals shown plainly, no console errors; and the v1.1
+parts: reasoning, a demo tool loop run in the page, JSON with its badge, an attached image.
 
 Needs the system's Chromium (`apt-get install chromium`); Playwright never downloads a browser.
 Without it the tests are skipped, except under CI=true, where they fail.
