@@ -58,12 +58,11 @@ const noop = () => {};
  * Reports an exception thrown by application code (a callback) without breaking the client.
  * @param {unknown} error
  */
-export function reportCallbackError(error) {
+function reportCallbackError(error) {
   queueMicrotask(() => {
     throw error;
   });
 }
-
 
 /**
  * A numbered message as the part the application sees (camelCase, like chunks).
@@ -403,14 +402,12 @@ export class TokenwireStream {
       this.#text += part.text;
       this.#chunks.push(chunk);
       this.#call('onChunk', chunk);
+    } else if (part.type === 'reasoning') {
+      this.#reasoning += part.text;
+      this.#call('onReasoning', part);
     } else {
-      if (part.type === 'reasoning') {
-        this.#reasoning += part.text;
-        this.#call('onReasoning', part);
-      } else {
-        this.#toolCall(part);
-        this.#call('onToolCall', part);
-      }
+      this.#toolCall(part);
+      this.#call('onToolCall', part);
     }
     this.#parts.push(part);
     this.#call('onPart', part);

@@ -111,7 +111,9 @@ export class ToolLoopStream {
   constructor(key, init) {
     if (key !== INTERNAL) throw new TypeError('a ToolLoopStream is created by TokenwireClient.stream()');
     const { tools, maxSteps = DEFAULT_MAX_STEPS, messages, prompt, ...base } = /** @type {any} */ (init.request);
-    if (base.brief !== undefined) throw new TypeError('a tool loop takes messages or a prompt, not a brief');
+    if (base.brief !== undefined || (messages === undefined) === (prompt === undefined)) {
+      throw new TypeError('a tool loop takes either messages or a prompt (not a brief)');
+    }
     if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new TypeError(`maxSteps must be an integer >= 1, not ${maxSteps}`);
     this.#declarations = declarations(tools);
     this.#tools = tools;

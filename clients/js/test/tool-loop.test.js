@@ -240,6 +240,7 @@ describe('tool loop', () => {
     assert.equal(runs, DEFAULT_MAX_STEPS - 1);
     assert.throws(() => client.stream({ prompt: 'x', tools, maxSteps: 0 }), TypeError);
     assert.throws(() => client.stream({ brief: { topic: 'x' }, tools }), TypeError);
+    assert.throws(() => client.stream({ tools }), /either messages or a prompt/);
     assert.throws(() => client.stream({ prompt: 'x', tools: { t: { execute: 'no' } } }), TypeError);
     client.close();
   });
