@@ -1,13 +1,67 @@
-// Type definitions for @tokenwire/client (protocol v1). Hand-written; kept in step with src/ by
+// Type definitions for @tokenwire/client (protocol v1.1). Hand-written; kept in step with src/ by
 // `npm run typecheck` (tsconfig checks src/*.js against these declarations).
 
 // ---- protocol: client → server ---------------------------------------------------------------
 
-export type Role = 'system' | 'user' | 'assistant';
+export type Role = 'system' | 'user' | 'assistant' | 'tool';
+
+export interface TextContent {
+  type: 'text';
+  text: string;
+}
+
+/** An `https:` URL, or a `data:` URL of base64 PNG, JPEG, GIF or WebP bytes (at most 5 MiB); see `imagePart()`. */
+export interface ImageContent {
+  type: 'image';
+  url: string;
+}
+
+export type ContentPart = TextContent | ImageContent;
+
+/** A call the model made, as in `done.tool_calls`; passed back verbatim on the assistant message. */
+export interface ToolCall {
+  call_id: string;
+  name: string;
+  /** The parsed JSON arguments; `null` with `arguments_error` when the model produced invalid JSON. */
+  arguments: unknown;
+  arguments_error?: string;
+}
 
 export interface ChatMessage {
   role: Role;
-  content: string;
+  /** Text, or text and image parts. May be absent on an `assistant` message that carries `tool_calls`. */
+  content?: string | ContentPart[] | null;
+  /** `assistant`: the calls of that turn, exactly `done.tool_calls`. */
+  tool_calls?: ToolCall[];
+  /** `assistant`: the opaque `done.provider_state` of that turn, unchanged. */
+  provider_state?: string;
+  /** `tool`: the call this message answers. */
+  tool_call_id?: string;
+}
+
+/** A JSON Schema object. */
+export type JsonSchema = Record<string, unknown>;
+
+/** A function the model may call (the gateway never runs it). */
+export interface ToolDeclaration {
+  /** `^[A-Za-z0-9_-]{1,64}$`, unique. */
+  name: string;
+  description?: string;
+  /** The arguments' JSON Schema (default: no arguments). */
+  parameters?: JsonSchema;
+}
+
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json' }
+  | { type: 'json_schema'; name?: string; schema: JsonSchema; strict?: boolean };
+
+/** Thinking, where the model supports it; with it, the reasoning text is streamed. */
+export interface ReasoningOptions {
+  effort?: 'low' | 'medium' | 'high';
+  budget_tokens?: number;
 }
 
 /** What a video script is about (script drafting). */
@@ -69,7 +123,7 @@ export interface Fault {
   truncate_after_chunks?: number | null;
 }
 
-interface RequestFields {
+interface CommonFields {
   /** `^[A-Za-z0-9._:-]{1,64}$`. Generated when absent (`s1`, `s2`, … over WebSocket). */
   id?: string;
   provider?: string;
@@ -77,6 +131,17 @@ interface RequestFields {
   /** A server-side preset (`[agents.<id>]`), e.g. `"assistant"`. */
   agent?: string;
   options?: GenerationOptions;
+  /** Default `"auto"` with tools. */
+  tool_choice?: ToolChoice;
+  /** `json` / `json_schema`: `done.object` or `done.object_error`, and the stream's partial objects. */
+  response_format?: ResponseFormat;
+  /** Present: reasoning parts are streamed (where the provider exposes them). */
+  reasoning?: ReasoningOptions;
+}
+
+interface RequestFields extends CommonFields {
+  /** At most 128. Tool-call parts are streamed; the client runs nothing (see `ToolLoopRequest`). */
+  tools?: ToolDeclaration[];
 }
 
 /** The protocol's `start` fields without `type`: exactly one of `messages`, `prompt`, `brief`. */
@@ -84,6 +149,41 @@ export type StreamRequest =
   | (RequestFields & { messages: ChatMessage[]; prompt?: undefined; brief?: undefined; plan?: undefined })
   | (RequestFields & { prompt: string; messages?: undefined; brief?: undefined; plan?: undefined })
   | (RequestFields & { brief: Brief; plan?: Plan; messages?: undefined; prompt?: undefined });
+
+/** What `execute` gets besides the arguments. */
+export interface ToolContext {
+  callId: string;
+  name: string;
+  /** The step (0-based) whose call this is. */
+  step: number;
+  /** Aborted when the loop is cancelled. */
+  signal: AbortSignal;
+  /** The conversation up to the assistant turn that made the call. */
+  messages: ChatMessage[];
+}
+
+/** A tool of a client-side tool loop: declared to the model, run in the page. */
+export interface ToolDefinition<Args = any> {
+  description?: string;
+  parameters?: JsonSchema;
+  /**
+   * Runs the call. A string result is sent as the tool message's content as it is, anything else
+   * as JSON; a throw sends `{"error": <message>}`. Without `execute`, a step that calls the tool
+   * ends the loop (run it yourself from `result.tool_calls`).
+   */
+  execute?(args: Args, context: ToolContext): unknown;
+}
+
+/** `client.stream()` with `tools` as a record runs a tool loop. */
+export type ToolLoopRequest = CommonFields & {
+  /** Declared to the model as `{name, description, parameters}`, name = the key. */
+  tools: Record<string, ToolDefinition>;
+  /** Steps (generations) at most; default 5 (`DEFAULT_MAX_STEPS`). */
+  maxSteps?: number;
+} & (
+    | { messages: ChatMessage[]; prompt?: undefined; brief?: undefined }
+    | { prompt: string; messages?: undefined; brief?: undefined }
+  );
 
 // ---- protocol: server → client ---------------------------------------------------------------
 
@@ -139,11 +239,58 @@ export interface ChunkMessage {
   from_seq?: number;
 }
 
+/** Reasoning text, only when `start` had `reasoning`. */
+export interface ReasoningMessage {
+  type: 'reasoning';
+  id: string;
+  seq: number;
+  content: string;
+  from_seq?: number;
+}
+
+export interface ToolCallStartMessage {
+  type: 'tool_call_start';
+  id: string;
+  seq: number;
+  call_id: string;
+  name: string;
+  /** The call's 0-based order in the turn. */
+  index: number;
+}
+
+export interface ToolCallDeltaMessage {
+  type: 'tool_call_delta';
+  id: string;
+  seq: number;
+  call_id: string;
+  /** A fragment of the arguments' JSON text. */
+  arguments_delta: string;
+  from_seq?: number;
+}
+
+export interface ToolCallEndMessage {
+  type: 'tool_call_end';
+  id: string;
+  seq: number;
+  call_id: string;
+  name: string;
+  /** The parsed JSON arguments; `null` with `arguments_error`. */
+  arguments: unknown;
+  arguments_error?: string;
+}
+
+/** The numbered messages between the ack and the terminal one. */
+export type PartMessage = ChunkMessage | ReasoningMessage | ToolCallStartMessage | ToolCallDeltaMessage | ToolCallEndMessage;
+
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
   estimated: boolean;
+  /** Part of `completion_tokens`, when the provider reports it. */
+  reasoning_tokens?: number;
+  /** Part of `prompt_tokens`, when the provider reports it. */
+  cached_tokens?: number;
 }
 
 export interface Metrics {
@@ -155,7 +302,7 @@ export interface Metrics {
   estimated_cost_usd: number | null;
 }
 
-export type FinishReason = 'stop' | 'length' | 'content_filter' | 'cancelled' | (string & {});
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'cancelled' | (string & {});
 
 /** The terminal message of a stream that ended normally (also when cancelled). */
 export interface Done {
@@ -173,6 +320,16 @@ export interface Done {
   usage: Usage | null;
   /** Like `usage`. */
   metrics: Metrics | null;
+  /** With `tools`: every call of the turn (pass them back verbatim on the assistant message). */
+  tool_calls?: ToolCall[];
+  /** With `reasoning`: the whole streamed reasoning text. */
+  reasoning?: string;
+  /** With a json `response_format`: the parsed value, valid against the schema (may be `null`). */
+  object?: unknown;
+  /** Instead of `object`: why the text is not valid JSON or fails the schema. */
+  object_error?: string;
+  /** Opaque; pass it back unchanged on the assistant message. */
+  provider_state?: string;
 }
 
 /** The protocol's error codes. */
@@ -248,7 +405,7 @@ export interface Pong {
   ts: number | string;
 }
 
-export type ServerMessage = Ready | StartAck | Notice | ChunkMessage | Done | ErrorMessage | Pong;
+export type ServerMessage = Ready | StartAck | Notice | PartMessage | Done | ErrorMessage | Pong;
 
 // ---- errors ------------------------------------------------------------------------------------
 
@@ -290,6 +447,73 @@ export interface StreamChunk {
   fromSeq?: number;
 }
 
+/** Text, as a part (the same as a chunk). */
+export interface TextPart {
+  type: 'text';
+  text: string;
+  seq: number;
+  fromSeq?: number;
+}
+
+export interface ReasoningPart {
+  type: 'reasoning';
+  text: string;
+  seq: number;
+  fromSeq?: number;
+}
+
+export interface ToolCallStartPart {
+  type: 'tool-call-start';
+  callId: string;
+  name: string;
+  index: number;
+  seq: number;
+}
+
+export interface ToolCallDeltaPart {
+  type: 'tool-call-delta';
+  callId: string;
+  /** A fragment of the arguments' JSON text. */
+  argumentsDelta: string;
+  seq: number;
+  fromSeq?: number;
+}
+
+export interface ToolCallEndPart {
+  type: 'tool-call-end';
+  callId: string;
+  name: string;
+  /** The parsed arguments; `null` with `argumentsError`. */
+  arguments: unknown;
+  argumentsError?: string;
+  seq: number;
+}
+
+export type ToolCallPart = ToolCallStartPart | ToolCallDeltaPart | ToolCallEndPart;
+
+/** A numbered message of the stream, typed. A merged part covers `fromSeq`..`seq`. */
+export type StreamPart = TextPart | ReasoningPart | ToolCallPart;
+
+/** A tool call as far as it has arrived. */
+export interface ToolCallState {
+  callId: string;
+  name: string;
+  index: number;
+  /** The arguments' JSON text so far. */
+  argumentsText: string;
+  ended: boolean;
+  /** Once ended: the parsed arguments (`null` with `argumentsError`). */
+  arguments?: unknown;
+  argumentsError?: string;
+}
+
+/** `parsePartialJson()`'s answer. */
+export interface PartialJson {
+  /** The snapshot; undefined when `state` is `empty` or `invalid`, or when nothing has a shape yet. */
+  value: unknown;
+  state: 'empty' | 'partial' | 'complete' | 'invalid';
+}
+
 export interface StreamStats {
   /** Chunk objects received (a merged chunk counts once). */
   chunks: number;
@@ -305,21 +529,31 @@ export interface StreamStats {
 
 export type StreamStatus = 'queued' | 'streaming' | 'done' | 'cancelled' | 'error';
 
-export interface StreamHandlers {
+/** The callbacks of a stream `S` (a TokenwireStream or a ToolLoopStream) with parts `P` ending in `D`. */
+export interface HandlersOf<S, P, D> {
   /** Aborting sends `cancel`; `result` resolves with `finish_reason: "cancelled"`. */
   signal?: AbortSignal;
-  onStart?(ack: StartAck, stream: TokenwireStream): void;
+  /** The gateway accepted the stream (a loop: its first step). */
+  onStart?(ack: StartAck, stream: S): void;
   /** The gateway retries or fails over before the first token; `stream.provider`/`model` are already updated. */
-  onNotice?(notice: Notice, stream: TokenwireStream): void;
-  onChunk?(chunk: StreamChunk, stream: TokenwireStream): void;
-  onDone?(done: Done, stream: TokenwireStream): void;
-  onError?(error: TokenwireError, stream: TokenwireStream): void;
+  onNotice?(notice: Notice, stream: S): void;
+  onChunk?(chunk: StreamChunk, stream: S): void;
+  onReasoning?(part: Extract<P, { type: 'reasoning' }>, stream: S): void;
+  /** A tool call's start, argument fragments and end. */
+  onToolCall?(part: Extract<P, { type: 'tool-call-start' | 'tool-call-delta' | 'tool-call-end' }>, stream: S): void;
+  /** Every part, text included, after `onChunk` / `onReasoning` / `onToolCall` (and a loop's step handlers). */
+  onPart?(part: P, stream: S): void;
+  /** A json / json_schema stream has a new partial object (after the `onPart` of its text). */
+  onPartialObject?(value: unknown, stream: S): void;
+  onDone?(done: D, stream: S): void;
+  onError?(error: TokenwireError, stream: S): void;
 }
 
-export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
-  /** Streams are created by `client.stream()`. */
-  private constructor();
-  /** The stream id (generated unless the request named one). */
+export interface StreamHandlers extends HandlersOf<TokenwireStream, StreamPart, Done> {}
+
+/** What a TokenwireStream and a ToolLoopStream (whose members speak of its current step, or of all steps) have in common. */
+export interface StreamLike<P, D> extends AsyncIterable<StreamChunk> {
+  /** The stream id (generated unless the request named one); a loop's is its first step's, step n is `<id>.n`. */
   readonly id: string;
   /**
    * The gateway's key for the stream, from its ack (null before it): the client resumes the
@@ -333,9 +567,13 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   readonly model: string | null;
   /** The gateway's notices for this stream so far, in order (a fresh array on every read). */
   readonly notices: Notice[];
-  /** All text so far; at `done`, the gateway's `content`. */
+  /** All text so far; at `done`, the gateway's `content` (a loop: every step's, joined). */
   readonly text: string;
-  /** `'queued'` until the gateway's ack, `'streaming'` until the end. */
+  /** All reasoning text so far; at `done`, the gateway's `reasoning` when it sent one. */
+  readonly reasoning: string;
+  /** A json / json_schema stream's newest partial object; at `done`, `done.object` when sent. */
+  readonly partialObject: unknown;
+  /** `'queued'` until the gateway's ack, `'streaming'` until the end (a loop: also while its tools run). */
   readonly status: StreamStatus;
   /**
    * True while the client holds the stream back, nothing sent yet: it waits for the connection,
@@ -348,7 +586,7 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   /** A fresh snapshot on every read. */
   readonly stats: StreamStats;
   /** The terminal `done` (also when cancelled); rejects with a TokenwireError. */
-  readonly result: Promise<Done>;
+  readonly result: Promise<D>;
   /**
    * Sends `cancel` (by key once reconnected, while the connection is down; SSE: `DELETE
    * /v1/streams/{key}`); `result` resolves with `finish_reason: "cancelled"` and the text so far.
@@ -356,7 +594,84 @@ export declare class TokenwireStream implements AsyncIterable<StreamChunk> {
   cancel(): void;
   /** Chunks from the first; ends after `done`, throws the TokenwireError on failure. */
   [Symbol.asyncIterator](): AsyncIterableIterator<StreamChunk>;
+  /** Every part from the first (text, reasoning, tool calls); ends after `done`, throws on failure. */
+  parts(): AsyncIterableIterator<P>;
+  /** A json / json_schema stream's snapshots: the current one, then each newer one (a slow reader skips some). */
+  partialObjects(): AsyncIterableIterator<unknown>;
 }
+
+export interface TokenwireStream extends StreamLike<StreamPart, Done> {}
+
+/** One generation (made by `client.stream()`). */
+export declare class TokenwireStream {
+  /** Streams are created by `client.stream()`. */
+  private constructor();
+  /** The tool calls so far, in order (fresh copies on every read). */
+  readonly toolCalls: ToolCallState[];
+}
+
+// ---- tool loops --------------------------------------------------------------------------------
+
+/** A step's parts carry the step (0-based). */
+export type StepPart<P> = P & { step: number };
+
+export interface StepStartPart {
+  type: 'step-start';
+  step: number;
+  /** The step's stream id. */
+  id: string;
+}
+
+export interface StepEndPart {
+  type: 'step-end';
+  step: number;
+  done: Done;
+}
+
+/** A call the page ran (or answered with an error), as sent back in the tool message. */
+export interface ToolResultPart {
+  type: 'tool-result';
+  step: number;
+  callId: string;
+  name: string;
+  /** What `execute` returned (absent on an error). */
+  output?: unknown;
+  /** Why there is no output: invalid arguments, an unknown tool, or what `execute` threw. */
+  error?: string;
+  /** The tool message's content: a string output as it is, else JSON; `{"error": …}` on an error. */
+  content: string;
+}
+
+export type LoopPart = StepPart<StreamPart> | StepStartPart | StepEndPart | ToolResultPart;
+
+/** The last step's `done`, and the loop's. */
+export interface ToolLoopDone extends Done {
+  /** Every step's `done`, in order. */
+  steps: Done[];
+  /** The conversation: the request's messages, each tool step's assistant and tool messages, the final answer. */
+  messages: ChatMessage[];
+  /** The steps' usage summed; null when no step reported any. */
+  totalUsage: Usage | null;
+}
+
+export interface ToolLoopHandlers extends HandlersOf<ToolLoopStream, LoopPart, ToolLoopDone> {
+  onStepStart?(part: StepStartPart, loop: ToolLoopStream): void;
+  onStepEnd?(part: StepEndPart, loop: ToolLoopStream): void;
+  onToolResult?(part: ToolResultPart, loop: ToolLoopStream): void;
+}
+
+export interface ToolLoopStream extends StreamLike<LoopPart, ToolLoopDone> {}
+
+/** A client-side tool loop as one logical stream (made by `client.stream()` with a `tools` record). */
+export declare class ToolLoopStream {
+  private constructor();
+  /** The steps' streams so far, the current one last. */
+  readonly steps: TokenwireStream[];
+  /** The conversation so far (see `ToolLoopDone.messages`). */
+  readonly messages: ChatMessage[];
+}
+
+export declare const DEFAULT_MAX_STEPS: number;
 
 // ---- the client --------------------------------------------------------------------------------
 
@@ -424,6 +739,8 @@ export declare class TokenwireClient {
   off<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): void;
   /** Opens the connection now (it otherwise opens on the first stream). */
   connect(): Promise<Ready>;
+  /** A tool loop: `tools` as a record whose tools the page runs. */
+  stream(request: ToolLoopRequest, handlers?: ToolLoopHandlers): ToolLoopStream;
   stream(request: StreamRequest, handlers?: StreamHandlers): TokenwireStream;
   /** Ends everything; streams that have not ended fail with code `closed`. */
   close(): void;
@@ -465,3 +782,15 @@ export declare function estimateTokens(chars: number): number;
 
 /** `"120 tokens · 85.3 tok/s · TTFT 212 ms"`. */
 export declare function formatStats(stats: StreamStats): string;
+
+/** What there is of a JSON text still arriving, parsed tolerantly. */
+export declare function parsePartialJson(text: string): PartialJson;
+
+/** An image part with the bytes inline; rejects an image over `MAX_IMAGE_BYTES` or of another format. */
+export declare function imagePart(blob: Blob): Promise<ImageContent>;
+
+/** 5 MiB: the largest image the gateway accepts (decoded bytes). */
+export declare const MAX_IMAGE_BYTES: number;
+
+/** PNG, JPEG, GIF, WebP. */
+export declare const IMAGE_TYPES: readonly string[];

@@ -1,5 +1,8 @@
-// tokenwire dashboard: several live streams side by side, over the bundled client.
-import { TokenwireClient } from "/clients/js/src/index.js";
+// tokenwire dashboard: several live streams side by side, over the bundled client. A stream
+// shows its reasoning, tool calls (the demo tools run here, in a client-side tool loop), JSON
+// output as it fills in, and the image sent with its prompt.
+import { imagePart, parsePartialJson, TokenwireClient } from "/clients/js/src/index.js";
+import { DEMO_TOOLS, EXAMPLE_SCHEMA } from "./demo-tools.js";
 
 const SAMPLE_MS = 250; // sparkline and live metrics refresh (~4×/s)
 const SAMPLES = 48; // points kept per sparkline (12 s)
@@ -25,16 +28,29 @@ const els = {
   promptFields: $("prompt-fields"),
   briefFields: $("brief-fields"),
   formError: $("form-error"),
+  image: $("image"),
+  imagePreview: $("image-preview"),
+  imageThumb: $("image-thumb"),
+  imageName: $("image-name"),
+  imageRemove: $("image-remove"),
+  reasoning: $("reasoning"),
+  format: $("format"),
+  schemaField: $("schema-field"),
+  schema: $("schema"),
   streams: $("streams"),
   notice: $("notice"),
   conn: document.querySelector('[data-testid="connection"]'),
   template: $("panel-template"),
+  reasoningTemplate: $("reasoning-template"),
+  toolTemplate: $("tool-card-template"),
+  jsonTemplate: $("json-template"),
 };
 
 const token = new URLSearchParams(location.search).get("token") || undefined;
 const client = new TokenwireClient(location.origin, { token });
 const live = new Set(); // panels of streams that have not ended
 let timer = null;
+let attached = null; // the image to send with the prompt: {part, name, size}
 
 // ---- formatting ------------------------------------------------------------------------------
 
@@ -132,6 +148,12 @@ function setMode() {
   els.promptFields.hidden = els.promptFields.disabled = brief;
 }
 
+function showFormError(text) {
+  els.formError.textContent = text;
+  els.formError.hidden = !text;
+}
+
+// The request of the form; throws a message for the form when a field cannot be used.
 function buildRequest() {
   const request = {};
   if (els.provider.value) request.provider = els.provider.value;
@@ -145,15 +167,67 @@ function buildRequest() {
     if (tone) brief.tone = tone;
     request.brief = brief;
     if (els.duration.value) request.plan = { target_duration_seconds: Number(els.duration.value) };
-  } else {
-    request.prompt = els.prompt.value;
+    return request;
   }
+  const text = els.prompt.value;
+  if (attached) request.messages = [{ role: "user", content: [{ type: "text", text }, attached.part] }];
+  else request.prompt = text;
+  const reasoning = els.reasoning.value;
+  if (reasoning) request.reasoning = reasoning === "on" ? {} : { effort: reasoning };
+  const format = els.format.value;
+  if (format === "json") request.response_format = { type: "json" };
+  if (format === "json_schema") request.response_format = { type: "json_schema", name: "response", schema: readSchema() };
+  const tools = [...els.form.querySelectorAll('input[name="tool"]:checked')].map((box) => box.value);
+  // A record of tools with `execute`: the client runs the tool loop, every step on this socket.
+  if (tools.length) request.tools = Object.fromEntries(tools.map((name) => [name, DEMO_TOOLS[name]]));
   return request;
 }
+
+function readSchema() {
+  let schema;
+  try {
+    schema = JSON.parse(els.schema.value);
+  } catch (error) {
+    throw `The JSON Schema is not JSON: ${error.message}`;
+  }
+  if (!schema || typeof schema !== "object" || Array.isArray(schema)) throw "The JSON Schema must be an object.";
+  return schema;
+}
+
+function showFormat() {
+  els.schemaField.hidden = els.format.value !== "json_schema";
+}
+
+// ---- the image ---------------------------------------------------------------------------------
+
+function attach(image) {
+  attached = image;
+  els.imagePreview.hidden = !image;
+  els.imageThumb.src = image ? image.part.url : "";
+  els.imageName.textContent = image ? `${image.name} · ${num(image.size / 1024, 1)} KiB` : "";
+}
+
+els.image.addEventListener("change", async () => {
+  const file = els.image.files?.[0];
+  els.image.value = ""; // the same file can be picked again
+  if (!file) return;
+  try {
+    attach({ part: await imagePart(file), name: file.name, size: file.size }); // checked here: format, 5 MiB
+    showFormError("");
+  } catch (error) {
+    attach(null);
+    showFormError(error.message);
+  }
+});
+els.imageRemove.addEventListener("click", () => {
+  attach(null);
+  els.image.focus();
+});
 
 els.form.addEventListener("change", (event) => {
   if (event.target.name === "mode") setMode();
   if (event.target === els.provider) prefillModel();
+  if (event.target === els.format) showFormat();
 });
 
 els.prompt.addEventListener("keydown", (event) => {
@@ -172,8 +246,15 @@ els.form.addEventListener("submit", (event) => {
     blank.focus();
     return;
   }
-  els.formError.hidden = true;
-  openPanel(buildRequest());
+  let request;
+  try {
+    request = buildRequest();
+  } catch (message) {
+    showFormError(String(message));
+    return;
+  }
+  showFormError("");
+  openPanel(request);
 });
 
 // ---- panels ------------------------------------------------------------------------------------
@@ -184,6 +265,8 @@ function openPanel(request) {
   const panel = {
     node,
     request,
+    body: node.querySelector(".panel-body"),
+    parts: part("panel-parts"),
     text: part("panel-text"),
     status: part("panel-status"),
     cancel: part("panel-cancel"),
@@ -202,10 +285,13 @@ function openPanel(request) {
     lastAt: performance.now(),
     done: null,
     stream: null,
+    reasoning: null, // the reasoning block text is streaming into
+    cards: new Map(), // tool cards by call id
+    json: null, // the JSON view of a json / json_schema stream
   };
-  panel.text.addEventListener("scroll", () => {
-    const t = panel.text;
-    panel.stick = t.scrollTop + t.clientHeight >= t.scrollHeight - 16;
+  panel.body.addEventListener("scroll", () => {
+    const b = panel.body;
+    panel.stick = b.scrollTop + b.clientHeight >= b.scrollHeight - 16;
   });
   panel.cancel.addEventListener("click", () => {
     panel.cancel.disabled = true;
@@ -215,10 +301,14 @@ function openPanel(request) {
   part("panel-close").addEventListener("click", () => closePanel(panel));
   els.streams.prepend(node);
 
+  showImage(panel);
+  if (request.response_format) openJsonView(panel);
   panel.stream = client.stream(request, {
     onStart: () => update(panel),
     onNotice: () => update(panel), // a failover changes the provider/model label too
     onChunk: (chunk) => append(panel, chunk.content),
+    onPart: (p) => renderPart(panel, p),
+    onPartialObject: (value) => showObject(panel, value),
     onDone: (done) => finish(panel, done, null),
     onError: (error) => finish(panel, null, error),
   });
@@ -226,7 +316,7 @@ function openPanel(request) {
   node.setAttribute("aria-label", `stream ${panel.stream.id}`);
   const what = request.brief
     ? `brief: ${request.brief.topic}${request.plan ? ` · ${request.plan.target_duration_seconds} s` : ""}`
-    : request.prompt.trim();
+    : promptText(request).trim();
   const title = node.querySelector(".panel-id");
   title.append(Object.assign(document.createElement("code"), { textContent: panel.stream.id }));
   title.append(Object.assign(document.createElement("span"), { className: "panel-what", textContent: what }));
@@ -237,17 +327,162 @@ function openPanel(request) {
   if (timer === null) timer = setInterval(tick, SAMPLE_MS);
 }
 
+function promptText(request) {
+  if (request.prompt !== undefined) return request.prompt;
+  const content = request.messages.at(-1).content;
+  return content.filter((p) => p.type === "text").map((p) => p.text).join("");
+}
+
+function follow(panel) {
+  if (panel.stick) panel.body.scrollTop = panel.body.scrollHeight;
+}
+
 function append(panel, content) {
   panel.chars += content.length;
   panel.text.append(content);
-  if (panel.stick) panel.text.scrollTop = panel.text.scrollHeight;
+  follow(panel);
+}
+
+// ---- parts: reasoning, tool calls, JSON, the image ---------------------------------------------
+
+function clone(template) {
+  const node = template.content.firstElementChild.cloneNode(true);
+  const part = (id) => node.querySelector(`[data-testid="${id}"]`);
+  return { node, part };
+}
+
+function renderPart(panel, part) {
+  switch (part.type) {
+    case "reasoning":
+      return addReasoning(panel, part.text);
+    case "text":
+      return closeReasoning(panel); // the reasoning led here: fold it away
+    case "tool-call-start":
+      closeReasoning(panel);
+      return openToolCard(panel, part);
+    case "tool-call-delta":
+      return growArguments(panel.cards.get(part.callId), part.argumentsDelta);
+    case "tool-call-end":
+      return endToolCall(panel, panel.cards.get(part.callId), part);
+    case "tool-result":
+      return showToolResult(panel.cards.get(part.callId), part);
+    case "step-start":
+      closeReasoning(panel);
+      if (part.step > 0) panel.parts.append(Object.assign(document.createElement("p"), { className: "step", textContent: `step ${part.step + 1}` }));
+      return undefined;
+    default: // step-end
+      return undefined;
+  }
+}
+
+function addReasoning(panel, text) {
+  if (!panel.reasoning) {
+    const { node, part } = clone(els.reasoningTemplate);
+    panel.reasoning = { node, text: part("reasoning-text"), size: node.querySelector(".reasoning-size") };
+    panel.parts.append(node);
+  }
+  const block = panel.reasoning;
+  block.text.append(text);
+  block.size.textContent = `· ${countWords(block.text.textContent)} words`;
+  follow(panel);
+}
+
+function closeReasoning(panel) {
+  if (panel.reasoning) panel.reasoning.node.open = false;
+  panel.reasoning = null;
+}
+
+const countWords = (text) => text.split(/\s+/).filter(Boolean).length;
+
+function openToolCard(panel, part) {
+  const { node, part: get } = clone(els.toolTemplate);
+  const card = { node, args: get("tool-args"), state: get("tool-state"), result: get("tool-result"), argsText: "" };
+  node.dataset.callId = part.callId;
+  get("tool-name").textContent = part.name;
+  panel.cards.set(part.callId, card);
+  panel.parts.append(node);
+  follow(panel);
+}
+
+function setToolState(card, state, text) {
+  card.node.dataset.state = state;
+  card.state.textContent = text;
+}
+
+// The arguments fill in live: their JSON so far, parsed tolerantly and pretty-printed.
+function growArguments(card, delta) {
+  card.argsText += delta;
+  const { value } = parsePartialJson(card.argsText);
+  card.args.textContent = value === undefined ? card.argsText : JSON.stringify(value, null, 2);
+}
+
+function endToolCall(panel, card, part) {
+  if (part.argumentsError) {
+    card.args.textContent = card.argsText;
+    setToolState(card, "error", "invalid arguments");
+    return;
+  }
+  card.args.textContent = JSON.stringify(part.arguments, null, 2);
+  const runs = panel.request.tools && !Array.isArray(panel.request.tools) && panel.request.tools[part.name]?.execute;
+  setToolState(card, runs ? "running" : "called", runs ? "running…" : "called");
+}
+
+function showToolResult(card, part) {
+  card.result.hidden = false;
+  if (part.error !== undefined) {
+    card.result.textContent = part.error;
+    setToolState(card, "error", "error");
+  } else {
+    card.result.textContent = typeof part.output === "string" ? part.output : JSON.stringify(part.output, null, 2);
+    setToolState(card, "done", "done");
+  }
+}
+
+function openJsonView(panel) {
+  const { node, part } = clone(els.jsonTemplate);
+  panel.json = { node, badge: part("json-badge"), pretty: part("panel-json"), error: part("json-error") };
+  panel.parts.append(node);
+  panel.text.hidden = true; // the pretty view shows it; the raw text returns if it is not valid
+}
+
+function showObject(panel, value) {
+  panel.json.pretty.textContent = JSON.stringify(value, null, 2);
+  follow(panel);
+}
+
+// done.object: valid (against the schema, when there is one); done.object_error: why not.
+function judgeJson(panel, done) {
+  const { badge, error } = panel.json;
+  if (done && "object" in done) {
+    badge.dataset.valid = "true";
+    badge.textContent = panel.request.response_format.type === "json_schema" ? "valid · matches the schema" : "valid JSON";
+  } else if (done?.object_error) {
+    badge.dataset.valid = "false";
+    badge.textContent = "invalid";
+    error.textContent = done.object_error;
+    error.hidden = false;
+    panel.text.hidden = false;
+  } else {
+    badge.dataset.valid = "unknown";
+    badge.textContent = "incomplete";
+  }
+}
+
+function showImage(panel) {
+  const image = panel.request.messages?.at(-1).content.find?.((p) => p.type === "image");
+  if (!image) return;
+  const img = panel.node.querySelector('[data-testid="panel-image"]');
+  img.src = image.url;
+  img.hidden = false;
 }
 
 function finish(panel, done, error) {
   panel.done = done;
   const stream = panel.stream;
   panel.text.textContent = stream.text; // at `done`: the gateway's whole text
-  if (panel.stick) panel.text.scrollTop = panel.text.scrollHeight;
+  closeReasoning(panel);
+  if (panel.json) judgeJson(panel, done);
+  follow(panel);
   if (error) {
     panel.error.textContent = describeError(error);
     panel.error.hidden = false;
@@ -338,5 +573,7 @@ function tick() {
 // ---- go ----------------------------------------------------------------------------------------
 
 setMode();
+els.schema.value = JSON.stringify(EXAMPLE_SCHEMA, null, 2);
+showFormat();
 showConnection();
 client.connect().catch(() => {}); // failures arrive as 'error' and 'state' events

@@ -1,5 +1,6 @@
 """The dashboard page (server/static) in a real Chromium: streams side by side over the bundled
-JS client, a cancel, provider errors and refusals shown plainly, no console errors.
+JS client, a cancel, provider errors and refusals shown plainly, no console errors; and the v1.1
+parts: reasoning, a demo tool loop run in the page, JSON with its badge, an attached image.
 
 Needs the system's Chromium (`apt-get install chromium`); Playwright never downloads a browser.
 Without it the tests are skipped, except under CI=true, where they fail.
@@ -8,6 +9,7 @@ Without it the tests are skipped, except under CI=true, where they fail.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -22,6 +24,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, ViewportSize, expect, sync_playwright
 
 from tests.conftest import Gateway, StartGateway
+from tests.support.openai_bytes import openai_chunk
 from tests.support.upstream import FakeUpstream, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,3 +297,197 @@ def test_a_failover_is_shown_in_the_stream_panel(start_gateway: StartGateway, pa
     expect(panel.locator(".panel-model")).to_contain_text("rulebased")
     expect(panel.get_by_test_id("panel-text")).to_contain_text(PROMPT)
     assert console.errors == []
+
+
+# ---- protocol v1.1: reasoning, tool calls, JSON output, images ----------------------------------
+
+CALC_PROMPT = "Use the calculator to compute (17+4)*2"
+PERSON = "Ada, 36, an engineer who speaks Python and French"
+# A 1x1 PNG, and one byte more than the 5 MiB the gateway takes.
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2213ebc0000000049454e44ae426082"
+)
+TOO_BIG = 5 * 1024 * 1024 + 1
+
+
+def _extras(page: Page) -> None:
+    page.get_by_test_id("extras").locator("summary").click()
+
+
+def _run_prompt(page: Page, prompt: str, panels: int = 1) -> Locator:
+    """Starts a stream of `prompt` with what the form says; its panel."""
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("start").click()
+    return _panel(page, _newest_panel_id(page, panels))
+
+
+def test_the_demo_tool_loop_runs_in_the_page(start_gateway: StartGateway, page: Page) -> None:
+    gateway = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 5}}})
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    console = _open_dashboard(page, gateway)
+    _extras(page)
+    page.get_by_test_id("reasoning").select_option("low")
+    page.get_by_test_id("tool-calculator").check()
+    panel = _run_prompt(page, CALC_PROMPT)
+    expect(panel.get_by_test_id("panel-status")).to_have_text("done")
+
+    # the model called the tool; the page ran it; the card shows the arguments and the result
+    card = panel.get_by_test_id("tool-card")
+    expect(card).to_have_count(1)
+    expect(card.get_by_test_id("tool-name")).to_have_text("calculator")
+    expect(card).to_have_attribute("data-state", "done")
+    args = json.loads(card.get_by_test_id("tool-args").text_content() or "")
+    assert args == {"expression": "(17+4)*2"}
+    expect(card.get_by_test_id("tool-result")).to_have_text("42")
+    # the second step answered with the result, on the same socket
+    expect(panel.get_by_test_id("panel-text")).to_have_text("The calculator tool returned: 42")
+    expect(panel.locator(".step")).to_have_text("step 2")
+    assert len(sockets) == 1
+
+    # a reasoning passage for each step, dimmed and folded once the step moved on; it unfolds
+    reasoning = panel.get_by_test_id("panel-reasoning")
+    expect(reasoning).to_have_count(2)
+    expect(reasoning.first).to_contain_text("calculator")
+    expect(reasoning.first.get_by_test_id("reasoning-text")).to_be_hidden()
+    reasoning.first.locator("summary").click()
+    expect(reasoning.first.get_by_test_id("reasoning-text")).to_be_visible()
+    expect(reasoning.nth(1)).to_contain_text("The calculator tool returned")
+    assert console.errors == []
+
+
+def test_tool_arguments_fill_in_live(start_gateway: StartGateway, page: Page) -> None:
+    gateway = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 400}}})
+    console = _open_dashboard(page, gateway)
+    _extras(page)
+    page.get_by_test_id("tool-clock").check()
+    panel = _run_prompt(page, "Ask the clock what time it is in Asia/Tokyo")
+    card = panel.get_by_test_id("tool-card")
+    expect(card).to_have_attribute("data-state", "calling")
+    expect(card.get_by_test_id("tool-args")).to_have_text("{}")  # the key has come, not its value
+    expect(card.get_by_test_id("tool-args")).to_have_text('{\n  "timezone": "Asia/Tokyo"\n}')
+    expect(card).to_have_attribute("data-state", "done", timeout=15_000)
+    result = json.loads(card.get_by_test_id("tool-result").text_content() or "")
+    assert result["timezone"] == "Asia/Tokyo"
+    assert re.match(r"^\d{4}-\d\d-\d\dT", result["iso"])
+    panel.get_by_test_id("panel-cancel").click()
+    expect(panel.get_by_test_id("panel-status")).to_have_text("cancelled")
+    assert console.errors == []
+
+
+def test_json_output_is_pretty_printed_with_a_badge(start_gateway: StartGateway, page: Page) -> None:
+    gateway = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 5}}})
+    console = _open_dashboard(page, gateway)
+    _extras(page)
+    page.get_by_test_id("format").select_option("json_schema")
+    expect(page.get_by_test_id("schema")).to_be_visible()
+    schema = json.loads(page.get_by_test_id("schema").input_value())
+    panel = _run_prompt(page, PERSON)
+    expect(panel.get_by_test_id("panel-status")).to_have_text("done")
+    badge = panel.get_by_test_id("json-badge")
+    expect(badge).to_have_attribute("data-valid", "true")
+    expect(badge).to_have_text("valid · matches the schema")
+    pretty = panel.get_by_test_id("panel-json").text_content() or ""
+    request = {
+        "prompt": PERSON,
+        "response_format": {"type": "json_schema", "name": "response", "schema": schema},
+    }
+    answer = _completion(gateway, request)
+    assert json.loads(pretty) == answer["object"]
+    assert pretty == json.dumps(answer["object"], indent=2, ensure_ascii=False)
+    assert set(schema["required"]) <= set(answer["object"])
+    expect(panel.get_by_test_id("panel-text")).to_be_hidden()
+
+    # a schema that is not JSON stays in the form
+    page.get_by_test_id("schema").fill("{not json")
+    page.get_by_test_id("start").click()
+    expect(page.locator("#form-error")).to_contain_text("The JSON Schema is not JSON")
+    expect(page.get_by_test_id("panel")).to_have_count(1)
+    assert console.errors == []
+
+
+def test_json_that_is_not_valid_gets_an_invalid_badge(
+    start_gateway: StartGateway, page: Page, threaded_upstream: FakeUpstream
+) -> None:
+    # valid JSON, but not for the schema (age must be an integer)
+    pieces = [
+        openai_chunk('{"name": "Ada", '),
+        openai_chunk('"age": "old"}'),
+        openai_chunk(None, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+    threaded_upstream.reply(Reply(pieces=pieces))
+    gateway = start_gateway(
+        {"streaming": {"retry_attempts": 0}},
+        environ={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{threaded_upstream.url}/v1"},
+    )
+    console = _open_dashboard(page, gateway)
+    page.get_by_test_id("provider").select_option("openai")
+    _extras(page)
+    page.get_by_test_id("format").select_option("json_schema")
+    panel = _run_prompt(page, PERSON)
+    expect(panel.get_by_test_id("panel-status")).to_have_text("done")
+    badge = panel.get_by_test_id("json-badge")
+    expect(badge).to_have_attribute("data-valid", "false")
+    expect(badge).to_have_text("invalid")
+    expect(panel.get_by_test_id("json-error")).to_contain_text("does not match the schema")
+    # the partial view showed what came; the raw text is back
+    assert json.loads(panel.get_by_test_id("panel-json").text_content() or "") == {
+        "name": "Ada",
+        "age": "old",
+    }
+    expect(panel.get_by_test_id("panel-text")).to_have_text('{"name": "Ada", "age": "old"}')
+    sent = threaded_upstream.requests[0].json()
+    assert sent["response_format"]["type"] == "json_schema"
+    assert console.errors == []
+
+
+def test_an_attached_image_is_checked_shown_and_sent(start_gateway: StartGateway, page: Page) -> None:
+    gateway = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 5}}})
+    console = _open_dashboard(page, gateway)
+    image_input = page.get_by_test_id("image-input")
+
+    # too big, or not an image the gateway takes: said in the form, nothing attached
+    image_input.set_input_files({"name": "huge.png", "mimeType": "image/png", "buffer": bytes(TOO_BIG)})
+    expect(page.locator("#form-error")).to_contain_text(f"the image is {TOO_BIG} bytes")
+    expect(page.get_by_test_id("image-preview")).to_be_hidden()
+    image_input.set_input_files({"name": "logo.svg", "mimeType": "image/svg+xml", "buffer": b"<svg/>"})
+    expect(page.locator("#form-error")).to_contain_text("PNG, JPEG, GIF or WebP")
+
+    image_input.set_input_files({"name": "pixel.png", "mimeType": "image/png", "buffer": PIXEL_PNG})
+    expect(page.locator("#form-error")).to_be_hidden()
+    thumb = page.get_by_test_id("image-thumb")
+    expect(thumb).to_be_visible()
+    url = f"data:image/png;base64,{base64.b64encode(PIXEL_PNG).decode()}"
+    expect(thumb).to_have_attribute("src", url)
+    assert page.evaluate("document.querySelector('[data-testid=image-thumb]').naturalWidth") == 1
+    panel = _run_prompt(page, "What is in this picture?")
+    expect(panel.get_by_test_id("panel-status")).to_have_text("done")
+    expect(panel.get_by_test_id("panel-image")).to_have_attribute("src", url)
+    expect(panel.get_by_test_id("panel-text")).to_contain_text("What is in this picture?")
+
+    page.get_by_test_id("image-remove").click()
+    expect(page.get_by_test_id("image-preview")).to_be_hidden()
+    assert console.errors == []
+
+
+def test_the_calculator_evaluates_arithmetic_only(gateway: Gateway, page: Page) -> None:
+    page.goto(f"{gateway.http}/")
+    results = page.evaluate(
+        """async () => {
+            const { calculate } = await import('/demo-tools.js');
+            const run = (e) => { try { return calculate(e); } catch (error) { return `${error.name}: ${error.message}`; } };
+            return ['(17+4)*2', '2^3^2', '-3 + 10 % 4', '7/2', '1/0', '2 *', 'alert(1)', '((1)'].map(run);
+        }"""
+    )
+    assert results == [
+        42,
+        512,
+        -1,
+        3.5,
+        "RangeError: 1/0 has no finite value",
+        "SyntaxError: 2 * ends too early",
+        'SyntaxError: unexpected "a" in alert(1)',
+        'SyntaxError: expected ")" in ((1)',
+    ]

@@ -10,6 +10,7 @@ import { badMessage, clientClosed, connectionLost, TokenwireError, unauthorized 
 import { SseTransport } from './sse-transport.js';
 import { now } from './stats.js';
 import { createCancelledStream, createStream, TokenwireStream } from './stream.js';
+import { createToolLoop, ToolLoopStream } from './tool-loop.js';
 import { WsConnection } from './ws-transport.js';
 
 /** @typedef {import('../index.js').ClientOptions} ClientOptions */
@@ -19,6 +20,8 @@ import { WsConnection } from './ws-transport.js';
 /** @typedef {import('../index.js').ProviderInfo} ProviderInfo */
 /** @typedef {import('../index.js').StreamRequest} StreamRequest */
 /** @typedef {import('../index.js').StreamHandlers} StreamHandlers */
+/** @typedef {import('../index.js').ToolLoopRequest} ToolLoopRequest */
+/** @typedef {import('../index.js').ToolLoopHandlers} ToolLoopHandlers */
 /** @typedef {import('../index.js').TransportName} TransportName */
 /** @typedef {import('../index.js').WebSocketConstructor} WebSocketConstructor */
 /** @typedef {import('../index.js').FetchLike} FetchLike */
@@ -222,23 +225,48 @@ export class TokenwireClient {
   }
 
   /**
+   * Starts a tool loop: `tools` as a record of tools the page runs (`execute`), steps until one
+   * ends without calls or `maxSteps` steps ran.
+   * @overload
+   * @param {ToolLoopRequest} request
+   * @param {ToolLoopHandlers} [handlers]
+   * @returns {ToolLoopStream}
+   */
+  /**
    * Starts a stream. Nothing is sent when `handlers.signal` is already aborted: the stream ends
    * at once as cancelled.
+   * @overload
    * @param {StreamRequest} request
    * @param {StreamHandlers} [handlers]
    * @returns {TokenwireStream}
    */
+  /**
+   * @param {StreamRequest | ToolLoopRequest} request
+   * @param {StreamHandlers | ToolLoopHandlers} [handlers]
+   * @returns {TokenwireStream | ToolLoopStream}
+   */
   stream(request, handlers = {}) {
     const startedAt = now();
     if (!request || typeof request !== 'object') throw new TypeError('stream(request): request must be an object');
+    const { tools } = request;
+    if (tools && typeof tools === 'object' && !Array.isArray(tools)) {
+      return createToolLoop({
+        request: /** @type {ToolLoopRequest} */ (request),
+        handlers: /** @type {ToolLoopHandlers} */ (handlers),
+        startedAt,
+        start: (step, stepHandlers) => /** @type {TokenwireStream} */ (this.stream(step, stepHandlers)),
+      });
+    }
     const generatedId = request.id === undefined || request.id === null;
     const id = generatedId ? this.#nextId() : String(request.id);
     /** @type {Entry} */
     const entry = /** @type {any} */ ({ request, generatedId, conn: null, viaSse: false });
+    const format = request.response_format?.type;
     const init = {
       id,
       startedAt,
-      handlers,
+      handlers: /** @type {StreamHandlers} */ (handlers),
+      json: format === 'json' || format === 'json_schema',
       onCancel: () => this.#cancel(entry),
       onAbandon: () => this.#abandon(entry),
     };

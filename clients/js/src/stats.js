@@ -5,6 +5,7 @@
 
 /** @typedef {import('../index.js').StreamStats} StreamStats */
 /** @typedef {import('../index.js').Usage} Usage */
+/** @typedef {import('../index.js').StreamPart} StreamPart */
 
 /** Milliseconds from a monotonic clock when there is one. */
 export const now = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
@@ -49,11 +50,16 @@ export class StatsTracker {
     this.finalTokens = null;
   }
 
-  /** @param {string} content */
-  chunk(content) {
+  /**
+   * A part of the stream: text counts as a chunk; the first part of any kind (reasoning, a tool
+   * call) is the first token, as the gateway counts it, and its characters count in the estimate.
+   * @param {StreamPart} part
+   */
+  part(part) {
     if (this.firstChunkAt === null) this.firstChunkAt = this.clock();
-    this.chunks += 1;
-    this.chars += countChars(content);
+    if (part.type === 'text') this.chunks += 1;
+    if (part.type === 'text' || part.type === 'reasoning') this.chars += countChars(part.text);
+    else if (part.type === 'tool-call-delta') this.chars += countChars(part.argumentsDelta);
   }
 
   /** @param {Usage | null | undefined} usage */

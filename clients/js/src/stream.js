@@ -1,11 +1,14 @@
 /**
- * TokenwireStream: one generation as the application sees it — chunks as an async iterator and
- * callbacks, the accumulated text, live stats, and a `result` promise settled by the terminal
- * message. Transports feed it through a private sink (see `createStream`), after routing by id.
+ * TokenwireStream: one generation as the application sees it — chunks and typed parts as async
+ * iterators and callbacks, the accumulated text and reasoning, the tool calls, a partial-object
+ * view of JSON output, live stats, and a `result` promise settled by the terminal message.
+ * Transports feed it through a private sink (see `createStream`), after routing by id.
  * @module
  */
 
 import { TokenwireError, fromErrorMessage, protocolGap } from './errors.js';
+import { Feed } from './feed.js';
+import { PartialObjects } from './partial-json.js';
 import { StatsTracker, now } from './stats.js';
 
 /** @typedef {import('../index.js').StreamHandlers} StreamHandlers */
@@ -16,6 +19,9 @@ import { StatsTracker, now } from './stats.js';
 /** @typedef {import('../index.js').StartAck} StartAck */
 /** @typedef {import('../index.js').Notice} Notice */
 /** @typedef {import('../index.js').ServerMessage} ServerMessage */
+/** @typedef {import('../index.js').PartMessage} PartMessage */
+/** @typedef {import('../index.js').StreamPart} StreamPart */
+/** @typedef {import('../index.js').ToolCallState} ToolCallState */
 
 /**
  * What the client passes when it creates a stream.
@@ -23,6 +29,7 @@ import { StatsTracker, now } from './stats.js';
  * @property {string} id
  * @property {number} [startedAt] when `client.stream()` was called (default: now)
  * @property {StreamHandlers} [handlers]
+ * @property {boolean} [json] the request asked for JSON output: keep a partial-object view
  * @property {(stream: TokenwireStream) => void} onCancel the application asked to cancel (once)
  * @property {(stream: TokenwireStream) => void} onAbandon the client gave up on a stream the gateway may still run (seq gap)
  * @property {(stream: TokenwireStream) => void} [onEnd] the stream ended, however
@@ -31,7 +38,7 @@ import { StatsTracker, now } from './stats.js';
 /**
  * The transports' handle on a stream. Messages must already be routed to this stream.
  * @typedef {object} StreamSink
- * @property {(msg: ServerMessage) => void} message the ack, a notice, a chunk, `done` or a terminal `error`
+ * @property {(msg: ServerMessage) => void} message the ack, a notice, a chunk or other part, `done` or a terminal `error`
  * @property {(error: TokenwireError, deferCallbacks?: boolean) => void} fail a refusal or a local failure (connection lost, closed…); a stream being cancelled resolves as cancelled instead
  * @property {(deferCallbacks?: boolean) => void} cancelled end as cancelled with the text so far (nothing more will come from the gateway); `deferCallbacks` runs `onDone` in a microtask (used while `stream()` has not returned yet)
  * @property {(queued: boolean) => void} queued the client holds the stream back (true: it waits for the connection or for room on it) or sends it (false)
@@ -57,6 +64,57 @@ function reportCallbackError(error) {
   });
 }
 
+/**
+ * A numbered message as the part the application sees (camelCase, like chunks).
+ * @param {PartMessage} msg
+ * @returns {StreamPart}
+ */
+function partOf(msg) {
+  /** @type {StreamPart} */
+  let part;
+  switch (msg.type) {
+    case 'chunk':
+      part = { type: 'text', text: msg.content, seq: msg.seq };
+      break;
+    case 'reasoning':
+      part = { type: 'reasoning', text: msg.content, seq: msg.seq };
+      break;
+    case 'tool_call_start':
+      return { type: 'tool-call-start', callId: msg.call_id, name: msg.name, index: msg.index, seq: msg.seq };
+    case 'tool_call_delta':
+      part = { type: 'tool-call-delta', callId: msg.call_id, argumentsDelta: msg.arguments_delta, seq: msg.seq };
+      break;
+    case 'tool_call_end': {
+      /** @type {StreamPart} */
+      const end = { type: 'tool-call-end', callId: msg.call_id, name: msg.name, arguments: msg.arguments ?? null, seq: msg.seq };
+      if (typeof msg.arguments_error === 'string') end.argumentsError = msg.arguments_error;
+      return end;
+    }
+  }
+  if (typeof msg.from_seq === 'number') part.fromSeq = msg.from_seq;
+  return part;
+}
+
+/**
+ * Calls a handler the application passed, in a microtask when `defer` (while `stream()` has not
+ * returned yet); an exception it throws is reported, never passed on.
+ * @param {Function | undefined} fn
+ * @param {unknown[]} args
+ * @param {boolean} defer
+ */
+export function callHandler(fn, args, defer) {
+  if (!fn) return;
+  const run = () => {
+    try {
+      fn(...args);
+    } catch (error) {
+      reportCallbackError(error);
+    }
+  };
+  if (defer) queueMicrotask(run);
+  else run();
+}
+
 export class TokenwireStream {
   #id;
   /** @type {string | null} */
@@ -64,11 +122,18 @@ export class TokenwireStream {
   /** @type {string | null} */
   #model = null;
   #text = '';
+  #reasoning = '';
+  /** @type {Map<string, ToolCallState>} by call id, in the order the calls started */
+  #calls = new Map();
   /** @type {StreamStatus} */
   #status = 'queued';
   #queued = true; // held back by the client: nothing sent yet
-  /** @type {StreamChunk[]} */
-  #chunks = [];
+  /** @type {Feed<StreamChunk>} */
+  #chunks = new Feed();
+  /** @type {Feed<StreamPart>} */
+  #parts = new Feed();
+  /** @type {PartialObjects | null} */
+  #objects;
   /** @type {Notice[]} */
   #notices = [];
   /** @type {TokenwireError | null} */
@@ -93,8 +158,6 @@ export class TokenwireStream {
   #resolve = noop;
   /** @type {(error: TokenwireError) => void} */
   #reject = noop;
-  /** @type {Array<() => void>} */
-  #waiters = [];
   /** @type {(() => void) | null} */
   #unlisten = null;
 
@@ -109,6 +172,7 @@ export class TokenwireStream {
     this.#id = init.id;
     this.#init = init;
     this.#handlers = init.handlers ?? {};
+    this.#objects = init.json ? new PartialObjects() : null;
     this.#stats = new StatsTracker(init.startedAt ?? now());
     this.#result = new Promise((resolve, reject) => {
       this.#resolve = resolve;
@@ -183,6 +247,30 @@ export class TokenwireStream {
     return this.#text;
   }
 
+  /** All reasoning text received so far (at `done`: the gateway's `reasoning`, when it sent one). */
+  get reasoning() {
+    return this.#reasoning;
+  }
+
+  /**
+   * The tool calls so far, in the order they started: name, the arguments' JSON text as it
+   * arrived, and once ended the parsed `arguments` (or `argumentsError`). Fresh copies on every read.
+   * @returns {ToolCallState[]}
+   */
+  get toolCalls() {
+    return [...this.#calls.values()].map((call) => ({ ...call }));
+  }
+
+  /**
+   * For a `json` / `json_schema` stream: the newest snapshot of the JSON text so far, parsed
+   * tolerantly (see `parsePartialJson`); at `done`, `done.object` when the gateway sent one.
+   * Undefined before there is a value, and for other streams.
+   * @returns {unknown}
+   */
+  get partialObject() {
+    return this.#objects?.latest.value;
+  }
+
   /** @returns {StreamStatus} */
   get status() {
     return this.#status;
@@ -231,31 +319,30 @@ export class TokenwireStream {
    * @returns {AsyncIterableIterator<StreamChunk>}
    */
   [Symbol.asyncIterator]() {
-    let index = 0;
-    let closed = false; // by return(), or after the error was thrown once
-    /** @type {AsyncIterableIterator<StreamChunk>} */
-    const iterator = {
-      next: async () => {
-        for (;;) {
-          if (closed) return { value: undefined, done: true };
-          if (index < this.#chunks.length) return { value: this.#chunks[index++], done: false };
-          if (this.#error) {
-            closed = true;
-            throw this.#error;
-          }
-          if (this.#ended) return { value: undefined, done: true };
-          await new Promise((wake) => this.#waiters.push(() => wake(undefined)));
-        }
-      },
-      return: async () => {
-        closed = true;
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    return this.#chunks.iterate();
+  }
+
+  /**
+   * Every part in order — text, reasoning, tool-call start/delta/end — as typed objects. Like
+   * the chunk iterator: every iterator starts from the first part, ends after `done`, throws the
+   * TokenwireError when the stream fails.
+   * @returns {AsyncIterableIterator<StreamPart>}
+   */
+  parts() {
+    return this.#parts.iterate();
+  }
+
+  /**
+   * For a `json` / `json_schema` stream: the current snapshot (if any), then each newer one as
+   * text arrives; a slow reader skips the snapshots it was too slow for. Ends after `done` (the
+   * last one is `done.object` when the gateway sent one); empty for other streams.
+   * @returns {AsyncIterableIterator<unknown>}
+   */
+  partialObjects() {
+    if (this.#objects) return this.#objects.latest.iterate();
+    const none = new Feed();
+    none.end(this.#error);
+    return none.iterate();
   }
 
   // ---- fed by the transports -------------------------------------------------------------------
@@ -283,18 +370,15 @@ export class TokenwireStream {
         this.#notices.push(msg);
         this.#call('onNotice', msg);
         return;
-      case 'chunk': {
-        const first = msg.from_seq ?? msg.seq;
+      case 'chunk':
+      case 'reasoning':
+      case 'tool_call_start':
+      case 'tool_call_delta':
+      case 'tool_call_end': {
+        const first = /** @type {{from_seq?: number | null}} */ (msg).from_seq ?? msg.seq;
         if (first !== this.#expected || msg.seq < first) return this.#gap(this.#expected, first);
         this.#expected = msg.seq + 1;
-        /** @type {StreamChunk} */
-        const chunk = { content: msg.content, seq: msg.seq };
-        if (msg.from_seq !== undefined && msg.from_seq !== null) chunk.fromSeq = msg.from_seq;
-        this.#text += msg.content;
-        this.#chunks.push(chunk);
-        this.#stats.chunk(msg.content);
-        this.#call('onChunk', chunk);
-        this.#wake();
+        this.#part(partOf(msg));
         return;
       }
       case 'done':
@@ -305,6 +389,44 @@ export class TokenwireStream {
         this.#end('error', fromErrorMessage(msg));
         return;
       default: // ready, pong, unknown types: not for a stream
+    }
+  }
+
+  /** @param {StreamPart} part */
+  #part(part) {
+    this.#stats.part(part);
+    if (part.type === 'text') {
+      /** @type {StreamChunk} */
+      const chunk = { content: part.text, seq: part.seq };
+      if (part.fromSeq !== undefined) chunk.fromSeq = part.fromSeq;
+      this.#text += part.text;
+      this.#chunks.push(chunk);
+      this.#call('onChunk', chunk);
+    } else if (part.type === 'reasoning') {
+      this.#reasoning += part.text;
+      this.#call('onReasoning', part);
+    } else {
+      this.#toolCall(part);
+      this.#call('onToolCall', part);
+    }
+    this.#parts.push(part);
+    this.#call('onPart', part);
+    if (part.type === 'text' && this.#objects?.update(this.#text)) this.#call('onPartialObject', this.#objects.latest.value);
+  }
+
+  /** @param {StreamPart & {type: 'tool-call-start' | 'tool-call-delta' | 'tool-call-end'}} part */
+  #toolCall(part) {
+    if (part.type === 'tool-call-start') {
+      this.#calls.set(part.callId, { callId: part.callId, name: part.name, index: part.index, argumentsText: '', ended: false });
+      return;
+    }
+    const call = this.#calls.get(part.callId);
+    if (part.type === 'tool-call-delta') {
+      if (call) call.argumentsText += part.argumentsDelta;
+    } else if (call) {
+      call.ended = true;
+      call.arguments = part.arguments;
+      if (part.argumentsError !== undefined) call.argumentsError = part.argumentsError;
     }
   }
 
@@ -354,6 +476,8 @@ export class TokenwireStream {
   /** @param {Done} done */
   #finish(done) {
     if (typeof done.content === 'string') this.#text = done.content;
+    if (typeof done.reasoning === 'string') this.#reasoning = done.reasoning;
+    if (this.#objects && 'object' in done && this.#objects.set(done.object)) this.#call('onPartialObject', done.object);
     // The gateway's metrics name the provider that served the stream in the end.
     if (typeof done.metrics?.provider === 'string' && done.metrics.provider) this.#provider = done.metrics.provider;
     if (typeof done.metrics?.model === 'string' && done.metrics.model) this.#model = done.metrics.model;
@@ -382,35 +506,19 @@ export class TokenwireStream {
       this.#resolve(done);
       this.#call('onDone', done);
     }
-    this.#wake();
+    this.#chunks.end(error);
+    this.#parts.end(error);
+    this.#objects?.latest.end(error);
     this.#init.onEnd?.(this);
   }
 
-  #wake() {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
-  }
-
   /**
-   * @template {'onStart' | 'onNotice' | 'onChunk' | 'onDone' | 'onError'} K
+   * @template {Exclude<keyof StreamHandlers, 'signal'>} K
    * @param {K} name
    * @param {Parameters<NonNullable<StreamHandlers[K]>>[0]} value
    */
   #call(name, value) {
-    const fn = /** @type {((value: unknown, stream: TokenwireStream) => void) | undefined} */ (
-      this.#handlers[name]
-    );
-    if (!fn) return;
-    const run = () => {
-      try {
-        fn(value, this);
-      } catch (error) {
-        reportCallbackError(error);
-      }
-    };
-    if (this.#deferCallbacks) queueMicrotask(run);
-    else run();
+    callHandler(/** @type {Function | undefined} */ (this.#handlers[name]), [value, this], this.#deferCallbacks);
   }
 }
 

@@ -352,6 +352,10 @@ export class WsConnection {
         return;
       }
       case 'chunk':
+      case 'reasoning':
+      case 'tool_call_start':
+      case 'tool_call_delta':
+      case 'tool_call_end':
         this.#resumesPending.delete(msg.id); // an event: the resume was accepted
         this.#active.get(msg.id)?.sink.message(msg);
         return;

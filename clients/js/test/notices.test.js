@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TokenwireClient, TokenwireError } from '../src/index.js';
 import { freePort, startGateway } from './gateway.js';
-import { collect, READY, rejection, scriptedWebSocket, tick, waitFor, WebSocket } from './support.js';
+import { collect, READY, rejection, scriptedClient, scriptedWebSocket, tick, waitFor, WebSocket } from './support.js';
 
 const ack = (id, provider = 'rulebased', model = 'script') => ({ type: 'start', id, seq: 0, provider, model });
 const done = (id, seq, content, provider = 'rulebased', model = 'script') => ({
@@ -24,15 +24,7 @@ const failover = (id, attempt) => ({
   provider: 'rulebased', model: 'script', attempt, reason: 'upstream_unavailable',
 });
 
-/** A client on a scripted socket that has opened and sent `ready`. */
-async function scripted(options = {}) {
-  const fake = scriptedWebSocket();
-  const client = new TokenwireClient('http://gateway.test:8000', { WebSocket: fake.WebSocket, reconnect: false, ...options });
-  const ready = client.connect();
-  fake.sockets[0].serverOpen(READY);
-  await ready;
-  return { client, socket: fake.sockets[0], fake };
-}
+const scripted = scriptedClient;
 
 describe('scripted notices', () => {
   test('routed to their stream, in order, with provider/model updated; never a seq gap', async () => {

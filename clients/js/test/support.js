@@ -2,6 +2,7 @@
 // WebSocket for protocol edge cases, and a fake OpenAI upstream built on node:http.
 import { createServer } from 'node:http';
 import { WebSocket } from 'ws';
+import { TokenwireClient } from '../src/index.js';
 import { freePort } from './gateway.js';
 
 export { WebSocket };
@@ -151,6 +152,19 @@ export function scriptedWebSocket() {
   return { WebSocket: ScriptedSocket, sockets };
 }
 
+/**
+ * A client on a scripted socket that has opened and sent `ready` (no reconnecting unless
+ * `options` say); `socket` is that socket, `fake.sockets` every one the client opened.
+ */
+export async function scriptedClient(options = {}) {
+  const fake = scriptedWebSocket();
+  const client = new TokenwireClient('http://gateway.test:8000', { WebSocket: fake.WebSocket, reconnect: false, ...options });
+  const ready = client.connect();
+  fake.sockets[0].serverOpen(READY);
+  await ready;
+  return { client, socket: fake.sockets[0], fake };
+}
+
 export const READY = {
   type: 'ready',
   protocol: 1,
@@ -252,5 +266,55 @@ export async function startFakeOpenAI() {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     },
+  };
+}
+
+// ---- protocol messages, as the gateway sends them (for scripted sockets) -------------------------
+
+export const wire = {
+  ack: (id, key = undefined) => ({ type: 'start', id, seq: 0, provider: 'rulebased', model: 'script', ...(key ? { key } : {}) }),
+  chunk: (id, seq, content, from_seq) => ({ type: 'chunk', id, seq, content, ...(from_seq === undefined ? {} : { from_seq }) }),
+  reasoning: (id, seq, content, from_seq) => ({ type: 'reasoning', id, seq, content, ...(from_seq === undefined ? {} : { from_seq }) }),
+  callStart: (id, seq, call_id, name, index = 0) => ({ type: 'tool_call_start', id, seq, call_id, name, index }),
+  callDelta: (id, seq, call_id, arguments_delta, from_seq) => ({
+    type: 'tool_call_delta', id, seq, call_id, arguments_delta, ...(from_seq === undefined ? {} : { from_seq }),
+  }),
+  callEnd: (id, seq, call_id, name, args, error) => ({
+    type: 'tool_call_end', id, seq, call_id, name, arguments: error ? null : args, ...(error ? { arguments_error: error } : {}),
+  }),
+  done: (id, seq, content, fields = {}) => ({
+    type: 'done', id, seq, finish_reason: 'stop', content,
+    usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, estimated: false },
+    metrics: { provider: 'rulebased', model: 'script', ttft_ms: 1, duration_ms: 2, tokens_per_second: 3, estimated_cost_usd: 0 },
+    ...fields,
+  }),
+};
+
+/**
+ * Numbers a step's events like the gateway: the ack (seq 0), then each part, then `done`.
+ * `parts` are functions of (id, seq) from `wire`, e.g. `(id, seq) => wire.chunk(id, seq, 'hi')`.
+ */
+export function numbered(id, parts, doneContent, doneFields = {}) {
+  const events = [wire.ack(id, `key-${id}`.padEnd(32, 'x').replace(/[^A-Za-z0-9_-]/g, '_'))];
+  parts.forEach((part, i) => events.push(part(id, i + 1)));
+  events.push(wire.done(id, parts.length + 1, doneContent, doneFields));
+  return events;
+}
+
+/**
+ * Makes a scripted socket answer each `start` it receives: `respond(start, n)` (n counts the
+ * starts from 0) returns the events to send back, sent in a later task, as a gateway would.
+ */
+export function answerStarts(socket, respond) {
+  const send = socket.send.bind(socket);
+  let n = 0;
+  socket.send = (data) => {
+    send(data);
+    const msg = JSON.parse(data);
+    if (msg.type !== 'start') return;
+    const events = respond(msg, n++);
+    setTimeout(() => {
+      for (const event of events) socket.serverSend(event);
+    }, 0);
   };
 }

@@ -25,6 +25,23 @@ export const format = impl.formatStats;
 /** @type {Declared['STREAM_ID_PATTERN']} */
 export const pattern = impl.STREAM_ID_PATTERN;
 
+/** @type {Declared['parsePartialJson']} */
+export const partialJson = impl.parsePartialJson;
+/** @type {Declared['imagePart']} */
+export const image = impl.imagePart;
+/** @type {Declared['MAX_IMAGE_BYTES']} */
+export const maxImage = impl.MAX_IMAGE_BYTES;
+/** @type {Declared['IMAGE_TYPES']} */
+export const imageTypes = impl.IMAGE_TYPES;
+/** @type {Declared['DEFAULT_MAX_STEPS']} */
+export const maxSteps = impl.DEFAULT_MAX_STEPS;
+
+/**
+ * @param {impl.ToolLoopStream} loop
+ * @returns {import('../index.js').ToolLoopStream}
+ */
+export const toolLoop = (loop) => loop;
+
 /**
  * The stream class has a private constructor in the declarations; compare instances.
  * @param {impl.TokenwireStream} stream
@@ -76,4 +93,54 @@ export async function usage(c) {
   /** @type {boolean} */
   const held = s.queued;
   return [done.finish_reason, s.stats.tokensPerSecond, ready.limits.max_streams, held, c.providers[0]?.name, drain, reasons, key, resumable];
+}
+
+/**
+ * Protocol v1.1: parts, JSON output, images, and a tool loop.
+ * @param {import('../index.js').TokenwireClient} c
+ * @param {Blob} file
+ */
+export async function partsUsage(c, file) {
+  const s = c.stream(
+    {
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, await impl.imagePart(file)] }],
+      tools: [{ name: 'get_weather', parameters: { type: 'object' } }],
+      tool_choice: { name: 'get_weather' },
+      reasoning: { effort: 'low' },
+      response_format: { type: 'json_schema', schema: { type: 'object' } },
+    },
+    {
+      onReasoning: (part) => part.text,
+      onToolCall: (part) => (part.type === 'tool-call-delta' ? part.argumentsDelta : part.callId),
+      onPart: (part) => part.seq,
+      onPartialObject: (value, st) => [value, st.partialObject],
+    },
+  );
+  for await (const part of s.parts()) if (part.type === 'tool-call-end') part.argumentsError?.length;
+  for await (const value of s.partialObjects()) JSON.stringify(value);
+  const done = await s.result;
+  const calls = done.tool_calls?.map((call) => call.arguments_error ?? call.name);
+  const loop = c.stream(
+    {
+      prompt: 'What is 6*7?',
+      maxSteps: 3,
+      tools: {
+        calculator: {
+          description: 'Evaluates an expression',
+          parameters: { type: 'object', properties: { expression: { type: 'string' } } },
+          execute: (/** @type {{expression: string}} */ args, context) => `${args.expression} @ ${context.step} ${context.signal.aborted}`,
+        },
+      },
+    },
+    {
+      onStepStart: (part) => part.id,
+      onStepEnd: (part) => part.done.finish_reason,
+      onToolResult: (part, l) => [part.error ?? part.content, l.steps.length],
+      onPart: (part) => part.step,
+    },
+  );
+  for await (const part of loop.parts()) if (part.type === 'tool-result') part.output;
+  const finished = await loop.result;
+  const history = [...finished.messages, { role: /** @type {const} */ ('user'), content: 'thanks' }];
+  return [s.reasoning, s.toolCalls[0]?.argumentsText, calls, finished.totalUsage?.reasoning_tokens, finished.steps.length, history, impl.parsePartialJson('{').state];
 }
