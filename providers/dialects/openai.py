@@ -59,6 +59,7 @@ class _ToolCallPiece(msgspec.Struct):
 
 class _Delta(msgspec.Struct):
     content: str | None = None
+    refusal: str | None = None  # a safety refusal, instead of content
     reasoning_content: str | None = None  # DeepSeek, xAI, older vLLM
     reasoning: str | None = None  # current vLLM, OpenRouter, Groq
     tool_calls: list[_ToolCallPiece] | None = None
@@ -100,6 +101,7 @@ class _Chunk(msgspec.Struct):
 
 class _Message(msgspec.Struct):
     content: str | None = None
+    refusal: str | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
     tool_calls: list[_ToolCallPiece] | None = None
@@ -243,6 +245,11 @@ def mid_stream_error(provider: str, error: _Error) -> ProviderError:
     return error_for_status(provider, status, f"{provider} reported an error mid-stream: {error.message}")
 
 
+def refused_finish(reason: str) -> str:
+    """A refusal ends as ``content_filter``, as Anthropic's ``refusal`` does; ``length`` stays."""
+    return reason if reason == "length" else "content_filter"
+
+
 def _finish(reason: str) -> str:
     return "tool_calls" if reason == "function_call" else reason  # the legacy name of the same
 
@@ -341,6 +348,7 @@ class ChatStreamParser(FramedStreamParser[SSEEvent]):
     def __init__(self, provider: str) -> None:
         super().__init__(provider, SSEDecoder())
         self._finish: str | None = None
+        self._refused = False
         self._calls = ToolCallPieces()
 
     def item(self, sse: SSEEvent, out: list[StreamEvent]) -> None:
@@ -348,7 +356,7 @@ class ChatStreamParser(FramedStreamParser[SSEEvent]):
             self.ended = True
             self._calls.end_all(out)
             if self._finish is not None:
-                out.append(Finish(self._finish))
+                out.append(Finish(refused_finish(self._finish) if self._refused else self._finish))
             return
         chunk = self.decode(_chunk, sse.data, out)
         if chunk is None:
@@ -375,6 +383,9 @@ class ChatStreamParser(FramedStreamParser[SSEEvent]):
             out.append(ReasoningDelta(reasoning))
         if delta.content:
             out.append(TextDelta(delta.content))
+        if delta.refusal:  # the model's words, so the answer's text; the finish says it refused
+            self._refused = True
+            out.append(TextDelta(delta.refusal))
         for piece in delta.tool_calls or ():
             self._calls.piece(piece, out)
 
@@ -396,7 +407,10 @@ def parse_completion(provider: str, body: bytes) -> Completion | Failure:
         name = (call.function and call.function.name) or ""
         tracker.whole(i, call.id, name, _arguments(call.function), parts)
     usage = None if doc.usage is None else _usage(doc.usage)
-    return Completion(message.content or "", _finish(choice.finish_reason or "stop"), usage, parts)
+    finish = _finish(choice.finish_reason or "stop")
+    if message.refusal:
+        return Completion(message.refusal, refused_finish(finish), usage, parts)
+    return Completion(message.content or "", finish, usage, parts)
 
 
 def status_error(provider: str, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:

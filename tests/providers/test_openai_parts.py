@@ -26,7 +26,7 @@ from providers.base import (
 )
 from providers.dialect import ProviderSettings
 from providers.dialects.azure_openai import AzureOpenAIDialect
-from providers.dialects.openai import ChatStreamParser, OpenAIDialect
+from providers.dialects.openai import ChatStreamParser, OpenAIDialect, parse_completion
 from tests.support.transcripts import events_in_every_split
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -733,3 +733,27 @@ def test_completion_that_cannot_be_read_is_a_failure(body: bytes) -> None:
     result = OpenAIDialect(SETTINGS).completion(body)
     assert isinstance(result, Failure)
     assert result.error.code == "upstream_protocol"
+
+
+REFUSAL = (
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":null,"refusal":""},"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"refusal":"I\'m sorry, "},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"refusal":"I can\'t help."},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    + DONE
+)
+
+
+def test_a_refusal_is_the_answer_text_and_ends_as_content_filter() -> None:
+    assert _parse(REFUSAL) == [TextDelta("I'm sorry, "), TextDelta("I can't help."), Finish("content_filter")]
+
+
+def test_a_refused_completion_is_its_refusal_text() -> None:
+    body = (
+        b'{"choices":[{"message":{"role":"assistant","content":null,"refusal":"I can\'t help."},'
+        b'"finish_reason":"stop"}]}'
+    )
+    assert parse_completion("openai", body) == Completion("I can't help.", "content_filter", None, [])
