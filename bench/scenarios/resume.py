@@ -54,8 +54,8 @@ SAMPLES = itertools.count(1)
 class ResumeWs(WsConnection):
     """A WebSocket that also records each stream's ``start`` ack (when, and its key) and terminal."""
 
-    def __init__(self, host: str, path: str = "/v1/ws", deflate: bool = False) -> None:
-        super().__init__(host, path, deflate)
+    def __init__(self, host: str, path: str = "/v1/ws", deflate: bool = False, parts: bool = False) -> None:
+        super().__init__(host, path, deflate, parts)
         self.acks: dict[str, tuple[float, str]] = {}
         self.terminal: dict[str, str] = {}  # stream id -> "done" or the error's code
         self.unrouted: list[str] = []  # errors without an id (e.g. a refused resume)
