@@ -74,7 +74,13 @@ FLOOR_SUITES := tests/server/test_ws.py tests/server/test_http.py tests/server/t
 test-floor: $(FLOOR)/.installed
 	$(FLOOR)/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_SUITES)
 
-test: lint typecheck test-js $(OPENAI_NODE)/node_modules/.installed test-floor
+# The `ai` package (the AI SDK) on Node 22 from npm, for the AI SDK transports' tests.
+AI_SDK_NODE := tests/ai_sdk_node
+$(AI_SDK_NODE)/node_modules/.installed: $(AI_SDK_NODE)/package-lock.json
+	cd $(AI_SDK_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: lint typecheck test-js $(OPENAI_NODE)/node_modules/.installed $(AI_SDK_NODE)/node_modules/.installed test-floor
 	$(BIN)/python -m pytest --cov --cov-report=term -q
 
 lock: | $(UV)
@@ -85,7 +91,7 @@ lock: | $(UV)
 		--resolution lowest-direct --extra dev pyproject.toml -o requirements/lowest.txt
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(FLOOR) $(JS)/node_modules $(OPENAI_NODE)/node_modules \
+	rm -rf $(VENV) $(TOOLS) $(FLOOR) $(JS)/node_modules $(OPENAI_NODE)/node_modules $(AI_SDK_NODE)/node_modules \
 		.coverage .mypy_cache .ruff_cache .pytest_cache
 
 # The benchmark (docs/benchmarks.md): a few minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
