@@ -24,12 +24,11 @@ function makeChat(id, { base = BASE, body = {}, ...init } = {}) {
     id,
     transport: new DefaultChatTransport({
       api: `${base}/v1/ui/chat`,
-      prepareReconnectToStreamRequest: ({ id: chatId }) => ({ api: `${base}/v1/ui/chat/${chatId}/stream` }),
       body: { provider: 'rulebased', ...body },
       fetch: async (url, options) => {
         const response = await fetch(url, options);
         const messageId = options?.body ? JSON.parse(options.body).messageId : undefined;
-        events.requests.push({ method: options?.method ?? 'GET', status: response.status, messageId });
+        events.requests.push({ method: options?.method ?? 'GET', url: String(url), status: response.status, messageId });
         return response;
       },
     }),
@@ -181,6 +180,7 @@ test('resume after a dropped connection: one assistant message, same id, whole t
   assert.equal(textOf(chat.messages[1]), await completionText(BASE));
   assert.equal(events.finish.at(-1).finishReason, 'stop');
   assert.deepEqual(events.requests.map(r => [r.method, r.status]), [['POST', 200], ['GET', 200]]);
+  assert.equal(events.requests[1].url, `${proxy.url}/v1/ui/chat/c-drop/stream`);  // the SDK's default URL
   // The stream ended: a second resume finds nothing (204) and changes nothing.
   await chat.resumeStream();
   await settle(chat);
