@@ -199,6 +199,20 @@ test('upstream error: the chat ends in its error state with the code', async () 
   assert.equal(events.finish[0].isError, true);
 });
 
+test('retries: transient tokenwire notices reach onData, not the message', async () => {
+  const { chat, events } = makeChat('c-retry', { body: { options: { fault: { error_after_chunks: 0 } } } });
+  await chat.sendMessage({ text: PROMPT });
+  await settle(chat);
+  assert.deepEqual(events.data.map(d => [d.type, d.data.code, d.data.attempt]), [
+    ['data-tokenwire-notice', 'retrying', 2],
+    ['data-tokenwire-notice', 'retrying', 3],
+  ]);
+  assert.equal(chat.status, 'error');
+  assert.match(chat.error.message, /^upstream_unavailable: /);
+  const parts = chat.messages.at(-1).role === 'assistant' ? chat.messages.at(-1).parts : [];
+  assert.equal(parts.some(p => p.type.startsWith('data-')), false);
+});
+
 test('refusal: the gateway\'s JSON error body is the chat\'s error', async () => {
   const { chat } = makeChat('c-refused', { body: { provider: 'nope' } });
   await chat.sendMessage({ text: PROMPT });

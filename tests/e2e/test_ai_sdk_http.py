@@ -30,7 +30,11 @@ async def test_default_chat_transport(start_gateway: StartGateway) -> None:
     node = _node_or_skip()
     # Resume after a cut connection needs a grace period; a stop is seen cancelled at once without.
     resumable = start_gateway(
-        {"resume": {"resume_grace_seconds": 10}, "providers": {"rulebased": {"chunk_delay_ms": 30}}}
+        {
+            "resume": {"resume_grace_seconds": 10},
+            "streaming": {"retry_backoff_seconds": 0.01},
+            "providers": {"rulebased": {"chunk_delay_ms": 30}},
+        }
     )
     stopping = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 100}}})
     env = {
@@ -54,6 +58,6 @@ async def test_default_chat_transport(start_gateway: StartGateway) -> None:
     report = output.decode()
     assert process.returncode == 0, report
     assert "\n# fail 0\n" in report, report
-    assert "\n# pass 8\n" in report, report  # every test ran: none skipped
+    assert "\n# pass 9\n" in report, report  # every test ran: none skipped
     assert not resumable.hub.running
     assert not stopping.hub.running
