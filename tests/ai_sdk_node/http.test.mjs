@@ -1,7 +1,8 @@
 // DefaultChatTransport (ai@7) through the real AbstractChat against a live tokenwire gateway,
 // started by tests/e2e/test_ai_sdk_http.py, which passes:
-//   TOKENWIRE_URL       a gateway with a resume grace period (resume after a cut connection)
-//   TOKENWIRE_STOP_URL  a gateway with resume_grace_seconds = 0 (a stop cancels upstream at once)
+//   TOKENWIRE_URL         a gateway streaming a chunk every 30 ms
+//   TOKENWIRE_RESUME_URL  a slower one (150 ms) with a resume grace period: resume after a cut
+//   TOKENWIRE_STOP_URL    one with resume_grace_seconds = 0: a stop cancels upstream at once
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -9,8 +10,9 @@ import { DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls } fro
 import { NodeChat, settle } from './lib/node-chat.mjs';
 
 const BASE = process.env.TOKENWIRE_URL;
+const RESUME_BASE = process.env.TOKENWIRE_RESUME_URL;
 const STOP_BASE = process.env.TOKENWIRE_STOP_URL;
-assert.ok(BASE && STOP_BASE, 'TOKENWIRE_URL and TOKENWIRE_STOP_URL must be set');
+assert.ok(BASE && RESUME_BASE && STOP_BASE, 'TOKENWIRE_URL, TOKENWIRE_RESUME_URL and TOKENWIRE_STOP_URL must be set');
 
 const PROMPT = 'What is a tide pool?';
 const WEATHER = {
@@ -162,7 +164,7 @@ function cuttableProxy(target) {
 }
 
 test('resume after a dropped connection: one assistant message, same id, whole text', async () => {
-  const proxy = await cuttableProxy(BASE);
+  const proxy = await cuttableProxy(RESUME_BASE);
   after(() => proxy.close());
   const { chat, events } = makeChat('c-drop', { base: proxy.url });
   const sent = chat.sendMessage({ text: PROMPT });
@@ -177,7 +179,7 @@ test('resume after a dropped connection: one assistant message, same id, whole t
   assert.equal(chat.status, 'ready');
   assert.equal(chat.messages.length, 2);
   assert.equal(chat.messages[1].id, messageId);
-  assert.equal(textOf(chat.messages[1]), await completionText(BASE));
+  assert.equal(textOf(chat.messages[1]), await completionText(RESUME_BASE));
   assert.equal(events.finish.at(-1).finishReason, 'stop');
   assert.deepEqual(events.requests.map(r => [r.method, r.status]), [['POST', 200], ['GET', 200]]);
   assert.equal(events.requests[1].url, `${proxy.url}/v1/ui/chat/c-drop/stream`);  // the SDK's default URL

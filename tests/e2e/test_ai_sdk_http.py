@@ -28,19 +28,20 @@ def _node_or_skip() -> Path:
 
 async def test_default_chat_transport(start_gateway: StartGateway) -> None:
     node = _node_or_skip()
-    # Resume after a cut connection needs a grace period; a stop is seen cancelled at once without.
+    fast = start_gateway(
+        {"streaming": {"retry_backoff_seconds": 0.01}, "providers": {"rulebased": {"chunk_delay_ms": 30}}}
+    )
+    # Resume after a cut connection needs a grace period, and an answer (~17 chunks) still running
+    # when the SDK comes back; a stop is seen cancelled at once without a grace period.
     resumable = start_gateway(
-        {
-            "resume": {"resume_grace_seconds": 10},
-            "streaming": {"retry_backoff_seconds": 0.01},
-            "providers": {"rulebased": {"chunk_delay_ms": 30}},
-        }
+        {"resume": {"resume_grace_seconds": 10}, "providers": {"rulebased": {"chunk_delay_ms": 150}}}
     )
     stopping = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 100}}})
     env = {
         **os.environ,
         "PATH": f"{NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "TOKENWIRE_URL": resumable.http,
+        "TOKENWIRE_URL": fast.http,
+        "TOKENWIRE_RESUME_URL": resumable.http,
         "TOKENWIRE_STOP_URL": stopping.http,
     }
     process = await asyncio.create_subprocess_exec(
@@ -59,5 +60,5 @@ async def test_default_chat_transport(start_gateway: StartGateway) -> None:
     assert process.returncode == 0, report
     assert "\n# fail 0\n" in report, report
     assert "\n# pass 9\n" in report, report  # every test ran: none skipped
-    assert not resumable.hub.running
-    assert not stopping.hub.running
+    for gateway in (fast, resumable, stopping):
+        assert not gateway.hub.running

@@ -214,7 +214,7 @@ async def test_resume_is_204_without_an_active_stream(start_gateway: StartGatewa
 
 
 async def test_resume_replays_from_the_start_with_the_same_message_id(start_gateway: StartGateway) -> None:
-    config = {"resume": {"resume_grace_seconds": 5}, "providers": {"rulebased": {"chunk_delay_ms": 60}}}
+    config = {"resume": {"resume_grace_seconds": 5}, "providers": {"rulebased": {"chunk_delay_ms": 150}}}
     gw = start_gateway(config)
     expected = await completion_text(gw.http)
     async with aiohttp.ClientSession() as http:
@@ -234,7 +234,7 @@ async def test_resume_replays_from_the_start_with_the_same_message_id(start_gate
 async def test_resume_on_another_instance(redis_url: str, start_gateway: StartGateway) -> None:
     config = {
         "resume": {"store": "redis", "redis_url": redis_url, "resume_grace_seconds": 5},
-        "providers": {"rulebased": {"chunk_delay_ms": 60}},
+        "providers": {"rulebased": {"chunk_delay_ms": 150}},
     }
     a, b = start_gateway(config), start_gateway(config)
     expected = await completion_text(a.http)
