@@ -138,6 +138,9 @@ test('stop mid-stream: the fetch is aborted and the stream is cancelled upstream
   const partial = textOf(chat.messages[1]);
   assert.ok(partial.length > 0 && partial.length < (await completionText(STOP_BASE)).length);
   await until(async () => (await activeStreams(STOP_BASE)) === 0, 5000);
+  // It ended cancelled, not done: the gateway stopped it upstream instead of letting it finish.
+  const metrics = await (await fetch(`${STOP_BASE}/metrics`)).text();
+  assert.match(metrics, /^tokenwire_streams_total\{outcome="cancelled",provider="rulebased"\} 1\.0$/m);
   // Nothing left to resume: the stream ended (cancelled), so the chat has no active stream.
   const resume = await fetch(`${STOP_BASE}/v1/ui/chat/c-stop/stream`);
   assert.equal(resume.status, 204);
