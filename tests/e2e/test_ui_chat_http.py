@@ -291,3 +291,17 @@ async def test_access_control_guards_both_routes(start_gateway: StartGateway) ->
             assert (await read_all(r))[-1] == DONE
         async with http.get(gw.http + "/v1/ui/chat/c1/stream?token=T1") as r:
             assert r.status == 204
+
+
+async def test_a_dropped_connection_without_grace_cancels_upstream(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"providers": {"rulebased": {"chunk_delay_ms": 150}}})  # resume_grace_seconds = 0
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gw.http + "/v1/ui/chat", json=chat("c-stop")) as r:
+            await read_some(r, 4)
+            (stream,) = gw.hub.running
+        async with asyncio.timeout(5):
+            while not stream.ended:  # (it runs on the gateway's loop: poll, do not await it)
+                await asyncio.sleep(0.01)
+        assert stream.log.entries[-1].finish_reason == "cancelled"  # type: ignore[union-attr]
+        async with http.get(gw.http + "/v1/ui/chat/c-stop/stream") as r:
+            assert r.status == 204
