@@ -27,6 +27,7 @@ from server.provider_setup import build_registry
 from server.stores import make_store
 from server.transports import http_routes as routes
 from server.transports import openai_routes
+from server.transports.ui_ws import UIConnection
 from server.transports.ws import Connection, WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
@@ -114,7 +115,7 @@ def create_app(
     )
     registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
     hub = StreamHub(config, registry, make_store(config))
-    endpoint = WebSocketEndpoint(hub, {"/v1/ws": Connection})
+    endpoint = WebSocketEndpoint(hub, {"/v1/ws": Connection, "/v1/ui/ws": UIConnection})
     shutdown = Shutdown(hub, endpoint, config.server.shutdown_grace_seconds)
 
     @asynccontextmanager

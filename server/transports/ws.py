@@ -33,6 +33,7 @@ from protocol.messages import (
     ServerInfo,
     ServerMessage,
     StartRequest,
+    StreamRequest,
 )
 from server.edge.log_filter import refusing_handshake
 from server.edge.ratelimit import TokenBucket
@@ -154,7 +155,7 @@ class Connection:
         if opening is not None:  # what names a stream is answered after that stream's start
             await asyncio.wait((opening,))
         if type(message) is StartRequest:
-            await self._start(message)
+            await self._start(message.id, message)
         elif type(message) is Cancel:
             if message.id is not None:
                 self._cancel(message.id)
@@ -183,8 +184,7 @@ class Connection:
             return False
         return True
 
-    async def _start(self, request: StartRequest) -> None:
-        sid = request.id
+    async def _start(self, sid: str, request: StreamRequest) -> None:
         if not self._admissible(sid):
             return
         wait = self._starts.take(self._loop.time())
@@ -200,7 +200,7 @@ class Connection:
         self._opening[sid] = self._loop.create_task(self._open(sid, request))
         await asyncio.sleep(0)  # one that needs no round trip ends here, in order
 
-    async def _open(self, sid: str, request: StartRequest) -> None:
+    async def _open(self, sid: str, request: StreamRequest) -> None:
         try:
             stream = await self.hub.open(sid, request)
         finally:
