@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-import weakref
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -33,7 +32,6 @@ from protocol.messages import Error, ServerMessage, StreamRequest
 from protocol.ui_messages import ChatId, ChatRequest, MessageId, Unsupported, stream_request
 from protocol.ui_stream import UIStreamEncoder
 from server.hub import StreamHub
-from server.stores.base import Source
 from server.streams.eventlog import Subscription
 from server.transports.ws import Connection
 
@@ -70,44 +68,6 @@ class AbortFrame(msgspec.Struct, tag="abort", tag_field="type", kw_only=True, fr
 Frame = SendFrame | ResumeFrame | AbortFrame
 
 
-class ChatIndex(Protocol):
-    """Which stream a chat has now (the resume store's chat index)."""
-
-    def bind_chat(self, chat_id: str, key: str, message_id: str) -> None: ...
-
-    async def active_chat(self, chat_id: str) -> tuple[Source, str] | None: ...
-
-
-class _ProcessChatIndex:
-    """Stand-in for the resume store's chat index until it lands (one process only)."""
-
-    def __init__(self, hub: StreamHub) -> None:
-        self._hub = hub
-        self._chats: dict[str, tuple[str, str]] = {}
-
-    def bind_chat(self, chat_id: str, key: str, message_id: str) -> None:
-        self._chats[chat_id] = (key, message_id)
-
-    async def active_chat(self, chat_id: str) -> tuple[Source, str] | None:
-        bound = self._chats.get(chat_id)
-        source = None if bound is None else await self._hub.store.find(bound[0])
-        if source is None:
-            self._chats.pop(chat_id, None)
-            return None
-        assert bound is not None
-        return source, bound[1]
-
-
-_indexes: weakref.WeakKeyDictionary[StreamHub, _ProcessChatIndex] = weakref.WeakKeyDictionary()
-
-
-def chat_index(hub: StreamHub) -> ChatIndex:
-    index = _indexes.get(hub)
-    if index is None:
-        index = _indexes[hub] = _ProcessChatIndex(hub)
-    return index
-
-
 class _Reader:
     """One request's encoding: its UI chunk encoder and the next sequence number."""
 
@@ -136,7 +96,7 @@ def _frame(kind: str, request_id: str, **fields: Any) -> bytes:
 
 
 class UIConnection(Connection):
-    __slots__ = ("_chats", "_readers", "_subprotocol")
+    __slots__ = ("_readers", "_subprotocol")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, hub: StreamHub) -> None:
         self._readers: dict[str, _Reader] = {}  # by request id: every request being answered
@@ -144,7 +104,6 @@ class UIConnection(Connection):
         offered = scope.get("subprotocols") or []
         # A browser fails the connection when it offered subprotocols and none was selected.
         self._subprotocol: str | None = offered[0] if offered else None
-        self._chats = chat_index(hub)
 
     async def _accept(self) -> None:
         accept: dict[str, Any] = {"type": "websocket.accept"}
@@ -229,11 +188,11 @@ class UIConnection(Connection):
         entry = self.active.get(sid)
         reader = self._readers.get(sid)
         if entry is not None and reader is not None:
-            self._chats.bind_chat(reader.chat_id, entry[0].key, reader.encoder.message_id)
+            await self.hub.store.bind_chat(reader.chat_id, entry[0].key, reader.encoder.message_id)
 
     async def _resume_chat(self, frame: ResumeFrame) -> None:
         sid = frame.requestId
-        found = await self._chats.active_chat(frame.id)
+        found = await self.hub.store.active_chat(frame.id)
         if found is None:
             self._outbox.put(_frame("no-active", sid))
             return

@@ -146,6 +146,11 @@ async def test_abort_cancels_upstream_at_once_and_sends_nothing_more(start_gatew
     assert [f for f in a_frames if f["type"] in ("end", "error")] == []
     b_frames = [f for f in early if f["requestId"] == "b"] + per["b"]
     assert chunks(b_frames)[-1]["type"] == "finish"
+    async with connect(ui_url(gw)) as ws:  # a stopped chat has nothing to resume
+        await ws.send(
+            json.dumps({"type": "resume", "requestId": "r", "id": "chat-a", "headers": {}, "body": {}})
+        )
+        assert json.loads(await ws.recv()) == {"type": "no-active", "requestId": "r"}
 
 
 async def test_resume_replays_from_the_first_chunk_with_the_same_message_id(
