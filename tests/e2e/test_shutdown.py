@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -118,3 +120,55 @@ async def test_a_second_interrupt_cuts_the_drain_short(tmp_path: Path) -> None:
     assert "Application shutdown complete" in output  # the app still closes its clients
     assert "Traceback" not in output
     assert process.returncode == 130  # quietly, as a shell reports Ctrl-C
+
+
+async def _frames_until_closed(ws: ClientConnection, frames: list[dict[str, Any]]) -> int | None:
+    try:
+        while True:
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), GRACE + 10)))
+    except ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code
+
+
+async def test_sigterm_ends_ai_sdk_websocket_chats_then_closes(tmp_path: Path) -> None:
+    config = tmp_path / "tokenwire.toml"
+    config.write_text(CONFIG)
+    port = free_port()
+    process = tokenwire("serve", "--port", str(port), "--config", str(config))
+    base = f"127.0.0.1:{port}"
+
+    def send(rid: str, max_tokens: int) -> str:
+        message = {"id": "u", "role": "user", "parts": [{"type": "text", "text": "tell me everything"}]}
+        body = {"options": {"max_tokens": max_tokens}}
+        frame = {
+            "type": "send",
+            "requestId": rid,
+            "id": rid,
+            "trigger": "submit-message",
+            "messages": [message],
+        }
+        return json.dumps({**frame, "headers": {}, "body": body})
+
+    frames: list[dict[str, Any]] = []
+    try:
+        await wait_healthy(base)
+        async with connect(f"ws://{base}/v1/ui/ws") as ws:
+            await ws.send(send("long", 2000))
+            await asyncio.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            await ws.send(send("late", 3))
+            close_code = await _frames_until_closed(ws, frames)
+        process.wait(GRACE + 10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    long = [f for f in frames if f["requestId"] == "long"]
+    assert long[-1] == {"type": "end", "requestId": "long"}
+    assert long[-2]["chunk"]["type"] == "error"
+    assert long[-2]["chunk"]["errorText"].startswith("shutting_down: ")
+    late = [f for f in frames if f["requestId"] == "late"]
+    assert late == [{"type": "error", "requestId": "late", "errorText": late[0]["errorText"]}]
+    assert late[0]["errorText"].startswith("shutting_down: ")
+    assert close_code == 1001
