@@ -7,7 +7,6 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -122,14 +121,6 @@ async def test_a_second_interrupt_cuts_the_drain_short(tmp_path: Path) -> None:
     assert process.returncode == 130  # quietly, as a shell reports Ctrl-C
 
 
-async def _frames_until_closed(ws: ClientConnection, frames: list[dict[str, Any]]) -> int | None:
-    try:
-        while True:
-            frames.append(json.loads(await asyncio.wait_for(ws.recv(), GRACE + 10)))
-    except ConnectionClosed as closed:
-        return None if closed.rcvd is None else closed.rcvd.code
-
-
 async def test_sigterm_ends_ai_sdk_websocket_chats_then_closes(tmp_path: Path) -> None:
     config = tmp_path / "tokenwire.toml"
     config.write_text(CONFIG)
@@ -149,7 +140,6 @@ async def test_sigterm_ends_ai_sdk_websocket_chats_then_closes(tmp_path: Path) -
         }
         return json.dumps({**frame, "headers": {}, "body": body})
 
-    frames: list[dict[str, Any]] = []
     try:
         await wait_healthy(base)
         async with connect(f"ws://{base}/v1/ui/ws") as ws:
@@ -158,7 +148,7 @@ async def test_sigterm_ends_ai_sdk_websocket_chats_then_closes(tmp_path: Path) -
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
             await ws.send(send("late", 3))
-            close_code = await _frames_until_closed(ws, frames)
+            frames, close_code = await _until_closed(ws)
         process.wait(GRACE + 10)
     finally:
         if process.poll() is None:
