@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,12 +37,16 @@ async def _until_closed(ws: ClientConnection) -> tuple[list[Message], int | None
         return messages, None if closed.rcvd is None else closed.rcvd.code
 
 
-async def test_sigterm_drains_streams_then_closes(tmp_path: Path) -> None:
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """A gateway process with CONFIG, and its host:port."""
     config = tmp_path / "tokenwire.toml"
     config.write_text(CONFIG)
     port = free_port()
-    process = tokenwire("serve", "--port", str(port), "--config", str(config))
-    base = f"127.0.0.1:{port}"
+    return tokenwire("serve", "--port", str(port), "--config", str(config)), f"127.0.0.1:{port}"
+
+
+async def test_sigterm_drains_streams_then_closes(tmp_path: Path) -> None:
+    process, base = _serve(tmp_path)
     try:
         await wait_healthy(base)
         async with connect(f"ws://{base}/v1/ws") as ws, aiohttp.ClientSession() as http:
@@ -122,11 +127,7 @@ async def test_a_second_interrupt_cuts_the_drain_short(tmp_path: Path) -> None:
 
 
 async def test_sigterm_ends_ai_sdk_websocket_chats_then_closes(tmp_path: Path) -> None:
-    config = tmp_path / "tokenwire.toml"
-    config.write_text(CONFIG)
-    port = free_port()
-    process = tokenwire("serve", "--port", str(port), "--config", str(config))
-    base = f"127.0.0.1:{port}"
+    process, base = _serve(tmp_path)
 
     def send(rid: str, max_tokens: int) -> str:
         message = {"id": "u", "role": "user", "parts": [{"type": "text", "text": "tell me everything"}]}
