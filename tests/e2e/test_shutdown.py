@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -35,12 +37,16 @@ async def _until_closed(ws: ClientConnection) -> tuple[list[Message], int | None
         return messages, None if closed.rcvd is None else closed.rcvd.code
 
 
-async def test_sigterm_drains_streams_then_closes(tmp_path: Path) -> None:
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """A gateway process with CONFIG, and its host:port."""
     config = tmp_path / "tokenwire.toml"
     config.write_text(CONFIG)
     port = free_port()
-    process = tokenwire("serve", "--port", str(port), "--config", str(config))
-    base = f"127.0.0.1:{port}"
+    return tokenwire("serve", "--port", str(port), "--config", str(config)), f"127.0.0.1:{port}"
+
+
+async def test_sigterm_drains_streams_then_closes(tmp_path: Path) -> None:
+    process, base = _serve(tmp_path)
     try:
         await wait_healthy(base)
         async with connect(f"ws://{base}/v1/ws") as ws, aiohttp.ClientSession() as http:
@@ -118,3 +124,42 @@ async def test_a_second_interrupt_cuts_the_drain_short(tmp_path: Path) -> None:
     assert "Application shutdown complete" in output  # the app still closes its clients
     assert "Traceback" not in output
     assert process.returncode == 130  # quietly, as a shell reports Ctrl-C
+
+
+async def test_sigterm_ends_ai_sdk_websocket_chats_then_closes(tmp_path: Path) -> None:
+    process, base = _serve(tmp_path)
+
+    def send(rid: str, max_tokens: int) -> str:
+        message = {"id": "u", "role": "user", "parts": [{"type": "text", "text": "tell me everything"}]}
+        body = {"options": {"max_tokens": max_tokens}}
+        frame = {
+            "type": "send",
+            "requestId": rid,
+            "id": rid,
+            "trigger": "submit-message",
+            "messages": [message],
+        }
+        return json.dumps({**frame, "headers": {}, "body": body})
+
+    try:
+        await wait_healthy(base)
+        async with connect(f"ws://{base}/v1/ui/ws") as ws:
+            await ws.send(send("long", 2000))
+            await asyncio.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            await ws.send(send("late", 3))
+            frames, close_code = await _until_closed(ws)
+        process.wait(GRACE + 10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    long = [f for f in frames if f["requestId"] == "long"]
+    assert long[-1] == {"type": "end", "requestId": "long"}
+    assert long[-2]["chunk"]["type"] == "error"
+    assert long[-2]["chunk"]["errorText"].startswith("shutting_down: ")
+    late = [f for f in frames if f["requestId"] == "late"]
+    assert late == [{"type": "error", "requestId": "late", "errorText": late[0]["errorText"]}]
+    assert late[0]["errorText"].startswith("shutting_down: ")
+    assert close_code == 1001
