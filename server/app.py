@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from server.provider_setup import build_registry
 from server.stores import make_store
 from server.transports import http_routes as routes
 from server.transports import openai_routes, ui_routes
-from server.transports.ws import WebSocketEndpoint
+from server.transports.ui_ws import UIConnection
+from server.transports.ws import Connection, WebSocketEndpoint
 
 STATIC = Path(__file__).parent / "static"
 CLIENTS_JS = Path(__file__).resolve().parent.parent / "clients" / "js"
@@ -77,18 +78,21 @@ class CountedConnections:
 
 
 class TokenwireApp:
-    """The ASGI app. ``GET /v1/ws`` is reached directly, outside Starlette's middleware stack,
-    whose per-message send wrapper profiled at a fifth of the WebSocket sender's time; every
-    other route is the Starlette app."""
+    """The ASGI app. The WebSocket routes (``GET /v1/ws``) are reached directly, outside
+    Starlette's middleware stack, whose per-message send wrapper profiled at a fifth of the
+    WebSocket sender's time; every other route is the Starlette app."""
 
-    def __init__(self, http: Starlette, websocket: ASGIApp, shutdown: Shutdown) -> None:
+    def __init__(
+        self, http: Starlette, websocket: ASGIApp, websocket_paths: Iterable[str], shutdown: Shutdown
+    ) -> None:
         self.http = http
+        self.websocket_paths = frozenset(websocket_paths)
         self.websocket = websocket
         self.state = http.state
         self.shutdown = shutdown  # run by server.cli.GatewayServer on SIGTERM
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == "/v1/ws":
+        if scope["type"] == "websocket" and scope["path"] in self.websocket_paths:
             await self.websocket(scope, receive, send)
         else:
             await self.http(scope, receive, send)
@@ -111,7 +115,7 @@ def create_app(
     )
     registry = build_registry(config, client, os.environ if environ is None else environ, extra_providers)
     hub = StreamHub(config, registry, make_store(config))
-    endpoint = WebSocketEndpoint(hub)
+    endpoint = WebSocketEndpoint(hub, {"/v1/ws": Connection, "/v1/ui/ws": UIConnection})
     shutdown = Shutdown(hub, endpoint, config.server.shutdown_grace_seconds)
 
     @asynccontextmanager
@@ -162,4 +166,5 @@ def create_app(
     app.state.hub = hub
     access = (config.server.auth_tokens, config.server.allowed_origins)
     websocket = CountedConnections(endpoint, hub.metrics.ws_connections)
-    return TokenwireApp(app, AccessControl(websocket, *access, on_refused=hub.refused), shutdown)
+    guarded = AccessControl(websocket, *access, on_refused=hub.refused)
+    return TokenwireApp(app, guarded, endpoint.routes, shutdown)

@@ -1,9 +1,10 @@
 """Access control in front of every route: API tokens, an origin allowlist and CORS (off by default).
 
 Tokens are accepted as ``Authorization: Bearer <token>`` or, for browser WebSockets that cannot
-set headers, as a ``token`` query parameter. Only the API (``/v1/``, ``/api/``) and ``/metrics``
-are guarded: the dashboard page and the JavaScript client hold no secrets, and a browser cannot
-add a token to the module imports of a page.
+set headers, as a ``token`` query parameter or a ``tokenwire_token`` cookie (which the browser
+sends on the handshake of a same-site page, so the token stays out of URLs and logs). Only the
+API (``/v1/``, ``/api/``) and ``/metrics`` are guarded: the dashboard page and the JavaScript
+client hold no secrets, and a browser cannot add a token to the module imports of a page.
 
 ``allowed_origins`` does two things: a request that carries an ``Origin`` not on the list is
 refused (403, or WebSocket close 1008), which stops cross-site WebSocket hijacking; and the HTTP
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +27,7 @@ from protocol.errors import ErrorCode
 from server.edge.log_filter import refusing_handshake
 
 GUARDED_PREFIXES = ("/v1/", "/api/", "/metrics")
+TOKEN_COOKIE = "tokenwire_token"
 
 CORS_MAX_AGE = "600"
 CORS_ALLOW_HEADERS = "authorization, content-type, last-event-id"
@@ -95,6 +98,8 @@ class AccessControl:
         given = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         if given is None:
             given = parse_qs(scope.get("query_string", b"").decode()).get("token", [None])[0]
+        if given is None and "cookie" in headers:
+            given = cookie_parser(headers["cookie"]).get(TOKEN_COOKIE)
         if not given:
             return False
         candidate = given.encode()

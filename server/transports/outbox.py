@@ -28,7 +28,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +89,7 @@ class Outbox:
         "_bound",
         "_direct",
         "_encode",
+        "_events",
         "_flush_scheduled",
         "_loop",
         "_owner",
@@ -117,10 +118,14 @@ class Outbox:
         slow_client_seconds: float,
         bound: Bound = UNBOUNDED,
         owner_pumps: bool = False,
+        events: Callable[[Subscription], Iterable[bytes]] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._owner: Owner | None = owner  # let go of once abandoned: it holds this outbox
         self._encode = encode
+        # A frame format of another shape than one message per event (the AI SDK's, with a
+        # per-reader encoder and sequence) takes each subscription's events itself.
+        self._events = events
         self._direct = direct
         self._slow_client_seconds = slow_client_seconds
         self._owner_pumps = owner_pumps  # the owner runs ``pump()``: never start a task for it
@@ -226,7 +231,7 @@ class Outbox:
     def _take(self, replies: list[int]) -> list[bytes]:
         """Every payload queued, in order; finished subscriptions are reported on the way, and
         the replies among them counted into ``replies`` ([count, bytes])."""
-        queue, encode, owner, payloads = self._queue, self._encode, self._owner, []
+        queue, encode, owner, events, payloads = self._queue, self._encode, self._owner, self._events, []
         while queue:
             item = queue.popleft()
             if type(item) is bytes:
@@ -236,7 +241,10 @@ class Outbox:
                 continue
             subscription: Subscription = item  # type: ignore[assignment]  # not bytes
             self._queued.discard(subscription)  # new events from here on queue it again, at the back
-            payloads.extend(map(encode, subscription.take()))
+            if events is None:
+                payloads.extend(map(encode, subscription.take()))
+            else:
+                payloads.extend(events(subscription))
             if subscription.finished and owner is not None:
                 owner.finished(subscription)
         return payloads

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -32,6 +33,7 @@ from protocol.messages import (
     ServerInfo,
     ServerMessage,
     StartRequest,
+    StreamRequest,
 )
 from server.edge.log_filter import refusing_handshake
 from server.edge.ratelimit import TokenBucket
@@ -67,9 +69,8 @@ class Connection:
         "task",
     )
 
-    def __init__(
-        self, receive: Receive, send: Send, hub: StreamHub, frames: DirectWriter | None = None
-    ) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, hub: StreamHub) -> None:
+        frames: DirectWriter | None = scope.get("extensions", {}).get(FRAMES_EXTENSION)
         self._receive = receive
         self._send = send
         self.hub = hub
@@ -83,6 +84,7 @@ class Connection:
             direct=frames,  # the synchronous write path, when the server offers it
             slow_client_seconds=streaming.slow_client_timeout_seconds,
             bound=outbox_bound(hub.config),
+            events=self._events_of(),
         )
         self._loop = asyncio.get_running_loop()
         self._starts = TokenBucket(streaming.starts_per_second, streaming.starts_burst, self._loop.time())
@@ -94,8 +96,7 @@ class Connection:
         self.task = asyncio.current_task()
         if (await self._receive())["type"] != "websocket.connect":
             return
-        await self._send({"type": "websocket.accept"})
-        self._send_direct(self._ready_message())
+        await self._accept()
         try:
             await self._receive_loop()
         finally:
@@ -106,6 +107,14 @@ class Connection:
             # Each subscription holds this connection's callback: let go of them, or the pair
             # would be a reference cycle waiting for a full collection (tests/server/test_cycles.py).
             self.active.clear()
+
+    async def _accept(self) -> None:
+        await self._send({"type": "websocket.accept"})
+        self._send_direct(self._ready_message())
+
+    def _events_of(self) -> Callable[[Subscription], Iterable[bytes]] | None:
+        """How the outbox encodes a subscription's events (None: one protocol v1 message each)."""
+        return None
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then close the socket (e.g. on shutdown, once streams ended)."""
@@ -133,17 +142,20 @@ class Connection:
             data = frame.get("text")
             if data is None:
                 data = frame.get("bytes") or b""
-            await self._handle(decode_client_message(data))
+            await self._handle_frame(data)
             if self._outbox.full:  # a client that sends but does not read: read no more of it
                 self.hub.metrics.reads_paused.inc()
                 await self._outbox.room()
+
+    async def _handle_frame(self, data: str | bytes) -> None:
+        await self._handle(decode_client_message(data))
 
     async def _handle(self, message: ClientMessage | BadMessage) -> None:
         opening = self._opening.get(getattr(message, "id", None) or "")
         if opening is not None:  # what names a stream is answered after that stream's start
             await asyncio.wait((opening,))
         if type(message) is StartRequest:
-            await self._start(message)
+            await self._start(message.id, message)
         elif type(message) is Cancel:
             if message.id is not None:
                 self._cancel(message.id)
@@ -172,8 +184,7 @@ class Connection:
             return False
         return True
 
-    async def _start(self, request: StartRequest) -> None:
-        sid = request.id
+    async def _start(self, sid: str, request: StreamRequest) -> None:
         if not self._admissible(sid):
             return
         wait = self._starts.take(self._loop.time())
@@ -189,7 +200,7 @@ class Connection:
         self._opening[sid] = self._loop.create_task(self._open(sid, request))
         await asyncio.sleep(0)  # one that needs no round trip ends here, in order
 
-    async def _open(self, sid: str, request: StartRequest) -> None:
+    async def _open(self, sid: str, request: StreamRequest) -> None:
         try:
             stream = await self.hub.open(sid, request)
         finally:
@@ -285,10 +296,12 @@ class Connection:
 
 
 class WebSocketEndpoint:
-    """The ASGI app of ``GET /v1/ws``: one Connection per socket, at most ``max_connections``."""
+    """The ASGI app of the WebSocket routes: one connection per socket, of the class its path
+    names in ``routes``, at most ``max_connections`` of them in all."""
 
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: StreamHub, routes: Mapping[str, type[Connection]]) -> None:
         self.hub = hub
+        self.routes = routes
         self.connections: set[Connection] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -298,8 +311,7 @@ class WebSocketEndpoint:
                 await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1013, "reason": "too many connections"})
             return
-        frames = scope.get("extensions", {}).get(FRAMES_EXTENSION)
-        connection = Connection(receive, send, self.hub, frames)
+        connection = self.routes[scope["path"]](scope, receive, send, self.hub)
         self.connections.add(connection)
         try:
             await connection.serve()

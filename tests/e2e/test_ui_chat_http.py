@@ -208,8 +208,9 @@ async def test_resume_is_204_without_an_active_stream(start_gateway: StartGatewa
             await read_all(r)
         async with http.get(gw.http + "/v1/ui/chat/done-chat/stream") as r:
             assert r.status == 204  # it ended: nothing to resume
-        async with http.get(gw.http + "/v1/ui/chat/bad%2Fid/stream") as r:
-            assert r.status in (400, 404)
+        async with http.get(gw.http + "/v1/ui/chat/bad%20id/stream") as r:
+            assert r.status == 400  # not a chat id the POST takes
+            assert (await r.json())["error"]["code"] == "bad_message"
 
 
 async def test_resume_replays_from_the_start_with_the_same_message_id(start_gateway: StartGateway) -> None:
@@ -254,3 +255,39 @@ async def test_resume_on_another_instance(redis_url: str, start_gateway: StartGa
         for gw in (a, b):
             async with http.get(gw.http + "/v1/ui/chat/c-far/stream") as r:
                 assert r.status == 204  # ended: a stale binding never answers
+
+
+async def test_retries_arrive_as_transient_notices(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"streaming": {"retry_backoff_seconds": 0.01}})
+    body = chat(options={"fault": {"error_after_chunks": 0}})
+    async with aiohttp.ClientSession() as http, http.post(gw.http + "/v1/ui/chat", json=body) as r:
+        items = await read_all(r)
+    assert [item if item == DONE else item["type"] for item in items] == [
+        "start",
+        "start-step",
+        "data-tokenwire-notice",
+        "data-tokenwire-notice",
+        "error",
+        DONE,
+    ]
+    notices = items[2:4]
+    assert all(notice["transient"] is True for notice in notices)
+    assert [n["data"]["attempt"] for n in notices] == [2, 3]
+    assert {n["data"]["code"] for n in notices} == {"retrying"}
+    assert {n["data"]["reason"] for n in notices} == {"upstream_unavailable"}
+    assert notices[0]["data"]["provider"] == "rulebased"
+
+
+async def test_access_control_guards_both_routes(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"auth_tokens": ["T1"]}, "providers": {"rulebased": {"chunk_delay_ms": 0}}})
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gw.http + "/v1/ui/chat", json=chat()) as r:
+            assert r.status == 401
+        async with http.get(gw.http + "/v1/ui/chat/c1/stream") as r:
+            assert r.status == 401
+        headers = {"authorization": "Bearer T1"}
+        async with http.post(gw.http + "/v1/ui/chat", json=chat(), headers=headers) as r:
+            assert r.status == 200
+            assert (await read_all(r))[-1] == DONE
+        async with http.get(gw.http + "/v1/ui/chat/c1/stream?token=T1") as r:
+            assert r.status == 204

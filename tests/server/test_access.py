@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import StartGateway
 
@@ -65,3 +68,21 @@ async def test_without_an_allowlist_no_cors_headers_are_sent(start_gateway: Star
     ):
         assert resp.status == 200
         assert "access-control-allow-origin" not in resp.headers
+
+
+async def test_token_cookie_is_a_third_way_and_origin_checks_still_apply(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"server": {"allowed_origins": [APP], "auth_tokens": ["sekrit"]}})
+    refused = (("tokenwire_token=nope", 401), ("other=sekrit", 401))
+    async with aiohttp.ClientSession() as http:
+        for value, status in (("tokenwire_token=sekrit", 200), *refused):
+            async with http.get(gw.http + "/v1/models", headers={"Cookie": value}) as resp:
+                assert resp.status == status, value
+    cookie = {"Cookie": "tokenwire_token=sekrit"}
+    async with connect(gw.ws, additional_headers={**cookie, "Origin": APP}) as ws:
+        assert '"ready"' in str(await ws.recv())
+    # The cookie rides along on a cross-site handshake too: the origin allowlist refuses that one.
+    async with connect(gw.ws, additional_headers={**cookie, "Origin": "https://evil.example"}) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
