@@ -1,13 +1,13 @@
 // Drives headless Chromium over the DevTools protocol (Node 22's built-in WebSocket; no browser
 // download) through the useChat page of page/app.jsx, and prints what it saw as one JSON object
 // for tests/e2e/test_ai_sdk_page.py to check. Env: PAGE_URL (the page's origin, ending in /),
-// GATEWAY (for /metrics), TOKEN, CHROMIUM (the browser binary).
+// GATEWAY (for /metrics), TOKEN, CHROMIUM (the browser binary), PROFILE (an empty directory for the
+// browser's profile, left for the caller to remove: the browser's helpers may still write to it).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
-const { PAGE_URL, GATEWAY, TOKEN, CHROMIUM } = process.env;
+const { PAGE_URL, GATEWAY, TOKEN, CHROMIUM, PROFILE } = process.env;
 const WAIT_MS = 20_000; // an upper bound on each wait below, never a pace: each polls a condition
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
@@ -25,7 +25,7 @@ async function launch(profile) {
     '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, '--remote-debugging-port=0',
     'about:blank',
-  ], { stdio: 'ignore' });
+  ], { stdio: 'ignore', detached: true }); // its own process group: stopped with all its helpers
   const portFile = path.join(profile, 'DevToolsActivePort');
   const port = await until(() => fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').split('\n')[0], Boolean);
   const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
@@ -63,8 +63,7 @@ async function cancelledStreams() {
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tokenwire-chromium-'));
-const { chrome, debuggerUrl } = await launch(profile);
+const { chrome, debuggerUrl } = await launch(PROFILE);
 const cdp = devtools(debuggerUrl);
 const out = {};
 try {
@@ -90,8 +89,7 @@ try {
 } finally {
   cdp.close();
   const exited = new Promise(resolve => chrome.once('exit', resolve));
-  chrome.kill();
+  process.kill(-chrome.pid);
   await exited;
-  fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
 console.log(JSON.stringify(out));

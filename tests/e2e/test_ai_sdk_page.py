@@ -77,6 +77,14 @@ def _bundle(source: Path, into: Path) -> None:
     )
 
 
+def _directories(tmp_path: Path) -> tuple[Path, Path]:
+    """The page's files, and the browser's profile (removed with tmp_path, after the browser)."""
+    static, profile = tmp_path / "static", tmp_path / "chromium-profile"
+    static.mkdir()
+    profile.mkdir()
+    return static, profile
+
+
 async def _serve(static: Path, gateway: str) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "GATEWAY": gateway, "PORT": "0", "STATIC_DIR": str(static)}
     server = await asyncio.create_subprocess_exec(
@@ -88,8 +96,17 @@ async def _serve(static: Path, gateway: str) -> tuple[asyncio.subprocess.Process
     return server, json.loads(line)["url"]
 
 
-async def _drive(page: str, gateway: str, chromium: str) -> dict[str, Any]:
-    env = {**os.environ, "PAGE_URL": page, "GATEWAY": gateway, "TOKEN": TOKEN, "CHROMIUM": chromium}
+async def _drive(page: str, gateway: str, chromium: str, profile: Path) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        **{
+            "PAGE_URL": page,
+            "GATEWAY": gateway,
+            "TOKEN": TOKEN,
+            "CHROMIUM": chromium,
+            "PROFILE": str(profile),
+        },
+    }
     check = await asyncio.create_subprocess_exec(
         str(NODE),
         "page-check.mjs",
@@ -108,7 +125,8 @@ async def _drive(page: str, gateway: str, chromium: str) -> dict[str, Any]:
 async def test_use_chat_over_both_transports(start_gateway: StartGateway, tmp_path: Path) -> None:
     _node_or_skip()
     chromium = _chromium_or_skip()
-    _bundle(NODE_DIR / "page", tmp_path)
+    static, profile = _directories(tmp_path)
+    _bundle(NODE_DIR / "page", static)
     # A long resume grace: the reload drops the page's socket, and w-3 must wait for its resume.
     gw = start_gateway(
         {
@@ -117,9 +135,9 @@ async def test_use_chat_over_both_transports(start_gateway: StartGateway, tmp_pa
             "resume": {"resume_grace_seconds": 60},
         }
     )
-    server, page = await _serve(tmp_path, gw.http)
+    server, page = await _serve(static, gw.http)
     try:
-        out = await _drive(page, gw.http, chromium)
+        out = await _drive(page, gw.http, chromium, profile)
     finally:
         server.terminate()
         await server.wait()
