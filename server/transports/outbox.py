@@ -198,7 +198,7 @@ class Outbox:
             self._task.cancel()
         self._wake.set()
         self._stop_watchdog()
-        self._owner = self._direct = None
+        self._owner = self._direct = self._events = None
         self._queue.clear()
         self._queued.clear()
         self._room.set()  # nothing more is written: nobody waits for room

@@ -209,10 +209,9 @@ class UIConnection(Connection):
 
     def _abort(self, sid: str) -> None:
         """Cancel upstream at once; the client has forgotten the request: send nothing more of it."""
-        entry = self.active.pop(sid, None)
-        self._readers.pop(sid, None)
+        self._readers.pop(sid, None)  # its events are taken and dropped until its end
+        entry = self.active.get(sid)
         if entry is not None:
-            entry[0].log.unsubscribe(entry[1])
             entry[0].cancel()
 
     def _refuse_duplicate(self, sid: str) -> None:

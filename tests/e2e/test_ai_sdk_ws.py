@@ -1,19 +1,13 @@
-"""The AI SDK's own WebSocketChatTransport (``ai`` from npm, tests/ai_sdk_node/ws.test.mjs) against a
-live gateway's ``GET /v1/ui/ws``: text, reasoning, a client-side tool round trip, stop, resume after
-a dropped connection, an upstream error, a refusal and three chats on one socket."""
+"""The AI SDK's own ``WebSocketChatTransport`` and ``Chat`` (the ``ai`` npm package, on Node 22)
+against a live gateway's ``GET /v1/ui/ws``: tests/ai_sdk_node/ws.test.mjs (text, reasoning, a
+client-side tool round trip, stop, resume after a cut connection, an upstream error, a refusal,
+three chats on one socket)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-from pathlib import Path
-
-import pytest
-
 from tests.conftest import StartGateway
+from tests.support.ai_sdk_node import node_or_skip, run_node_tests
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "ai_sdk_node"
-NODE_BIN = NODE_DIR / "node_modules" / ".bin"
 TOKEN = "ui-ws-token"
 CONFIG = {
     "server": {"auth_tokens": [TOKEN]},
@@ -23,39 +17,8 @@ CONFIG = {
 }
 
 
-def _node_or_skip() -> Path:
-    node = NODE_BIN / "node"
-    if node.exists() and (NODE_DIR / "node_modules" / "ai" / "package.json").exists():
-        return node
-    message = (
-        "tests/ai_sdk_node/node_modules is missing: run `make tests/ai_sdk_node/node_modules/.installed`"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the AI SDK WebSocket test cannot run under CI: {message}", pytrace=False)
-    pytest.skip(f"SKIPPING the AI SDK WebSocket test: {message}")
-
-
-async def test_the_ai_sdk_websocket_transport(start_gateway: StartGateway) -> None:
-    node = _node_or_skip()
+async def test_websocket_chat_transport(start_gateway: StartGateway) -> None:
+    node_or_skip()
     gw = start_gateway(CONFIG)
-    env = {
-        **os.environ,
-        "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # Node 22, as ai@7 needs
-        "TOKENWIRE_HTTP": gw.http,
-        "TOKENWIRE_TOKEN": TOKEN,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(node),
-        "--test",
-        "ws.test.mjs",
-        cwd=NODE_DIR,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(120):
-        stdout, _ = await process.communicate()
-    report = stdout.decode()
-    assert process.returncode == 0, report
-    assert "# pass 8\n" in report, report
-    assert "# fail 0\n" in report, report
+    await run_node_tests("ws.test.mjs", {"TOKENWIRE_HTTP": gw.http, "TOKENWIRE_TOKEN": TOKEN}, passed=8)
+    assert not gw.hub.running

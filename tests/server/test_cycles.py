@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 import time
 from collections import Counter
@@ -188,3 +189,38 @@ def test_the_process_owner_makes_full_collections_rarer_not_the_app(start_gatewa
         thread.join(10)
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+async def test_an_ai_sdk_websocket_after_chats_and_a_resume(
+    start_gateway: StartGateway, fake: FaultyUpstream
+) -> None:
+    """``/v1/ui/ws``: its connection encodes through a callback its outbox holds. (An abort is
+    left out: a stream cancelled right after its start leaves a cycle over /v1/ws too.)"""
+    gw = _gateway(start_gateway, fake)
+    url = gw.ws.replace("/v1/ws", "/v1/ui/ws")
+
+    def send(rid: str, chat: str) -> str:
+        message = {"id": "u", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+        frame = {
+            "type": "send",
+            "requestId": rid,
+            "id": chat,
+            "trigger": "submit-message",
+            "messages": [message],
+        }
+        return json.dumps({**frame, "headers": {}, "body": {}})
+
+    async def traffic() -> None:
+        async with connect(url) as ws:
+            await ws.send(send("a", "c1"))
+            await ws.send(send("b", "c2"))
+            await ws.send(
+                json.dumps({"type": "resume", "requestId": "c", "id": "c2", "headers": {}, "body": {}})
+            )
+            ended: set[str] = set()
+            while len(ended) < 3:
+                frame = json.loads(await ws.recv())
+                if frame["type"] in ("end", "no-active"):
+                    ended.add(frame["requestId"])
+
+    await assert_no_cycles(gw, fake, traffic)
