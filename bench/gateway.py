@@ -214,6 +214,8 @@ async def start_ai_sdk_route(
     proc = Process("ai_sdk_route", argv, _env(), workdir, cwd=AI_SDK_NODE)
     pin(proc.pid, cpus)
     await _started(proc, _wait_http(port, "/healthz", proc, 30))
+    for thread in proc.ps.threads():  # V8's helper threads may have started before the pin
+        pin(thread.id, cpus)
     return proc, port
 
 

@@ -101,10 +101,10 @@ async def _first_part(b: Bench) -> dict[str, Any]:
 
 
 async def _throughput(b: Bench) -> dict[str, Any]:
-    """``thr_streams`` concurrent unpaced streams of ``thr_chunks`` chunks, one per connection,
+    """``thr_streams`` concurrent unpaced streams of ``ai_sdk_thr_chunks`` chunks, one per connection,
     per target, in ``thr_rounds`` rounds whose order rotates: chunks delivered per second."""
     s = b.settings
-    scenario = Scenario(chunks=s.thr_chunks, size=8, pacing_ms=0)
+    scenario = Scenario(chunks=s.ai_sdk_thr_chunks, size=8, pacing_ms=0)
     rounds: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
     failed: dict[str, list[StreamResult]] = {t: [] for t in TARGETS}
     for r in range(s.thr_rounds):
