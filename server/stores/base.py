@@ -68,6 +68,15 @@ class ResumeStore(Protocol):
         """Whether a client reads the stream through another instance."""
         ...
 
+    async def bind_chat(self, chat_id: str, key: str, message_id: str) -> None:
+        """The AI SDK chat ``chat_id`` now streams the stream of ``key``, answering as message
+        ``message_id`` (a newer stream of the chat replaces an older binding)."""
+        ...
+
+    async def active_chat(self, chat_id: str) -> tuple[Source, str] | None:
+        """The chat's stream and message id while that stream runs, else None."""
+        ...
+
 
 def stream_bytes(log: EventLog) -> int:
     return log.content_chars + ENTRY_OVERHEAD * len(log.entries)

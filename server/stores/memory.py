@@ -40,6 +40,10 @@ class MemoryStore:
         # key -> (stream, expiry, bytes), in the order they ended: expiries rise along it.
         self._kept: OrderedDict[str, tuple[EndedStream, float, int]] = OrderedDict()
         self._kept_bytes = 0
+        # AI SDK chats: chat id -> (stream key, message id), and stream key -> chat id. Only
+        # running streams are bound, so the index never outgrows them.
+        self._chats: dict[str, tuple[str, str]] = {}
+        self._chat_of: dict[str, str] = {}
 
     async def start(self) -> None:
         pass
@@ -56,6 +60,7 @@ class MemoryStore:
 
     def ended(self, stream: Source) -> None:
         self._running.pop(stream.key, None)
+        self._unbind(stream.key)
         size = stream_bytes(stream.log)
         if size > self._resume.max_stream_bytes or self._resume.retention_seconds <= 0:
             return
@@ -83,6 +88,32 @@ class MemoryStore:
 
     async def read_elsewhere(self, key: str) -> bool:
         return False
+
+    async def bind_chat(self, chat_id: str, key: str, message_id: str) -> None:
+        self.bind_local(chat_id, key, message_id)
+
+    def bind_local(self, chat_id: str, key: str, message_id: str) -> None:
+        stream = self._running.get(key)
+        if stream is None or stream.ended:
+            return  # it ended already: there is nothing to resume
+        earlier = self._chats.get(chat_id)
+        if earlier is not None:
+            self._chat_of.pop(earlier[0], None)
+        self._unbind(key)  # a stream serves one chat
+        self._chats[chat_id] = (key, message_id)
+        self._chat_of[key] = chat_id
+
+    async def active_chat(self, chat_id: str) -> tuple[Source, str] | None:
+        bound = self._chats.get(chat_id)
+        if bound is None:
+            return None
+        stream = self._running.get(bound[0])
+        return None if stream is None or stream.ended else (stream, bound[1])
+
+    def _unbind(self, key: str) -> None:
+        chat_id = self._chat_of.pop(key, None)
+        if chat_id is not None:
+            del self._chats[chat_id]
 
     def _prune(self, now: float) -> None:
         while self._kept and next(iter(self._kept.values()))[1] <= now:

@@ -19,6 +19,9 @@ Keys, all under ``tw:`` (``{key}`` is a stream's key, ``{instance}`` a random id
     not cancel it when its own client's grace period ends (``read_elsewhere``).
 ``tw:cancel:{instance}`` (pub/sub channel)
     Stream keys to cancel on that instance (``cancel`` publishes to the owner named in the meta).
+``tw:chat:{chat id}`` (string)
+    An AI SDK chat's active stream: JSON ``[stream key, message id]``, expiring after the stream
+    timeout plus a margin (``active_chat`` checks that the stream has not ended).
 
 The pump. One task per store, running while the store has a running stream or a remote one,
 does all the Redis work of streams in one round trip per ``flush_interval`` (10 ms):
@@ -60,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.retry import Retry
@@ -76,6 +80,7 @@ from server.stores.redis_scripts import (
     ADMIT,
     BEAT,
     CANCEL,
+    CHAT,
     ELSEWHERE,
     HEARTBEAT,
     LEASES,
@@ -97,6 +102,7 @@ CLOSE_TIMEOUT = 1.0  # seconds for the last flush and clean-up at shutdown
 TOO_BIG_LINGER_MS = 5000  # a stream over max_stream_bytes is kept this long after it ends
 FLUSH_BUDGET = 5000  # events per tick at most (after an outage, the backlog goes out in slices)
 READ_COUNT = 1000  # entries per remote stream per tick at most
+_json = msgspec.json.Encoder()
 UNREACHABLE_MESSAGE = "the store relaying the stream cannot be reached; start it again"
 
 
@@ -197,6 +203,7 @@ class RedisStore:
         self._running_ttl_ms = int(
             (config.streaming.stream_timeout_seconds + resume.retention_seconds + 60) * 1000
         )
+        self._chat_ttl_ms = int((config.streaming.stream_timeout_seconds + 60) * 1000)
         self._maxlen = resume.max_stream_bytes // ENTRY_OVERHEAD + 16
         self._local = MemoryStore(config)  # our running streams, and ended ones within retention
         self._mirrors: dict[str, _Mirror] = {}  # by key: our streams whose events are not all in Redis
@@ -366,6 +373,37 @@ class RedisStore:
             self._failed(exc)
             return False
         return bool(elsewhere)
+
+    # ---- AI SDK chats ----------------------------------------------------------------------
+
+    async def bind_chat(self, chat_id: str, key: str, message_id: str) -> None:
+        self._local.bind_local(chat_id, key, message_id)  # what answers while Redis fails
+        if self._closed or self._failing():
+            return
+        try:
+            binding = _json.encode([key, message_id])
+            await self._bounded(self._client.set(CHAT + chat_id, binding, px=self._chat_ttl_ms))
+            self._recovered()
+        except DOWN as exc:
+            self._failed(exc)
+
+    async def active_chat(self, chat_id: str) -> tuple[Source, str] | None:
+        if self._closed or self._failing():
+            return await self._local.active_chat(chat_id)
+        try:
+            binding = await self._bounded(self._client.get(CHAT + chat_id))
+            self._recovered()
+        except DOWN as exc:
+            self._failed(exc)
+            return await self._local.active_chat(chat_id)
+        if binding is None:
+            return None
+        try:
+            key, message_id = msgspec.json.decode(binding, type=tuple[str, str])
+        except msgspec.DecodeError:
+            return None  # not ours: never a crash
+        source = await self.find(key)
+        return None if source is None or source.ended else (source, message_id)
 
     async def _load(self, key: str) -> RemoteStream | None:
         """The stream of ``key`` from its mirror, complete from seq 0 (None: not there, or not whole)."""

@@ -7,6 +7,7 @@ HEARTBEAT = "tw:i:"
 LEASES = "tw:leases"
 READERS = "tw:r:"
 CANCEL = "tw:cancel:"
+CHAT = "tw:chat:"
 
 # KEYS: leases, the stream's meta. ARGV: max streams, stream key, lease ttl ms, instance, meta
 # ttl ms. 1: admitted (and the meta names its owner at once, so a cancel from another instance

@@ -61,7 +61,7 @@ async def read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def _decode(request: Request, body_type: type[T]) -> T:
+async def decode_body(request: Request, body_type: type[T]) -> T:
     try:
         return msgspec.json.decode(await read_body(request), type=body_type)
     except UNREADABLE as exc:
@@ -75,7 +75,7 @@ async def _stream_request(request: Request) -> StreamRequest:
     return decoded
 
 
-def _checked(stream_request: StreamRequest) -> StreamRequest:
+def checked_request(stream_request: StreamRequest) -> StreamRequest:
     """A request the original application's routes built, checked as a decoded one is."""
     problem = request_problem(stream_request)
     if problem is not None:
@@ -83,8 +83,8 @@ def _checked(stream_request: StreamRequest) -> StreamRequest:
     return stream_request
 
 
-async def _open(request: Request, stream_request: StreamRequest) -> Stream:
-    """A checked request (from ``_stream_request`` or ``_checked``) as a running stream."""
+async def open_stream(request: Request, stream_request: StreamRequest) -> Stream:
+    """A checked request (from ``_stream_request`` or ``checked_request``) as a running stream."""
     stream = await hub_of(request).open_http(stream_request)
     if isinstance(stream, Refusal):
         raise HttpProblem(stream.code, stream.message)
@@ -117,7 +117,7 @@ def _resumable_sse(request: Request, source: Source, after_seq: int = -1) -> Eve
 
 
 async def post_stream(request: Request) -> EventStreamResponse:
-    return _resumable_sse(request, await _open(request, await _stream_request(request)))
+    return _resumable_sse(request, await open_stream(request, await _stream_request(request)))
 
 
 async def get_stream(request: Request) -> EventStreamResponse:
@@ -180,22 +180,22 @@ async def _cancel_on_disconnect(receive: Receive, stream: Stream) -> None:
 
 
 async def post_completion(request: Request) -> CompletionResponse:
-    return CompletionResponse(await _open(request, await _stream_request(request)))
+    return CompletionResponse(await open_stream(request, await _stream_request(request)))
 
 
 # ---- the original application's routes -------------------------------------------------------
 
 
 async def post_script_stream(request: Request) -> EventStreamResponse:
-    body = await _decode(request, ScriptStreamBody)
-    return _sse(request, await _open(request, _checked(body.to_request())), ScriptEventEncoder())
+    body = await decode_body(request, ScriptStreamBody)
+    return _sse(request, await open_stream(request, checked_request(body.to_request())), ScriptEventEncoder())
 
 
 async def post_agent_chat(request: Request) -> EventStreamResponse:
-    body = await _decode(request, AgentChatBody)
+    body = await decode_body(request, AgentChatBody)
     if not body.prompt.strip():
         raise HttpProblem(ErrorCode.BAD_MESSAGE, "`prompt` is empty - at `$.prompt`")
-    stream = await _open(request, _checked(body.to_request(request.path_params["agent_id"])))
+    stream = await open_stream(request, checked_request(body.to_request(request.path_params["agent_id"])))
     return _sse(request, stream, agent_chat_event)
 
 

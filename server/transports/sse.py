@@ -37,7 +37,8 @@ HEADERS = [
 class EventStreamResponse:
     """``on_gone`` is called when the client goes away before the end (default: cancel the
     stream); ``after_seq`` starts the events after that seq (a resume). A client that takes no
-    data for ``slow_client_seconds`` is dropped and the stream cancelled."""
+    data for ``slow_client_seconds`` is dropped and the stream cancelled; ``headers`` replace
+    the default response headers."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class EventStreamResponse:
         after_seq: int = -1,
         on_gone: Callable[[Source], None] | None = None,
         slow_client_seconds: float = 30.0,
+        headers: list[tuple[bytes, bytes]] = HEADERS,
     ) -> None:
         self.stream = stream
         self.encoder = encoder
@@ -55,6 +57,7 @@ class EventStreamResponse:
         self.after_seq = after_seq
         self.on_gone = on_gone or (lambda source: source.cancel())
         self.slow_client_seconds = slow_client_seconds
+        self.headers = headers
         self._send: Send | None = None
         self._outbox: Outbox | None = None
         self._writes_at_tick = 0  # the outbox's write count at the last keep-alive tick
@@ -74,7 +77,7 @@ class EventStreamResponse:
         subscription = self.stream.log.subscribe(self.stream.id, outbox.notify, self.after_seq)
         self._ticker = loop.call_later(self.keepalive, self._tick)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
             await outbox.pump()
         except OSError:
             pass  # the client went away mid-write

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.process import free_port, tokenwire, wait_healthy
-from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_server import RedisServer
 from tests.support.sseclient import SSEEvent, read_events
 from tests.support.wsclient import (
     Message,
@@ -37,21 +37,6 @@ from tests.support.wsclient import (
 # Scripts of ~240 and ~940 chunks, 20 ms apart: about 5 s and 19 s of streaming.
 LONG: dict[str, Any] = {"brief": {"topic": "Tide pools"}, "plan": {"target_duration_seconds": 300}}
 LONGER: dict[str, Any] = {"brief": {"topic": "Tide pools"}, "plan": {"target_duration_seconds": 1200}}
-
-
-@pytest.fixture(scope="module")
-def redis_process() -> Iterator[RedisServer]:
-    # One per module, so that it outlives every test's gateways and their leak checks.
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def redis_url(redis_process: RedisServer) -> str:
-    client = aioredis.from_url(redis_process.url)
-    await client.flushall()
-    await client.aclose()
-    return redis_process.url
 
 
 def config(
