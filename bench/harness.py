@@ -130,6 +130,9 @@ class Bench:
             out["gateway"] = self.gateway.cpu_seconds()
         if self.upstream is not None:
             out["upstream"] = self.upstream.cpu_seconds()
+        for proc in self.others:
+            if proc.alive():
+                out[proc.name] = proc.cpu_seconds()
         return out
 
     async def healthz(self) -> dict[str, Any]:

@@ -111,11 +111,11 @@ async def _throughput(b: Bench) -> dict[str, Any]:
         for target in rotate(TARGETS, r):
             opened = await open_many(http_opener(_port(b, target)), s.thr_streams)
             conns: dict[str, Any] = {target: opened}
-            cpu0 = b.cpu() | _route_cpu(b)
+            cpu0 = b.cpu()
             streams = await concurrent_round(b, target, scenario, s.thr_streams, 0.0, conns)
             failed[target].extend(st for st in streams if not st.ok)
             server = "ai_sdk_route" if target == "ai_sdk" else "gateway"
-            if measured := round_figures(streams, cpu0, b.cpu() | _route_cpu(b), server):
+            if measured := round_figures(streams, cpu0, b.cpu(), server):
                 measured["server_us_per_chunk"] = measured[f"{server}_us_per_chunk"]
                 rounds[target].append(measured)
             for conn in conns[target]:
@@ -136,8 +136,3 @@ async def _throughput(b: Bench) -> dict[str, Any]:
 
 def _port(b: Bench, target: HttpTarget) -> int:
     return {"direct": b.upstream_port, "ai_sdk": b.ai_sdk_port}.get(target, b.gateway_port)
-
-
-def _route_cpu(b: Bench) -> dict[str, float]:
-    """The Node route's CPU seconds (it is one of the bench's other processes)."""
-    return {p.name: p.cpu_seconds() for p in b.others if p.name == "ai_sdk_route"}
