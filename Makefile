@@ -95,5 +95,5 @@ clean:
 		.coverage .mypy_cache .ruff_cache .pytest_cache
 
 # The benchmark (docs/benchmarks.md): a few minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench $(AI_SDK_NODE)/node_modules/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

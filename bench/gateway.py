@@ -1,5 +1,6 @@
 """Start and stop the processes under test: the fake upstream and the gateway, each its own process
-(and, for the ``resume`` scenario, a throw-away redis-server).
+(and, for the ``resume`` scenario, a throw-away redis-server; for ``ai_sdk``, the AI SDK's Node
+route).
 
 The gateway runs exactly as deployed (``python -m server.cli serve``), with a config that raises
 the stream limits and environment variables that point its OpenAI and Anthropic providers at the
@@ -61,12 +62,14 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 class Process:
     """A child process with its log file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], workdir: Path, cwd: Path = REPO
+    ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.ps = psutil.Process(self.popen.pid)
 
@@ -174,6 +177,45 @@ async def start_gateway(
     proc = Process(name, argv, env, workdir)
     pin(proc.pid, cpus)
     await _started(proc, _wait_http(port, "/healthz", proc, 30))
+    return proc, port
+
+
+AI_SDK_NODE = REPO / "tests" / "ai_sdk_node"
+AI_SDK_ROUTE = Path(__file__).resolve().parent / "ai_sdk_route" / "route.mjs"
+
+
+def ai_sdk_node() -> Path | None:
+    """Node 22 of tests/ai_sdk_node when its pinned packages are installed (the Makefile's stamp)."""
+    node = AI_SDK_NODE / "node_modules" / ".bin" / "node"
+    installed = (AI_SDK_NODE / "node_modules" / ".installed").exists()
+    return node if installed and node.exists() else None
+
+
+async def start_ai_sdk_route(
+    workdir: Path, upstream_port: int, cpus: set[int] | None, node: Path
+) -> tuple[Process, int]:
+    """The AI SDK's own Node route (bench/ai_sdk_route/route.mjs) in front of the fake upstream.
+    Its text runs as ``--eval`` in tests/ai_sdk_node: evaluated code resolves its imports from the
+    working directory (a script file would from its own), so the pinned packages are the ones used."""
+    port = free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}/v1"
+    code = AI_SDK_ROUTE.read_text()
+    argv = [
+        str(node),
+        "--input-type=module",
+        "--eval",
+        code,
+        "--",
+        "--port",
+        str(port),
+        "--upstream",
+        upstream,
+    ]
+    proc = Process("ai_sdk_route", argv, _env(), workdir, cwd=AI_SDK_NODE)
+    pin(proc.pid, cpus)
+    await _started(proc, _wait_http(port, "/healthz", proc, 30))
+    for thread in proc.ps.threads():  # V8's helper threads may have started before the pin
+        pin(thread.id, cpus)
     return proc, port
 
 

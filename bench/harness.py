@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import psutil
@@ -20,6 +21,8 @@ from bench.settings import Settings
 
 HOST = "127.0.0.1"
 Transport = Literal["direct", "ws", "sse"]
+# Read over HTTP: the upstream, POST /v1/streams, POST /v1/ui/chat, and the AI SDK's Node route.
+HttpTarget = Literal["direct", "sse", "ui", "ai_sdk"]
 TRANSPORTS: tuple[Transport, ...] = ("direct", "ws", "sse")
 DIALECTS: tuple[Dialect, ...] = ("openai", "anthropic")
 GAP_LIMIT = 0.040  # a chunk gap above this is a stall
@@ -56,7 +59,8 @@ class Bench:
         self.upstream_port = 0
         self.gateway: procs.Process | None = None
         self.gateway_port = 0
-        self.others: list[procs.Process] = []  # a scenario's own gateways and redis-server
+        self.others: list[procs.Process] = []  # a scenario's own gateways, redis-server, Node route
+        self.ai_sdk_port = 0
         self.me = psutil.Process()
 
     async def start_upstream(self) -> None:
@@ -88,6 +92,14 @@ class Bench:
         log(f"redis: pid {proc.pid}, port {port}, log {proc.log_path}")
         return proc, port
 
+    async def start_ai_sdk_route(self, node: Path) -> None:
+        """The AI SDK's Node route, pinned like the gateway (the two never run streams at once)."""
+        proc, self.ai_sdk_port = await procs.start_ai_sdk_route(
+            self.workdir, self.upstream_port, self.gateway_cpus, node
+        )
+        self.others.append(proc)
+        log(f"ai_sdk route: pid {proc.pid}, port {self.ai_sdk_port}, log {proc.log_path}")
+
     def stop_others(self) -> None:
         while self.others:
             self.others.pop().stop()
@@ -118,6 +130,9 @@ class Bench:
             out["gateway"] = self.gateway.cpu_seconds()
         if self.upstream is not None:
             out["upstream"] = self.upstream.cpu_seconds()
+        for proc in self.others:
+            if proc.alive():
+                out[proc.name] = proc.cpu_seconds()
         return out
 
     async def healthz(self) -> dict[str, Any]:

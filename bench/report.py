@@ -225,7 +225,72 @@ def build_table(results: dict[str, Any]) -> list[Row]:
     resume = results.get("resume")
     if resume:
         rows.extend(_resume_rows(resume))
+    ai_sdk = results.get("ai_sdk")
+    if ai_sdk:
+        rows.extend(_ai_sdk_rows(ai_sdk))
     return rows
+
+
+def _ai_sdk_rows(result: dict[str, Any]) -> list[Row]:
+    """POST /v1/ui/chat (in the SSE column: it is SSE) against the AI SDK's Node route, with the
+    ratio tokenwire / Node route; the issue's goal is to beat the route on every figure (info)."""
+    title = "AI SDK route"
+    if "skipped" in result:
+        return [Row(f"{title}: skipped", "—", "—", "—", result["skipped"], "(info)", "—")]
+    rows: list[Row] = []
+    first = result["first_part"]["results"]
+    for stat in ("p50", "p99"):
+        d, tw, node = (_num(first[t].get(stat)) for t in ("direct", "ui", "ai_sdk"))
+        added = (
+            f"Node route {_f(node)}; added: tokenwire {_signed(tw - d)}, Node {_signed(node - d)}, "
+            f"ratio {_ratio(tw - d, node - d)}{_failed(first)}"
+        )
+        rows.append(
+            Row(f"{title}: time to first text-delta {stat} (ms)", _f(d), "—", _f(tw), added, "(info)", "—")
+        )
+    stall = result["stall"]
+    best, never = stall["max_streams"], stall["never_failed"]
+    tw, node = best.get("ui", 0), best.get("ai_sdk", 0)
+    cells = {t: f"{best.get(t, 0)}{'+' if never.get(t) else ''}" for t in ("ui", "ai_sdk")}
+    rows.append(
+        Row(
+            f"{title}: stall-free chats at 20 ms pacing",
+            "—",
+            "—",
+            cells["ui"],
+            f"Node route {cells['ai_sdk']}; ratio {_ratio(tw, node)}",
+            "(info)",
+            "—",
+        )
+    )
+    thr = result["throughput"]["results"]
+    d, tw, node = (_num(thr[t]["chunks_per_s"]) for t in ("direct", "ui", "ai_sdk"))
+    us = {t: _f(thr[t].get("server_us_per_chunk"), 1) for t in ("ui", "ai_sdk")}
+    added = (
+        f"Node route {_f(node, 0)} ({_pct(node / d)} of direct); ratio {_ratio(tw, node)}; "
+        f"server µs/chunk {us['ui']} vs {us['ai_sdk']}{_failed(thr)}"
+    )
+    rows.append(
+        Row(
+            f"{title}: relay throughput, no pacing (chunks/s)", _f(d, 0), "—", _f(tw, 0), added, "(info)", "—"
+        )
+    )
+    return rows
+
+
+def _num(value: float | None) -> float:
+    """A figure read back from JSON, where NaN is null."""
+    return math.nan if value is None else float(value)
+
+
+def _ratio(tokenwire: float, node: float) -> str:
+    """tokenwire / Node route (x0.50 = half the Node route's figure)."""
+    return "—" if not node or math.isnan(tokenwire) or math.isnan(node) else f"x{tokenwire / node:.2f}"
+
+
+def _failed(results: dict[str, Any]) -> str:
+    failed = sum(int(v.get("failed", 0)) for v in results.values())
+    return f", {failed} streams failed" if failed else ""
 
 
 def _resume_rows(resume: dict[str, Any]) -> list[Row]:

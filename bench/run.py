@@ -28,6 +28,7 @@ from bench.clients import perf
 from bench.harness import Bench, log
 from bench.machine import cpu_accounts, cpu_report, machine, source_digest
 from bench.report import build_table, format_table
+from bench.scenarios.ai_sdk import scenario_ai_sdk
 from bench.scenarios.gap import scenario_gap
 from bench.scenarios.memory import scenario_memory
 from bench.scenarios.parts import scenario_reasoning, scenario_tool_call
@@ -39,13 +40,14 @@ from bench.scenarios.ttft import scenario_ttft
 from bench.settings import FULL, QUICK, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# The parts' scenarios run after stall, on its gateway: the text scenarios run as they always did.
-SCENARIOS = ("ttft", "gap", "throughput", "stall", "tool_call", "reasoning", "memory", "soak", "resume")
-GATEWAY_SCENARIOS = ("ttft", "gap", "throughput", "stall", "tool_call", "reasoning")  # on the main gateway
+# On the main gateway (``ai_sdk`` reads POST /v1/ui/chat from it):
+GATEWAY_SCENARIOS = ("ttft", "gap", "throughput", "stall", "tool_call", "reasoning", "ai_sdk")
 
 
 # ---- main -------------------------------------------------------------------------------------------
 
+# In the order they run. The parts' scenarios run after stall, on its gateway: the text scenarios
+# run as they always did.
 RUNNERS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "ttft": scenario_ttft,
     "gap": scenario_gap,
@@ -56,7 +58,9 @@ RUNNERS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "memory": scenario_memory,
     "soak": scenario_soak,
     "resume": scenario_resume,
+    "ai_sdk": scenario_ai_sdk,
 }
+SCENARIOS = tuple(RUNNERS)  # in the order they run
 
 
 async def run(

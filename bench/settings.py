@@ -32,6 +32,11 @@ class Settings:
     parts_samples: int  # per transport, OpenAI format
     parts_samples_anthropic: int
     parts_rounds: int
+    # ai_sdk: POST /v1/ui/chat against the AI SDK's Node route (throughput as throughput's)
+    ai_sdk_samples: int  # time to first part, per target
+    ai_sdk_rounds: int
+    ai_sdk_steps: tuple[int, ...]  # stall-free chats: stream counts tried (stall's rate and steady time)
+    ai_sdk_thr_chunks: int  # relay throughput: thr_streams streams of this many chunks, thr_rounds rounds
     stall_layouts: tuple[str, ...] = ("direct", "ws-1", "ws-8", "sse")
 
 
@@ -60,6 +65,10 @@ FULL = Settings(
     parts_samples=300,
     parts_samples_anthropic=100,
     parts_rounds=6,
+    ai_sdk_samples=200,
+    ai_sdk_rounds=4,
+    ai_sdk_steps=(8, 16, 32, 64, 128, 256, 384, 512, 768, 1024),
+    ai_sdk_thr_chunks=5000,  # the Node route relays a few thousand a second: 25000 would take minutes
 )
 QUICK = Settings(
     ttft_samples=60,
@@ -86,4 +95,8 @@ QUICK = Settings(
     parts_samples=30,
     parts_samples_anthropic=10,
     parts_rounds=2,
+    ai_sdk_samples=30,
+    ai_sdk_rounds=2,
+    ai_sdk_steps=(8, 32),
+    ai_sdk_thr_chunks=1000,
 )

@@ -17,8 +17,9 @@ from bench.clients import (
     new_result,
     read_mode,
     sse_request,
+    ui_chat_request,
 )
-from bench.harness import HOST, KEYS, Bench, Transport
+from bench.harness import HOST, KEYS, Bench, HttpTarget, Transport
 from bench.scenario import Scenario
 
 T = TypeVar("T")
@@ -34,6 +35,26 @@ async def open_many(factory: Callable[[], Awaitable[T]], count: int, parallel: i
         take = min(parallel, count - len(out))
         out.extend(await asyncio.gather(*(factory() for _ in range(take))))
     return out
+
+
+UI_CHAT = "/v1/ui/chat"
+AI_SDK_CHAT = "/api/chat"  # bench/ai_sdk_route/route.mjs
+
+
+def http_target(
+    b: Bench, target: HttpTarget, stream: StreamResult, dialect: Dialect = "openai"
+) -> tuple[int, bytes, str]:
+    """(port, request bytes, read mode) of ``stream`` read over HTTP from ``target``."""
+    scenario = stream.scenario
+    if target == "direct":
+        return b.upstream_port, direct_request(dialect, scenario, b.up_host), read_mode(dialect, scenario)
+    if target == "sse":
+        request = sse_request(stream.sid, dialect, scenario, b.gw_host)
+        return b.gateway_port, request, read_mode("gateway", scenario)
+    if target == "ui":
+        return b.gateway_port, ui_chat_request(stream.sid, scenario, b.gw_host, UI_CHAT), "ui"
+    host = f"{HOST}:{b.ai_sdk_port}"
+    return b.ai_sdk_port, ui_chat_request(stream.sid, scenario, host, AI_SDK_CHAT), "ui"
 
 
 class Sequential:
@@ -86,7 +107,7 @@ class Sequential:
 
 async def concurrent_round(
     b: Bench,
-    transport: Transport,
+    transport: Transport | HttpTarget,
     scenario: Scenario,
     count: int,
     spacing: float,
@@ -105,13 +126,8 @@ async def concurrent_round(
 
     def starter(i: int) -> Callable[[], None]:
         stream = streams[i]
-        if transport == "direct":
-            request = direct_request(dialect, stream.scenario, b.up_host)
-            mode = read_mode(dialect, stream.scenario)
-            return lambda: http[i].request(stream, request, mode)
-        if transport == "sse":
-            request = sse_request(stream.sid, dialect, stream.scenario, b.gw_host)
-            mode = read_mode("gateway", stream.scenario)
+        if transport != "ws":
+            _, request, mode = http_target(b, transport, stream, dialect)
             return lambda: http[i].request(stream, request, mode)
         ws: WsConnection = conns["ws"]
         body = gateway_body(stream.sid, dialect, stream.scenario, ws=True)

@@ -15,7 +15,15 @@ does the same for a tool call's argument fragments or reasoning deltas (``new_re
 from bench.clients.http import HttpConnection
 from bench.clients.lag import LagMonitor
 from bench.clients.record import Batch, Dialect, PartsResult, StreamResult, new_result, perf
-from bench.clients.requests import PROMPT, direct_request, gateway_body, http_post, read_mode, sse_request
+from bench.clients.requests import (
+    PROMPT,
+    direct_request,
+    gateway_body,
+    http_post,
+    read_mode,
+    sse_request,
+    ui_chat_request,
+)
 from bench.clients.websocket import WsConnection
 
 __all__ = [
@@ -34,4 +42,5 @@ __all__ = [
     "perf",
     "read_mode",
     "sse_request",
+    "ui_chat_request",
 ]

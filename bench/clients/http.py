@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import cast
 
-from bench.clients.messages import gateway_message, gateway_part_message
+from bench.clients.messages import gateway_message, gateway_part_message, ui_message
 from bench.clients.record import PartsResult, StreamResult, perf
 
 _OPENAI_TEXT = b'"delta":{"content":"'
@@ -41,9 +41,9 @@ class HttpConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection running one streamed request at a time.
 
     ``mode`` says how the SSE body is read: ``openai``/``anthropic`` straight from the upstream
-    (the text is cut out of the bytes), ``gateway`` for ``POST /v1/streams`` (JSON decoded). A
-    tool-call or reasoning stream's are ``gateway-parts`` and the ``PART_FORMATS`` (see
-    ``read_mode``).
+    (the text is cut out of the bytes), ``gateway`` for ``POST /v1/streams`` (JSON decoded), ``ui``
+    for a UI message stream (``POST /v1/ui/chat``, the AI SDK's route). A tool-call or reasoning
+    stream's are ``gateway-parts`` and the ``PART_FORMATS`` (see ``read_mode``).
     """
 
     def __init__(self) -> None:
@@ -233,6 +233,8 @@ class HttpConnection(asyncio.Protocol):
                         stream.text(t, bytes(events[at : events.find(b'"', at, end)]))
                     elif events.startswith(b'{"type":"message_stop"', data_at + 6):
                         stream.finish(t)
+                elif mode == "ui":
+                    ui_message(stream, events[data_at + 6 : end], t)
                 elif mode == "gateway-parts":
                     gateway_part_message(stream, events[data_at + 6 : end], t)
                 else:

@@ -67,6 +67,34 @@ def _part(stream: StreamResult, message: Message, t: float) -> None:
         stream.call_end(t, seq, bytes(message.arguments), message.arguments_error)
 
 
+class UIChunk(msgspec.Struct):
+    """The fields of a UI message stream chunk the bench reads (``POST /v1/ui/chat``, the AI SDK's route)."""
+
+    type: str
+    delta: str | None = None
+    errorText: str | None = None
+
+
+decode_ui_chunk = msgspec.json.Decoder(UIChunk).decode
+
+
+def ui_message(stream: StreamResult, data: bytes | bytearray, t: float) -> None:
+    """One ``data:`` event of a UI message stream: a ``text-delta`` carries one or more whole
+    chunks (a relay may merge them), checked like a gateway chunk; ``[DONE]`` follows ``finish``."""
+    if data.startswith(b"[DONE]"):
+        return
+    chunk = decode_ui_chunk(data)
+    kind = chunk.type
+    if kind == "text-delta":
+        delta = chunk.delta or ""
+        first = stream.next_seq
+        stream.chunk(t, first, first + max(1, len(delta) // stream.size) - 1, delta)
+    elif kind == "finish":
+        stream.finish(t)
+    elif kind == "error":
+        stream.fail(t, f"error part: {chunk.errorText}")
+
+
 def gateway_message(stream: StreamResult, data: bytes | bytearray, t: float) -> None:
     dispatch(stream, decode_message(data), t)
 

@@ -60,6 +60,20 @@ def sse_request(sid: str, dialect: Dialect, scenario: Scenario, host: str) -> by
     return http_post("/v1/streams", host, gateway_body(sid, dialect, scenario, ws=False))
 
 
+def ui_chat_request(sid: str, scenario: Scenario, host: str, path: str) -> bytes:
+    """What ``DefaultChatTransport`` posts for a new chat, with the model as an extra body field
+    (and the provider, which the AI SDK's route ignores)."""
+    message = {"id": f"u-{sid}", "role": "user", "parts": [{"type": "text", "text": PROMPT}]}
+    body = {
+        "id": sid,
+        "messages": [message],
+        "trigger": "submit-message",
+        "provider": "openai",
+        "model": scenario.model,
+    }
+    return http_post(path, host, json.dumps(body, separators=(",", ":")).encode())
+
+
 def read_mode(source: Dialect | str, scenario: Scenario) -> str:
     """How ``HttpConnection`` reads a stream of ``scenario`` from ``source`` (a dialect read
     directly, or ``gateway``)."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from bench import gateway as procs
 from bench.clients import (
@@ -14,16 +14,16 @@ from bench.clients import (
     LagMonitor,
     StreamResult,
     WsConnection,
-    direct_request,
     gateway_body,
     perf,
-    sse_request,
 )
-from bench.harness import GAP_LIMIT, HOST, KEYS, Bench, cpu_delta, distinct_errors, log, ms
+from bench.harness import GAP_LIMIT, HOST, KEYS, Bench, HttpTarget, cpu_delta, distinct_errors, log, ms
 from bench.scenario import Scenario
 from bench.settings import Settings
 from bench.stats import percentile
-from bench.streams import open_many
+from bench.streams import http_target, open_many
+
+HTTP_LAYOUTS = ("direct", "sse", "ui", "ai_sdk")
 
 
 def _stall_scenario(s: Settings, count: int) -> tuple[float, Scenario]:
@@ -42,17 +42,13 @@ async def _stall_step(b: Bench, layout: str, count: int) -> dict[str, Any]:
     starters: list[Callable[[], None]] = []
     sockets: list[HttpConnection | WsConnection] = []
     try:
-        if layout in ("direct", "sse"):
-            port = b.upstream_port if layout == "direct" else b.gateway_port
+        if layout in HTTP_LAYOUTS:
+            port = http_target(b, cast(HttpTarget, layout), streams[0])[0]
             https = await open_many(lambda: HttpConnection.open(HOST, port), count)
             sockets.extend(https)
             for conn, stream in zip(https, streams, strict=True):
-                if layout == "direct":
-                    request = direct_request("openai", stream.scenario, b.up_host)
-                    starters.append(lambda c=conn, st=stream, rq=request: c.request(st, rq, "openai"))  # type: ignore[misc]
-                else:
-                    request = sse_request(stream.sid, "openai", stream.scenario, b.gw_host)
-                    starters.append(lambda c=conn, st=stream, rq=request: c.request(st, rq, "gateway"))  # type: ignore[misc]
+                _, request, mode = http_target(b, cast(HttpTarget, layout), stream)
+                starters.append(lambda c=conn, st=stream, rq=request, m=mode: c.request(st, rq, m))  # type: ignore[misc]
         else:
             per = 1 if layout == "ws-1" else 8
             wss = await open_many(lambda: WsConnection.open(HOST, b.gateway_port), math.ceil(count / per))
@@ -165,16 +161,21 @@ async def _stall_step(b: Bench, layout: str, count: int) -> dict[str, Any]:
 
 async def scenario_stall(b: Bench) -> dict[str, Any]:
     """Largest N of simultaneous 20 ms-paced streams with no gap above 40 ms and nothing lost."""
+    return await stall_ladder(b, list(b.settings.stall_layouts), b.settings.stall_steps, "stall")
+
+
+async def stall_ladder(b: Bench, layouts: list[str], counts: Sequence[int], name: str) -> dict[str, Any]:
+    """Each step of ``counts`` for every layout that has not failed yet (``HTTP_LAYOUTS``: one
+    stream per connection; ``ws-1``/``ws-8``: streams per WebSocket)."""
     s = b.settings
-    layouts = list(s.stall_layouts)
     steps: dict[str, list[dict[str, Any]]] = {layout: [] for layout in layouts}
     active = list(layouts)
-    for count in s.stall_steps:
+    for count in counts:
         for layout in list(active):
             result = await _stall_step(b, layout, count)
             steps[layout].append(result)
             log(
-                f"stall: {layout:6} N={count:5}: {'pass' if result['passed'] else 'FAIL'} "
+                f"{name}: {layout:6} N={count:5}: {'pass' if result['passed'] else 'FAIL'} "
                 f"complete={result.get('complete')} gap max={result.get('gap_max_ms')} ms "
                 f"gw core={result.get('gateway_core')} client lag={result.get('client_max_lag_ms')} ms"
             )
@@ -190,7 +191,7 @@ async def scenario_stall(b: Bench) -> dict[str, Any]:
         "pacing_ms": 20,
         "start_rate_per_s": s.stall_rate,
         "steady_s": s.stall_steady,
-        "steps_tried": list(s.stall_steps),
+        "steps_tried": list(counts),
         "max_streams": best,
         "never_failed": ceiling,  # true: the largest step passed, the real limit is higher
         "steps": steps,

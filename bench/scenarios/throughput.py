@@ -19,6 +19,27 @@ async def scenario_throughput(b: Bench) -> dict[str, Any]:
     )
 
 
+def round_figures(
+    streams: list[StreamResult], cpu0: dict[str, float], cpu1: dict[str, float], server: str
+) -> dict[str, float] | None:
+    """One round's chunks per second over its wall time (first request -> last end), with the
+    CPU of each process and the ``server`` process's per chunk; None when no stream completed."""
+    ok = [st for st in streams if st.ok]
+    if not ok:
+        return None
+    wall = max(st.t_end for st in ok) - min(st.t_sent for st in streams)
+    chunks = sum(st.delivered for st in ok)
+    cpu = cpu_delta(cpu0, cpu1, wall)
+    return {
+        "chunks": chunks,
+        "seconds": round(wall, 4),
+        "chunks_per_s": round(chunks / wall, 1),
+        "arrivals": sum(len(st.counts) for st in ok),
+        f"{server}_us_per_chunk": round(cpu.get(f"{server}_s", 0) / chunks * 1e6, 3),
+        **cpu,
+    }
+
+
 async def relay_throughput(b: Bench, scenario: Scenario, name: str) -> dict[str, Any]:
     """``thr_streams`` concurrent streams of ``scenario`` (unpaced), OpenAI format, one per
     connection, per transport, in ``thr_rounds`` rounds whose order of transports rotates: upstream
@@ -47,22 +68,9 @@ async def relay_throughput(b: Bench, scenario: Scenario, name: str) -> dict[str,
                 await batch.wait(60)
             else:
                 streams = await concurrent_round(b, transport, scenario, s.thr_streams, 0.0, conns)
-            ok = [st for st in streams if st.ok]
             failed[transport].extend(st for st in streams if not st.ok)
-            if ok:
-                wall = max(st.t_end for st in ok) - min(st.t_sent for st in streams)
-                chunks = sum(st.delivered for st in ok)
-                cpu = cpu_delta(cpu0, b.cpu(), wall)
-                results[transport].append(
-                    {
-                        "chunks": chunks,
-                        "seconds": round(wall, 4),
-                        "chunks_per_s": round(chunks / wall, 1),
-                        "arrivals": sum(len(st.counts) for st in ok),
-                        "gateway_us_per_chunk": round(cpu.get("gateway_s", 0) / chunks * 1e6, 3),
-                        **cpu,
-                    }
-                )
+            if measured := round_figures(streams, cpu0, b.cpu(), "gateway"):
+                results[transport].append(measured)
             for conn in [*sockets, *conns.get(transport, [])]:
                 conn.close()
         log(f"{name}: round {r + 1}/{s.thr_rounds}")
