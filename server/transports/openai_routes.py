@@ -206,7 +206,7 @@ async def _open(request: Request, hub: StreamHub) -> tuple[ChatCompletionRequest
     return chat, stream
 
 
-async def _watching(stream: Stream, receive: Receive, waiting: asyncio.Future[None]) -> bool:
+async def watching(stream: Stream, receive: Receive, waiting: asyncio.Future[None]) -> bool:
     """Wait for ``waiting`` while watching for the client going away, which cancels the stream.
     True when the client is gone. Anything that stops us early cancels the stream too."""
     watcher = asyncio.ensure_future(listen_for_disconnect(receive))
@@ -225,7 +225,7 @@ async def _watching(stream: Stream, receive: Receive, waiting: asyncio.Future[No
     return False
 
 
-async def _first_event(stream: Stream) -> None:
+async def first_event(stream: Stream) -> None:
     """Until the stream has an event after the ack: its first text, or its end."""
     log = stream.log
     arrived = asyncio.Event()
@@ -246,7 +246,7 @@ class ChatStream:
         self.stream, self.encoder, self.settings = stream, encoder, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await _watching(self.stream, receive, asyncio.ensure_future(_first_event(self.stream))):
+        if await watching(self.stream, receive, asyncio.ensure_future(first_event(self.stream))):
             return  # the client went away; its stream is cancelled
         first = self.stream.log.entries[1]
         if type(first) is Error:
@@ -265,7 +265,7 @@ class ChatCompletionAnswer:
         self.stream, self.id, self.created, self.model = stream, completion_id, created, model
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await _watching(self.stream, receive, asyncio.ensure_future(self.stream.wait())):
+        if await watching(self.stream, receive, asyncio.ensure_future(self.stream.wait())):
             return
         terminal = self.stream.log.entries[-1]
         if type(terminal) is Done:
