@@ -38,7 +38,7 @@ class EventStreamResponse:
     """``on_gone`` is called when the client goes away before the end (default: cancel the
     stream); ``after_seq`` starts the events after that seq (a resume). A client that takes no
     data for ``slow_client_seconds`` is dropped and the stream cancelled; ``headers`` replace
-    the default response headers."""
+    the default response headers, and ``keepalive_event`` the comment sent when idle."""
 
     def __init__(
         self,
@@ -50,6 +50,7 @@ class EventStreamResponse:
         on_gone: Callable[[Source], None] | None = None,
         slow_client_seconds: float = 30.0,
         headers: list[tuple[bytes, bytes]] = HEADERS,
+        keepalive_event: bytes = KEEPALIVE,
     ) -> None:
         self.stream = stream
         self.encoder = encoder
@@ -58,6 +59,7 @@ class EventStreamResponse:
         self.on_gone = on_gone or (lambda source: source.cancel())
         self.slow_client_seconds = slow_client_seconds
         self.headers = headers
+        self.keepalive_event = keepalive_event  # a comment, or an API's own ping event
         self._send: Send | None = None
         self._outbox: Outbox | None = None
         self._writes_at_tick = 0  # the outbox's write count at the last keep-alive tick
@@ -111,7 +113,7 @@ class EventStreamResponse:
         outbox = self._outbox
         assert outbox is not None  # the ticker is cancelled with it
         if outbox.writes == self._writes_at_tick:
-            outbox.put(KEEPALIVE)
+            outbox.put(self.keepalive_event)
         self._writes_at_tick = outbox.writes
         self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
 
