@@ -1,10 +1,12 @@
 """Access control in front of every route: API tokens, an origin allowlist and CORS (off by default).
 
-Tokens are accepted as ``Authorization: Bearer <token>`` or, for browser WebSockets that cannot
-set headers, as a ``token`` query parameter or a ``tokenwire_token`` cookie (which the browser
-sends on the handshake of a same-site page, so the token stays out of URLs and logs). Only the
-API (``/v1/``, ``/api/``) and ``/metrics`` are guarded: the dashboard page and the JavaScript
-client hold no secrets, and a browser cannot add a token to the module imports of a page.
+Tokens are accepted as ``Authorization: Bearer <token>``, as ``x-api-key: <token>`` (how the
+Anthropic SDKs send their key: the gateway token, never a provider key), or, for browser
+WebSockets that cannot set headers, as a ``token`` query parameter or a ``tokenwire_token``
+cookie (which the browser sends on the handshake of a same-site page, so the token stays out of
+URLs and logs). Only the API (``/v1/``, ``/api/``) and ``/metrics`` are guarded: the dashboard
+page and the JavaScript client hold no secrets, and a browser cannot add a token to the module
+imports of a page.
 
 ``allowed_origins`` does two things: a request that carries an ``Origin`` not on the list is
 refused (403, or WebSocket close 1008), which stops cross-site WebSocket hijacking; and the HTTP
@@ -30,7 +32,7 @@ GUARDED_PREFIXES = ("/v1/", "/api/", "/metrics")
 TOKEN_COOKIE = "tokenwire_token"
 
 CORS_MAX_AGE = "600"
-CORS_ALLOW_HEADERS = "authorization, content-type, last-event-id"
+CORS_ALLOW_HEADERS = "authorization, content-type, last-event-id, x-api-key, anthropic-version"
 CORS_EXPOSE_HEADERS = "retry-after"
 
 # A route family with an error shape of its own (the OpenAI-compatible API) answers its 401/403
@@ -95,7 +97,7 @@ class AccessControl:
 
     def _token_ok(self, headers: Headers, scope: Scope) -> bool:
         auth = headers.get("authorization", "")
-        given = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        given = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key")
         if given is None:
             given = parse_qs(scope.get("query_string", b"").decode()).get("token", [None])[0]
         if given is None and "cookie" in headers:
