@@ -309,7 +309,7 @@ async def test_closing_the_stream_cancels_upstream(gw: Gateway, upstream: FakeUp
         with client(gw).messages.stream(
             model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=ASK
         ) as stream:
-            return next(iter(stream.text_stream))  # then the SDK closes the response
+            return str(next(iter(stream.text_stream)))  # then the SDK closes the response
 
     assert await asyncio.to_thread(first_text) == _expected("anthropic-sonnet45-text.chunks.txt").text[0]
     async with asyncio.timeout(10):
