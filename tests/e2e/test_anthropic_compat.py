@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -386,6 +388,66 @@ async def test_a_mid_stream_error_is_an_error_event(gw: Gateway, upstream: FakeU
     assert "".join(seen) == "".join(_expected("anthropic-sonnet45-text.chunks.txt").text[:1])
     assert _body(raised.value)["type"] == "error"
     assert _body(raised.value)["error"]["type"] in ("api_error", "overloaded_error")
+
+
+# ---- the Node.js SDK ----------------------------------------------------------------------------
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "openai_node"  # its package holds both SDKs
+
+
+def _node_or_skip() -> str:
+    node = shutil.which("node")
+    installed = (NODE_DIR / "node_modules" / "@anthropic-ai" / "sdk" / "package.json").exists()
+    if node and installed:
+        return node
+    why = "node is not on PATH" if not node else "tests/openai_node/node_modules is missing"
+    message = f"{why}: run `npm ci --prefix tests/openai_node`"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the Anthropic Node.js client test cannot run under CI: {message}", pytrace=False)
+    pytest.skip(f"SKIPPING the Anthropic Node.js client test: {message}")
+
+
+async def test_the_node_client(gw: Gateway) -> None:
+    node = _node_or_skip()
+    env = {**os.environ, "TOKENWIRE_BASE_URL": gw.http, "TOKENWIRE_TOKEN": TOKEN}
+    process = await asyncio.create_subprocess_exec(
+        node,
+        "anthropic.mjs",
+        cwd=NODE_DIR,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    out = json.loads(stdout)
+
+    stream = out["stream"]
+    assert stream["pieces"] > 1
+    assert stream["text"] == stream["message"]["content"][0]["text"]
+    assert stream["message"]["stop_reason"] == "max_tokens"
+    assert stream["message"]["id"].startswith("msg_")
+    assert stream["types"] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert {k: out["tool"][k] for k in ("stop", "name", "input")} == {
+        "stop": "tool_use",
+        "name": "get_weather",
+        "input": {"city": "Paris"},
+    }
+    assert out["answer"] == {
+        "stop": "end_turn",
+        "text": 'The get_weather tool returned: {"city":"Paris","temp_c":4}',  # JSON.stringify's
+    }
+    assert out["notFound"] == {"name": "NotFoundError", "status": 404, "type": "not_found_error"}
+    assert out["badRequest"] == {"name": "BadRequestError", "status": 400, "type": "invalid_request_error"}
+    assert out["auth"] == {"name": "AuthenticationError", "status": 401, "type": "authentication_error"}
 
 
 # ---- every provider: the recorded streams through the gateway and the SDK ---------------------------
