@@ -333,13 +333,16 @@ def _part(block: Block) -> TextPart | ImagePart:
     return TextPart(block.text or "")
 
 
-class _SignedThinking(msgspec.Struct, tag="thinking", tag_field="type", frozen=True):
+class ThinkingBlock(msgspec.Struct, tag="thinking", tag_field="type", frozen=True):
     thinking: str
     signature: str
 
 
-class _RedactedThinking(msgspec.Struct, tag="redacted_thinking", tag_field="type", frozen=True):
+class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="type", frozen=True):
     data: str
+
+
+ThoughtBlock = ThinkingBlock | RedactedThinkingBlock
 
 
 class AnthropicState(msgspec.Struct, frozen=True, kw_only=True):
@@ -347,7 +350,7 @@ class AnthropicState(msgspec.Struct, frozen=True, kw_only=True):
     writes exactly this): its thinking blocks, as the API takes them back."""
 
     provider: Literal["anthropic"] = "anthropic"
-    blocks: list[_SignedThinking | _RedactedThinking]
+    blocks: list[ThoughtBlock]
 
 
 _state_decoder = msgspec.json.Decoder(AnthropicState)
@@ -360,29 +363,27 @@ def _assistant_message(blocks: list[Block]) -> ChatMessage:
         for block in blocks
         if block.type == "tool_use"
     ]
-    thoughts: list[_SignedThinking | _RedactedThinking] = []
+    thoughts: list[ThoughtBlock] = []
     for block in blocks:
         if block.type == "thinking" and block.signature:  # unsigned: cannot be sent back
-            thoughts.append(_SignedThinking(block.thinking or "", block.signature))
+            thoughts.append(ThinkingBlock(block.thinking or "", block.signature))
         elif block.type == "redacted_thinking":
-            thoughts.append(_RedactedThinking(block.data or ""))
+            thoughts.append(RedactedThinkingBlock(block.data or ""))
     state = _encoder.encode(AnthropicState(blocks=thoughts)).decode() if thoughts else None
     if state is not None and len(state) > MAX_PROVIDER_STATE:
         state = None  # too large to carry: the provider answers as if the turn had not thought
     return ChatMessage(role="assistant", content=text, tool_calls=calls or None, provider_state=state)
 
 
-def _signatures(state: str | None) -> tuple[list[str], list[str]]:
-    """The signatures of the anthropic state's thinking blocks and its redacted blocks' data,
-    each in order; none for another provider's state."""
+def _thoughts(state: str | None) -> list[ThoughtBlock]:
+    """The thinking blocks of an anthropic provider state, in order; none for another
+    provider's state (or garbage)."""
     if not state:
-        return [], []
+        return []
     try:
-        blocks = _state_decoder.decode(state).blocks
+        return _state_decoder.decode(state).blocks
     except (msgspec.DecodeError, UnicodeError):
-        return [], []
-    signed = [b.signature for b in blocks if isinstance(b, _SignedThinking)]
-    return signed, [b.data for b in blocks if isinstance(b, _RedactedThinking)]
+        return []
 
 
 # ---- the answer --------------------------------------------------------------------------------
@@ -421,15 +422,6 @@ class TextBlock(msgspec.Struct, tag="text", tag_field="type", frozen=True):
     text: str
 
 
-class ThinkingBlock(msgspec.Struct, tag="thinking", tag_field="type", frozen=True):
-    thinking: str
-    signature: str
-
-
-class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="type", frozen=True):
-    data: str
-
-
 class ToolUseBlock(msgspec.Struct, tag="tool_use", tag_field="type", frozen=True):
     id: str
     name: str
@@ -454,13 +446,12 @@ _encoder = msgspec.json.Encoder()
 
 
 def message_json(done: Done, message_id: str, model: str) -> bytes:
-    """A finished stream as one message object: its thinking (signed when the provider is
-    Anthropic), its text, then its tool calls."""
-    blocks: list[OutputBlock] = []
-    signed, redacted = _signatures(done.provider_state)
-    if done.reasoning is not None:
-        blocks.append(ThinkingBlock(done.reasoning, signed[0] if len(signed) == 1 else ""))
-    blocks.extend(RedactedThinkingBlock(data) for data in redacted)
+    """A finished stream as one message object: its thinking (Anthropic's own blocks, signed, when
+    the provider state has them; otherwise the reasoning as one unsigned block), its text, then
+    its tool calls."""
+    blocks: list[OutputBlock] = list(_thoughts(done.provider_state))
+    if not blocks and done.reasoning is not None:
+        blocks.append(ThinkingBlock(done.reasoning, ""))
     if done.content:
         blocks.append(TextBlock(done.content))
     for call in done.tool_calls or ():
@@ -628,13 +619,15 @@ class EventEncoder:
 
     def _end(self, done: Done) -> bytes:
         out = self._close() + self._release() + self._close()
-        signed, redacted = _signatures(done.provider_state)
+        thoughts = _thoughts(done.provider_state)
+        signed = [block.signature for block in thoughts if isinstance(block, ThinkingBlock)]
         for index, signature in zip(self.thinking, signed, strict=False):
             out += _event(ContentBlockDelta(index, SignatureDelta(signature)))
-        for data in redacted:
-            self.index += 1
-            out += _event(ContentBlockStart(self.index, RedactedThinkingBlock(data)))
-            out += _event(ContentBlockStop(self.index))
+        for block in thoughts:
+            if isinstance(block, RedactedThinkingBlock):
+                self.index += 1
+                out += _event(ContentBlockStart(self.index, block))
+                out += _event(ContentBlockStop(self.index))
         delta = MessageDelta(StopDelta(stop_reason(done.finish_reason)), _usage(done))
         return out + _event(delta) + _event(MessageStop())
 

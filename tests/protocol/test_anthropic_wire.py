@@ -382,7 +382,7 @@ def test_an_error_mid_stream_is_an_error_event() -> None:
 
 
 def test_a_message_object() -> None:
-    state = encode_state([ThinkingBlock("Hm.", "sig==")])
+    state = encode_state([ThinkingBlock("Hm.", "sig=="), RedactedThinkingBlock("EmwK")])
     call = ToolCall(call_id="toolu_1", name="f", arguments={"a": 1})
     done = _done("tool_calls", provider_state=state, reasoning="Hm.", tool_calls=[call])
     done = Done(**{**{f: getattr(done, f) for f in done.__struct_fields__}, "content": "Checking."})
@@ -393,6 +393,7 @@ def test_a_message_object() -> None:
         "model": "anthropic/claude",
         "content": [
             {"type": "thinking", "thinking": "Hm.", "signature": "sig=="},
+            {"type": "redacted_thinking", "data": "EmwK"},
             {"type": "text", "text": "Checking."},
             {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}},
         ],
@@ -400,6 +401,12 @@ def test_a_message_object() -> None:
         "stop_sequence": None,
         "usage": {"input_tokens": 9, "output_tokens": 3, "cache_read_input_tokens": 2},
     }
+
+
+def test_a_message_object_without_anthropic_state_has_unsigned_thinking() -> None:
+    done = _done(provider_state='{"provider":"gemini","parts":[]}', reasoning="Hm.")
+    content = json.loads(message_json(done, "msg_1", "gemini/x"))["content"]
+    assert content == [{"type": "thinking", "thinking": "Hm.", "signature": ""}]
 
 
 # ---- errors ----------------------------------------------------------------------------------------
