@@ -137,6 +137,30 @@ def _frame(frame: str) -> tuple[str, Any]:
     return event.removeprefix("event: "), json.loads(data.removeprefix("data: "))
 
 
+async def test_pings_while_idle(start_gateway: StartGateway, upstream: FakeUpstream) -> None:
+    """After the ping that follows message_start, another comes whenever the stream is quiet."""
+    gateway = start_gateway(
+        {**CONFIG, "streaming": {"retry_attempts": 0, "keepalive_seconds": 0.05}}, environ=_environ(upstream)
+    )
+    head = [line for line in _upstream_bytes("anthropic-sonnet45-text.chunks.txt").split(b"\n\n") if line][:4]
+    upstream.reply(Reply(pieces=[b"\n\n".join(head) + b"\n\n"], hang=True))  # text, then silence
+    body = {"model": "anthropic/claude", "max_tokens": 50, "stream": True, "messages": ASK}
+    names: list[str] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.http + "/v1/messages", json=body, headers={"x-api-key": TOKEN}) as response,
+    ):
+        async with asyncio.timeout(10):
+            async for line in response.content:
+                if line.startswith(b"event: "):
+                    names.append(line.removeprefix(b"event: ").strip().decode())
+                if names.count("ping") == 3:
+                    break
+    assert names[:2] == ["message_start", "ping"]
+    assert names[-2:] == ["ping", "ping"]  # the idle ones, after the text
+    assert "content_block_delta" in names
+
+
 async def test_a_message_not_streamed(gw: Gateway, client: Any) -> None:
     sdk = client(gw)
     ask = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
@@ -167,20 +191,31 @@ def _weather(arguments: Any) -> str:
 
 
 @pytest.mark.parametrize("streamed", [True, False])
-async def test_a_tool_use_loop_over_rulebased(gw: Gateway, client: Any, streamed: bool) -> None:
+@pytest.mark.parametrize("thinking", [None, {"type": "enabled", "budget_tokens": 100}])
+async def test_a_tool_use_loop_over_rulebased(
+    gw: Gateway, client: Any, streamed: bool, thinking: Any
+) -> None:
     sdk = client(gw)
     messages: list[Any] = list(ASK)
+    extra = {} if thinking is None else {"thinking": thinking}
 
     def turn() -> Any:
         if not streamed:
-            return sdk.messages.create(model="rulebased", max_tokens=300, tools=[WEATHER], messages=messages)
+            return sdk.messages.create(
+                model="rulebased", max_tokens=300, tools=[WEATHER], messages=messages, **extra
+            )
         with sdk.messages.stream(
-            model="rulebased", max_tokens=300, tools=[WEATHER], messages=messages
+            model="rulebased", max_tokens=300, tools=[WEATHER], messages=messages, **extra
         ) as stream:
             return stream.get_final_message()
 
     first = await asyncio.to_thread(turn)
     assert first.stop_reason == "tool_use"
+    kinds = [block.type for block in first.content]
+    assert kinds == (["tool_use"] if thinking is None else ["thinking", "tool_use"])
+    if thinking is not None:  # rulebased reasons, but signs nothing: passed back, it is dropped
+        assert first.content[0].thinking.startswith('The user asks: "Use get_weather for Paris".')
+        assert first.content[0].signature == ""
     (use,) = [block for block in first.content if block.type == "tool_use"]
     assert (use.name, use.input) == ("get_weather", {"city": "Paris"})
     messages.append({"role": "assistant", "content": first.content})
