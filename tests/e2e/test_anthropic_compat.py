@@ -402,6 +402,35 @@ async def test_overloaded(start_gateway: StartGateway, client: Any) -> None:
     assert _body(raised.value)["error"]["type"] == "overloaded_error"
 
 
+async def test_a_body_too_large(start_gateway: StartGateway, client: Any) -> None:
+    gateway = start_gateway({**CONFIG, "server": {"auth_tokens": [TOKEN], "max_message_bytes": 4096}})
+    big = [{"role": "user", "content": "x" * 5000}]
+    with pytest.raises(anthropic.RequestTooLargeError) as raised:
+        await asyncio.to_thread(
+            client(gateway).messages.create, model="rulebased", max_tokens=5, messages=big
+        )
+    assert _body(raised.value)["error"]["type"] == "request_too_large"
+
+
+async def test_what_the_provider_cannot_take_is_a_bad_request(gw: Gateway, client: Any) -> None:
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
+    ask = [{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}]
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        await asyncio.to_thread(
+            client(gw).messages.create, model="gemini/gemini-2.5-flash", max_tokens=5, messages=ask
+        )
+    assert "gemini" in _body(raised.value)["error"]["message"]
+
+
+async def test_a_provider_without_a_key_is_unavailable(start_gateway: StartGateway, client: Any) -> None:
+    gateway = start_gateway(CONFIG)  # no ANTHROPIC_API_KEY
+    with pytest.raises(anthropic.ServiceUnavailableError) as raised:
+        await asyncio.to_thread(
+            client(gateway).messages.create, model="anthropic/claude", max_tokens=5, messages=ASK
+        )
+    assert _body(raised.value)["error"]["type"] == "overloaded_error"
+
+
 async def test_a_mid_stream_error_is_an_error_event(gw: Gateway, upstream: FakeUpstream, client: Any) -> None:
     """Text, then the upstream fails: the SDK has the text so far, then raises the error event."""
     overloaded = (
