@@ -618,7 +618,10 @@ class EventEncoder:
         return out
 
     def _end(self, done: Done) -> bytes:
-        out = self._close() + self._release() + self._close()
+        out = b""
+        while self.waiting:  # calls still open at the end (their ends never came) close in turn
+            out += self._close() + self._release()
+        out += self._close()
         thoughts = _thoughts(done.provider_state)
         signed = [block.signature for block in thoughts if isinstance(block, ThinkingBlock)]
         for index, signature in zip(self.thinking, signed, strict=False):

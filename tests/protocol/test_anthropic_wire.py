@@ -353,6 +353,22 @@ def test_interleaved_calls_go_out_one_block_after_the_other() -> None:
     ]
 
 
+def test_calls_left_open_at_the_end_each_get_their_block() -> None:
+    def start(call: str, index: int) -> ToolCallStart:
+        return ToolCallStart(id="msg_1", seq=0, call_id=call, name="f", index=index)
+
+    messages: list[ServerMessage] = [ACK, start("a", 0), start("b", 1), start("c", 2), _done("tool_calls")]
+    compact = _compact(_events(messages)[2:-2])
+    assert [event[:2] for event in compact] == [
+        ("start", 0),
+        ("stop", 0),
+        ("start", 1),
+        ("stop", 1),
+        ("start", 2),
+        ("stop", 2),
+    ]
+
+
 def test_another_providers_state_adds_no_signature() -> None:
     events = _events(
         [ACK, ReasoningChunk(id="msg_1", seq=1, content="Hm."), _done(provider_state='{"provider":"gemini"}')]
