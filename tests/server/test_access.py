@@ -86,3 +86,19 @@ async def test_token_cookie_is_a_third_way_and_origin_checks_still_apply(start_g
             await ws.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1008
+
+
+async def test_the_token_as_x_api_key(start_gateway: StartGateway) -> None:
+    """How the Anthropic SDKs send their key: a gateway token there is accepted on every route,
+    and a browser may send the header (it is in the preflight's allowed headers)."""
+    gw = start_gateway({"server": {"allowed_origins": [APP], "auth_tokens": ["sekrit"]}})
+    async with aiohttp.ClientSession() as http:
+        for key, status in (("sekrit", 200), ("sk-ant-provider-key", 401)):
+            headers = {"x-api-key": key}
+            async with http.post(gw.http + "/v1/completions", json={"prompt": "hi"}, headers=headers) as resp:
+                assert resp.status == status
+        preflight = {"Origin": APP, "Access-Control-Request-Method": "POST"}
+        async with http.options(gw.http + "/v1/messages", headers=preflight) as resp:
+            allowed = resp.headers["access-control-allow-headers"]
+    assert "x-api-key" in allowed
+    assert "anthropic-version" in allowed
