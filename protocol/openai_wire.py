@@ -133,7 +133,7 @@ class JsonSchemaResponseFormat(msgspec.Struct, tag="json_schema", tag_field="typ
 InputResponseFormat = TextResponseFormat | JsonObjectResponseFormat | JsonSchemaResponseFormat
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 # The gateway's three efforts: `minimal` is its `low`, `xhigh` its `high`; `none` is refused.
-_EFFORTS: dict[str, Literal["low", "medium", "high"]] = {
+EFFORTS: dict[str, Literal["low", "medium", "high"]] = {
     "minimal": "low",
     "low": "low",
     "medium": "medium",
@@ -199,22 +199,27 @@ def decode_chat_request(data: bytes) -> ChatCompletionRequest | Problem:
     """Decode and check a request body; never raises."""
     try:
         request = _request_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        at = _PATH.search(text)
-        missing = _MISSING.search(text)
-        param = at[1] if at else None
-        if missing:
-            param = f"{param}.{missing[1]}" if param else missing[1]
-        return Problem(text, param or None)
-    except UNREADABLE as exc:
-        return Problem(f"We could not parse the JSON body of your request: {describe(exc)}")
+    except (msgspec.ValidationError, *UNREADABLE) as exc:
+        return Problem(*decode_problem(exc))
     return (
         _fields_problem(request)
         or _content_problem(request.messages)
         or _tool_turn_problem(request.messages)
         or request
     )
+
+
+def decode_problem(exc: Exception) -> tuple[str, str | None]:
+    """The message and the field at fault (as ``a.b[0].c``) of a body that did not decode."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return f"We could not parse the JSON body of your request: {describe(exc)}", None
+    text = str(exc)
+    at = _PATH.search(text)
+    missing = _MISSING.search(text)
+    param = at[1] if at else None
+    if missing:
+        param = f"{param}.{missing[1]}" if param else missing[1]
+    return text, param or None
 
 
 def _fields_problem(request: ChatCompletionRequest) -> Problem | None:
@@ -304,7 +309,7 @@ def stream_request(
     at = _PATH.search(problem)
     if at is None:
         return Problem(problem)
-    return Problem(problem[: at.start()], _openai_param(at[1]))
+    return Problem(problem[: at.start()], openai_param(at[1]))
 
 
 # Where a field of the gateway's request comes from in OpenAI's.
@@ -316,7 +321,7 @@ _OPENAI_PATHS = (
 )
 
 
-def _openai_param(path: str) -> str:
+def openai_param(path: str) -> str:
     for pattern, replacement in _OPENAI_PATHS:
         path = pattern.sub(replacement, path)
     return path
@@ -386,7 +391,7 @@ def _reasoning(chat: ChatCompletionRequest) -> Reasoning | None:
     if effort is None:
         return chat.reasoning
     budget = chat.reasoning.budget_tokens if chat.reasoning else None
-    return Reasoning(effort=_EFFORTS[effort], budget_tokens=budget)
+    return Reasoning(effort=EFFORTS[effort], budget_tokens=budget)
 
 
 # ---- responses -------------------------------------------------------------------------------
