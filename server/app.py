@@ -26,7 +26,7 @@ from server.lifecycle import Shutdown
 from server.provider_setup import build_registry
 from server.stores import make_store
 from server.transports import http_routes as routes
-from server.transports import openai_routes, ui_routes
+from server.transports import openai_routes, responses_routes, ui_routes
 from server.transports.ui_ws import UIConnection
 from server.transports.ws import Connection, WebSocketEndpoint
 
@@ -139,6 +139,7 @@ def create_app(
             Route("/v1/ui/chat", ui_routes.post_chat, methods=["POST"]),
             Route("/v1/ui/chat/{chat_id}/stream", ui_routes.get_chat_stream, methods=["GET"]),
             Route("/v1/chat/completions", openai_routes.chat_completions, methods=["POST"]),
+            Route("/v1/responses", responses_routes.responses, methods=["POST"]),
             Route("/v1/models", openai_routes.list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", openai_routes.retrieve_model, methods=["GET"]),
             Route("/api/scripts/generate-stream", routes.post_script_stream, methods=["POST"]),
