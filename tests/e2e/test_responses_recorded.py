@@ -6,16 +6,19 @@ straight from its JSON, not through the gateway's parsers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from typing import Any
 
+import openai
 import pytest
 from openai import AsyncOpenAI
 
 from tests.conftest import Gateway, StartGateway
 from tests.e2e.test_openai_compat import CONFIG, TOKEN, _environ
 from tests.support.anthropic_bytes import frame_chunks
+from tests.support.openai_bytes import openai_chunk
 from tests.support.recorded import gemini_sse, recorded
 from tests.support.upstream import FakeUpstream, Reply
 
@@ -181,3 +184,31 @@ async def test_a_refusal_is_incomplete_for_the_content_filter(
     assert last.type == "response.incomplete"
     assert last.response.incomplete_details is not None
     assert last.response.incomplete_details.reason == "content_filter"
+
+
+# ---- cancellation: a client that goes away cancels upstream ------------------------------------
+
+
+async def test_closing_the_stream_cancels_upstream(gw: Gateway, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(pieces=[openai_chunk("Hel")], hang=True))
+    async with AsyncOpenAI(base_url=gw.http + "/v1", api_key=TOKEN, max_retries=0) as client:
+        stream = await client.responses.create(model="openai", input="Go on.", stream=True)
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                assert event.delta == "Hel"
+                break
+        await stream.close()
+        async with asyncio.timeout(2):
+            await upstream.disconnected.wait()
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_giving_up_before_the_first_token_cancels_upstream(
+    gw: Gateway, upstream: FakeUpstream, streamed: bool
+) -> None:
+    upstream.reply(Reply(pieces=[], hang=True))  # headers, then nothing
+    async with AsyncOpenAI(base_url=gw.http + "/v1", api_key=TOKEN, max_retries=0, timeout=0.5) as client:
+        with pytest.raises(openai.APITimeoutError):
+            await client.responses.create(model="openai", input="Go on.", stream=streamed)
+    async with asyncio.timeout(2):
+        await upstream.disconnected.wait()
