@@ -304,8 +304,11 @@ def stream_request(
         reasoning=_reasoning(chat),
     )
     problem = request_problem(request)
-    if problem is None:
-        return request
+    return request if problem is None else gateway_problem(problem)
+
+
+def gateway_problem(problem: str) -> Problem:
+    """A ``request_problem`` as OpenAI's: its ``$.path`` suffix becomes the field, named as OpenAI's."""
     at = _PATH.search(problem)
     if at is None:
         return Problem(problem)
@@ -670,9 +673,7 @@ class ErrorBody(msgspec.Struct, frozen=True):
 MODEL_NOT_FOUND = "model_not_found"
 
 _CLIENT_ERRORS = frozenset({ErrorCode.BAD_MESSAGE, ErrorCode.UPSTREAM_BAD_REQUEST, ErrorCode.UNKNOWN_STREAM})
-_RATE_LIMITS = frozenset(
-    {ErrorCode.UPSTREAM_RATE_LIMITED, ErrorCode.RATE_LIMITED, ErrorCode.TOO_MANY_STREAMS}
-)
+RATE_LIMITS = frozenset({ErrorCode.UPSTREAM_RATE_LIMITED, ErrorCode.RATE_LIMITED, ErrorCode.TOO_MANY_STREAMS})
 # Where OpenAI has a well-known code for the same thing, it is used; otherwise the gateway's own.
 _OPENAI_CODES: dict[ErrorCode, str | None] = {
     ErrorCode.BAD_MESSAGE: None,
@@ -685,7 +686,7 @@ _OPENAI_CODES: dict[ErrorCode, str | None] = {
 
 
 def error_type(code: ErrorCode) -> str:
-    if code in _RATE_LIMITS:
+    if code in RATE_LIMITS:
         return "rate_limit_error"
     if HTTP_STATUS[code] < 500:
         return "invalid_request_error"

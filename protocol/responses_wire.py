@@ -48,7 +48,15 @@ from protocol.messages import (
     ToolChoiceName,
     ToolName,
 )
-from protocol.openai_wire import EFFORTS, NO_ARGUMENTS, ReasoningEffort, decode_problem, openai_param
+from protocol.openai_wire import (
+    EFFORTS,
+    NO_ARGUMENTS,
+    RATE_LIMITS,
+    Problem,
+    ReasoningEffort,
+    decode_problem,
+    gateway_problem,
+)
 from protocol.structured import parse_arguments
 
 # ---- the request -----------------------------------------------------------------------------
@@ -139,13 +147,6 @@ class ResponsesRequest(msgspec.Struct, frozen=True, kw_only=True):
         if all(value is None for value in fields):
             return None
         return Options(temperature=self.temperature, max_tokens=self.max_output_tokens, top_p=self.top_p)
-
-
-class Problem(msgspec.Struct, frozen=True):
-    """A request refused with 400 ``invalid_request_error``; ``param`` names the field."""
-
-    message: str
-    param: str | None = None
 
 
 _request_decoder = msgspec.json.Decoder(ResponsesRequest)
@@ -247,25 +248,16 @@ def stream_request(
     problem = request_problem(gateway)
     if problem is None:
         return gateway
-    message, path = split_path(problem)
-    return Problem(message, path and _responses_param(openai_param(path)))
+    openai = gateway_problem(problem)
+    return Problem(openai.message, openai.param and _responses_param(openai.param))
 
 
-def split_path(problem: str) -> tuple[str, str | None]:
-    marker = " - at `$"
-    at = problem.rfind(marker)
-    if at < 0:
-        return problem, None
-    return problem[:at], problem[at + len(marker) :].lstrip(".").rstrip("`") or None
-
-
-def _responses_param(path: str) -> str:
-    """The gateway's path as the Responses field (messages are not one for one with items)."""
-    if path.startswith("messages"):
+def _responses_param(param: str) -> str:
+    """OpenAI's Chat Completions field as the Responses one (messages are not one for one with
+    items, so they are all ``input``)."""
+    if param.startswith("messages"):
         return "input"
-    return (
-        path.replace("tools[", "tools[").replace(".function.", ".").replace("response_format", "text.format")
-    )
+    return param.replace(".function.", ".").replace("response_format.json_schema", "text.format")
 
 
 def chat_messages(request: ResponsesRequest) -> list[ChatMessage]:
@@ -476,7 +468,7 @@ _RATE_LIMITS = frozenset(
 
 def response_error(error: Error) -> ResponseError:
     """A stream's error as a failed response's ``error``; the message names the gateway's code."""
-    code = "rate_limit_exceeded" if error.code in _RATE_LIMITS else "server_error"
+    code = "rate_limit_exceeded" if error.code in RATE_LIMITS else "server_error"
     return ResponseError(code, f"{error.message} ({error.code.value})")
 
 

@@ -19,9 +19,9 @@ from starlette.types import Receive, Scope, Send
 
 from protocol.errors import ErrorCode
 from protocol.messages import Error
+from protocol.openai_wire import Problem
 from protocol.responses_wire import (
     EventsEncoder,
-    Problem,
     ResponseShell,
     decode_responses_request,
     response_json,
