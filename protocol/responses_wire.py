@@ -530,6 +530,8 @@ def _ending(done: Done) -> tuple[Status, IncompleteDetails | None]:
         return "incomplete", IncompleteDetails("max_output_tokens")
     if done.finish_reason == "content_filter":
         return "incomplete", IncompleteDetails("content_filter")
+    if done.finish_reason == "cancelled":  # stopped on the gateway's side: no reason of OpenAI's fits
+        return "incomplete", None
     return "completed", None
 
 
@@ -688,7 +690,7 @@ class EventsEncoder:
 
     def _done(self, done: Done) -> bytes:
         status, incomplete = _ending(done)
-        item_status: ItemStatus = "incomplete" if incomplete else "completed"
+        item_status: ItemStatus = "completed" if status == "completed" else "incomplete"
         out = self._close_all(item_status)
         if done.provider_state is not None:  # carried by a reasoning item, for the next turn
             item = self._open("reasoning", "rs")

@@ -285,6 +285,9 @@ def test_unknown_model_and_bad_token(plain_gw: Gateway, client: Any) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         client(plain_gw).responses.create(model="nobody/model", input="hi")
     assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError) as unstored:  # nothing is stored to retrieve
+        client(plain_gw).responses.retrieve("resp_0123")
+    assert unstored.value.code == "not_found"
     with pytest.raises(openai.AuthenticationError) as denied:
         client(plain_gw, api_key="wrong").responses.create(model="rulebased", input="hi")
     assert denied.value.code == "invalid_api_key"

@@ -245,3 +245,11 @@ def test_the_non_streamed_response_reads_text_entries() -> None:
     assert body["output"][0]["content"] == [
         {"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}
     ]
+
+
+def test_a_cancelled_stream_is_incomplete_without_a_reason() -> None:
+    events = _events([ACK, Chunk(id="resp_1", seq=1, content="Hal"), _done("cancelled")])
+    last = events[-1]
+    assert last["type"] == "response.incomplete"
+    assert last["response"]["incomplete_details"] is None
+    assert last["response"]["output"][0]["status"] == "incomplete"
