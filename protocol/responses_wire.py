@@ -221,6 +221,8 @@ def _item_problem(item: InputItem) -> tuple[str, str] | None:
         return None
     if item.type == "reasoning":
         return None
+    if item.type == "item_reference":  # what clients send for stored items when `store` is on
+        return f"`item_reference` {_UNSERVED} (the AI SDK: providerOptions.openai.store = false)", "type"
     return f"input item type `{item.type}` is not supported", "type"
 
 

@@ -9,7 +9,15 @@ import { createOpenAI } from '@ai-sdk/openai';
 const BASE = process.env.TOKENWIRE_URL;
 const TOKEN = process.env.TOKENWIRE_TOKEN;
 assert.ok(BASE && TOKEN, 'TOKENWIRE_URL and TOKENWIRE_TOKEN must be set');
-const openai = createOpenAI({ baseURL: `${BASE}/v1`, apiKey: TOKEN });
+const sent = []; // the request bodies, as the provider wrote them
+const openai = createOpenAI({
+  baseURL: `${BASE}/v1`,
+  apiKey: TOKEN,
+  fetch: async (url, options) => {
+    sent.push(JSON.parse(options.body));
+    return fetch(url, options);
+  },
+});
 
 test('streamText with openai(model) streams text over /v1/responses', async () => {
   const result = streamText({ model: openai('rulebased'), prompt: 'Tell me about tea', maxOutputTokens: 40 });
@@ -47,4 +55,28 @@ test('streamText runs a tool and answers with its result', async () => {
   assert.equal(steps[0].finishReason, 'tool-calls');
   assert.equal(steps[0].toolCalls[0].toolName, 'get_weather');
   assert.match(text, /get_weather tool returned: \{"city":\s?"Paris",\s?"temp_c":\s?4\}/);
+});
+
+test('a second turn carries the first with store: false; stored item references are refused', async () => {
+  const first = streamText({ model: openai('rulebased'), prompt: 'Tell me about tea', maxOutputTokens: 20 });
+  const firstText = await first.text;
+  const history = [{ role: 'user', content: 'Tell me about tea' }, ...(await first.response).messages];
+  const followUp = [...history, { role: 'user', content: 'And coffee?' }];
+
+  const second = streamText({
+    model: openai('rulebased'),
+    messages: followUp,
+    providerOptions: { openai: { store: false } },
+  });
+  assert.ok((await second.text).length > 0);
+  const body = sent.at(-1);
+  assert.equal(body.store, false);
+  assert.deepEqual(body.input[1], { role: 'assistant', content: firstText });
+
+  const errors = [];
+  const stored = streamText({ model: openai('rulebased'), messages: followUp, onError: ({ error }) => errors.push(error) });
+  await stored.consumeStream();
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].statusCode, 400);
+  assert.match(errors[0].message, /item_reference.*store = false/);
 });

@@ -47,5 +47,5 @@ async def test_the_openai_node_client(start_gateway: StartGateway) -> None:
 async def test_ai_sdk_openai_provider_stream_text(start_gateway: StartGateway) -> None:
     node_or_skip()
     gw = start_gateway(CONFIG)
-    await run_node_tests("responses.test.mjs", {"TOKENWIRE_URL": gw.http, "TOKENWIRE_TOKEN": TOKEN}, passed=2)
+    await run_node_tests("responses.test.mjs", {"TOKENWIRE_URL": gw.http, "TOKENWIRE_TOKEN": TOKEN}, passed=3)
     assert not gw.hub.running
