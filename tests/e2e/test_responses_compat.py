@@ -230,6 +230,8 @@ def test_json_schema_text_format_against_rulebased(plain_gw: Gateway, client: An
     schema = {"type": "json_schema", "name": "forecast", "schema": Forecast.model_json_schema()}
     raw = sdk.responses.create(model="rulebased", input="Forecast for Paris", text={"format": schema})
     assert Forecast.model_validate_json(raw.output_text) == parsed.output_parsed
+    with sdk.responses.stream(model="rulebased", input="Forecast for Paris", text_format=Forecast) as stream:
+        assert stream.get_final_response().output_parsed == parsed.output_parsed  # deterministic
 
 
 def test_images_and_developer_messages_reach_the_provider(start_gateway: StartGateway, client: Any) -> None:

@@ -212,3 +212,40 @@ async def test_giving_up_before_the_first_token_cancels_upstream(
             await client.responses.create(model="openai", input="Go on.", stream=streamed)
     async with asyncio.timeout(2):
         await upstream.disconnected.wait()
+
+
+# ---- upstream errors -------------------------------------------------------------------------
+
+RATE_LIMITED = b'{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}'
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_an_upstream_rate_limit_is_a_429(gw: Gateway, upstream: FakeUpstream, streamed: bool) -> None:
+    headers = {"content-type": "application/json", "retry-after": "3"}
+    upstream.reply(Reply(status=429, headers=headers, pieces=[RATE_LIMITED]))
+    async with AsyncOpenAI(base_url=gw.http + "/v1", api_key=TOKEN, max_retries=0) as client:
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.responses.create(model="openai", input="Go on.", stream=streamed)
+    assert caught.value.code == "rate_limit_exceeded"
+    assert caught.value.response.headers["retry-after"] == "3"
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_an_upstream_error_after_text_fails_the_response(
+    gw: Gateway, upstream: FakeUpstream, streamed: bool
+) -> None:
+    error_line = b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
+    upstream.reply(Reply(pieces=[openai_chunk("Hel"), error_line]))
+    async with AsyncOpenAI(base_url=gw.http + "/v1", api_key=TOKEN, max_retries=0) as client:
+        if streamed:
+            events = [
+                e async for e in await client.responses.create(model="openai", input="Go on.", stream=True)
+            ]
+            assert events[-1].type == "response.failed"
+            response = events[-1].response
+        else:
+            response = await client.responses.create(model="openai", input="Go on.")
+    assert response.status == "failed"
+    assert response.error is not None
+    assert "The server had an error" in response.error.message
+    assert response.output_text == "Hel"
