@@ -204,7 +204,7 @@ def decode_chat_request(data: bytes) -> ChatCompletionRequest | Problem:
     return (
         _fields_problem(request)
         or _content_problem(request.messages)
-        or _tool_turn_problem(request.messages)
+        or tool_turn_problem(chat_messages(request))
         or request
     )
 
@@ -255,7 +255,7 @@ def _part_problem(part: ContentPart) -> str | None:
     return None
 
 
-def _tool_turn_problem(messages: list[InputMessage]) -> Problem | None:
+def tool_turn_problem(messages: list[ChatMessage]) -> Problem | None:
     """OpenAI's rule for tool turns: the ``tool`` messages right after an assistant message with
     ``tool_calls`` answer each of its calls, and nothing else."""
     asked_at: int | None = None  # the assistant message whose calls the tool messages answer
@@ -266,7 +266,7 @@ def _tool_turn_problem(messages: list[InputMessage]) -> Problem | None:
                 break
             calls = message.tool_calls if message.role == "assistant" else None
             asked_at = i if calls else None
-            unanswered = dict.fromkeys(call.id for call in calls or ())
+            unanswered = dict.fromkeys(call.call_id for call in calls or ())
             continue
         call_id = message.tool_call_id
         if asked_at is None:
