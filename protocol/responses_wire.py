@@ -56,6 +56,7 @@ from protocol.openai_wire import (
     ReasoningEffort,
     decode_problem,
     gateway_problem,
+    tool_turn_problem,
 )
 from protocol.structured import parse_arguments
 
@@ -218,6 +219,12 @@ def _item_problem(item: InputItem) -> tuple[str, str] | None:
         for field in ("call_id", "output"):
             if getattr(item, field) is None:
                 return f"a `function_call_output` item needs `{field}`", field
+        for j, part in enumerate(item.output if isinstance(item.output, list) else ()):
+            if part.type not in ("input_text", "output_text"):  # a tool message is text only
+                return (
+                    f"a tool output part of type `{part.type}` is not supported (text only)",
+                    f"output[{j}].type",
+                )
         return None
     if item.type == "reasoning":
         return None
@@ -248,9 +255,9 @@ def stream_request(
         reasoning=_reasoning(request.reasoning),
     )
     problem = request_problem(gateway)
-    if problem is None:
+    openai = gateway_problem(problem) if problem else tool_turn_problem(gateway.messages or [])
+    if openai is None:
         return gateway
-    openai = gateway_problem(problem)
     return Problem(openai.message, openai.param and _responses_param(openai.param))
 
 

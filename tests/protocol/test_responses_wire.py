@@ -119,6 +119,36 @@ def test_a_state_before_a_turn_goes_to_that_turn() -> None:
             "tool_choice.name",
         ),
         ({"input": [{"role": "assistant", "content": "hi"}]}, "input"),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "hi"},
+                    {"type": "function_call_output", "call_id": "c", "output": "x"},
+                ]
+            },
+            "input",
+        ),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "hi"},
+                    {"type": "function_call", "call_id": "c", "name": "w", "arguments": "{}"},
+                ]
+            },
+            "input",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "type": "function_call_output",
+                        "call_id": "c",
+                        "output": [{"type": "input_image", "image_url": "x"}],
+                    }
+                ]
+            },
+            "input[0].output[0].type",
+        ),
     ],
 )
 def test_refusals_name_the_field(body: dict[str, Any], param: str) -> None:
