@@ -133,7 +133,7 @@ class JsonSchemaResponseFormat(msgspec.Struct, tag="json_schema", tag_field="typ
 InputResponseFormat = TextResponseFormat | JsonObjectResponseFormat | JsonSchemaResponseFormat
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 # The gateway's three efforts: `minimal` is its `low`, `xhigh` its `high`; `none` is refused.
-_EFFORTS: dict[str, Literal["low", "medium", "high"]] = {
+EFFORTS: dict[str, Literal["low", "medium", "high"]] = {
     "minimal": "low",
     "low": "low",
     "medium": "medium",
@@ -199,22 +199,27 @@ def decode_chat_request(data: bytes) -> ChatCompletionRequest | Problem:
     """Decode and check a request body; never raises."""
     try:
         request = _request_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        at = _PATH.search(text)
-        missing = _MISSING.search(text)
-        param = at[1] if at else None
-        if missing:
-            param = f"{param}.{missing[1]}" if param else missing[1]
-        return Problem(text, param or None)
-    except UNREADABLE as exc:
-        return Problem(f"We could not parse the JSON body of your request: {describe(exc)}")
+    except (msgspec.ValidationError, *UNREADABLE) as exc:
+        return Problem(*decode_problem(exc))
     return (
         _fields_problem(request)
         or _content_problem(request.messages)
-        or _tool_turn_problem(request.messages)
+        or tool_turn_problem(chat_messages(request))
         or request
     )
+
+
+def decode_problem(exc: Exception) -> tuple[str, str | None]:
+    """The message and the field at fault (as ``a.b[0].c``) of a body that did not decode."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return f"We could not parse the JSON body of your request: {describe(exc)}", None
+    text = str(exc)
+    at = _PATH.search(text)
+    missing = _MISSING.search(text)
+    param = at[1] if at else None
+    if missing:
+        param = f"{param}.{missing[1]}" if param else missing[1]
+    return text, param or None
 
 
 def _fields_problem(request: ChatCompletionRequest) -> Problem | None:
@@ -250,7 +255,7 @@ def _part_problem(part: ContentPart) -> str | None:
     return None
 
 
-def _tool_turn_problem(messages: list[InputMessage]) -> Problem | None:
+def tool_turn_problem(messages: list[ChatMessage]) -> Problem | None:
     """OpenAI's rule for tool turns: the ``tool`` messages right after an assistant message with
     ``tool_calls`` answer each of its calls, and nothing else."""
     asked_at: int | None = None  # the assistant message whose calls the tool messages answer
@@ -261,7 +266,7 @@ def _tool_turn_problem(messages: list[InputMessage]) -> Problem | None:
                 break
             calls = message.tool_calls if message.role == "assistant" else None
             asked_at = i if calls else None
-            unanswered = dict.fromkeys(call.id for call in calls or ())
+            unanswered = dict.fromkeys(call.call_id for call in calls or ())
             continue
         call_id = message.tool_call_id
         if asked_at is None:
@@ -299,12 +304,15 @@ def stream_request(
         reasoning=_reasoning(chat),
     )
     problem = request_problem(request)
-    if problem is None:
-        return request
+    return request if problem is None else gateway_problem(problem)
+
+
+def gateway_problem(problem: str) -> Problem:
+    """A ``request_problem`` as OpenAI's: its ``$.path`` suffix becomes the field, named as OpenAI's."""
     at = _PATH.search(problem)
     if at is None:
         return Problem(problem)
-    return Problem(problem[: at.start()], _openai_param(at[1]))
+    return Problem(problem[: at.start()], openai_param(at[1]))
 
 
 # Where a field of the gateway's request comes from in OpenAI's.
@@ -316,7 +324,7 @@ _OPENAI_PATHS = (
 )
 
 
-def _openai_param(path: str) -> str:
+def openai_param(path: str) -> str:
     for pattern, replacement in _OPENAI_PATHS:
         path = pattern.sub(replacement, path)
     return path
@@ -386,7 +394,7 @@ def _reasoning(chat: ChatCompletionRequest) -> Reasoning | None:
     if effort is None:
         return chat.reasoning
     budget = chat.reasoning.budget_tokens if chat.reasoning else None
-    return Reasoning(effort=_EFFORTS[effort], budget_tokens=budget)
+    return Reasoning(effort=EFFORTS[effort], budget_tokens=budget)
 
 
 # ---- responses -------------------------------------------------------------------------------
@@ -665,9 +673,7 @@ class ErrorBody(msgspec.Struct, frozen=True):
 MODEL_NOT_FOUND = "model_not_found"
 
 _CLIENT_ERRORS = frozenset({ErrorCode.BAD_MESSAGE, ErrorCode.UPSTREAM_BAD_REQUEST, ErrorCode.UNKNOWN_STREAM})
-_RATE_LIMITS = frozenset(
-    {ErrorCode.UPSTREAM_RATE_LIMITED, ErrorCode.RATE_LIMITED, ErrorCode.TOO_MANY_STREAMS}
-)
+RATE_LIMITS = frozenset({ErrorCode.UPSTREAM_RATE_LIMITED, ErrorCode.RATE_LIMITED, ErrorCode.TOO_MANY_STREAMS})
 # Where OpenAI has a well-known code for the same thing, it is used; otherwise the gateway's own.
 _OPENAI_CODES: dict[ErrorCode, str | None] = {
     ErrorCode.BAD_MESSAGE: None,
@@ -680,7 +686,7 @@ _OPENAI_CODES: dict[ErrorCode, str | None] = {
 
 
 def error_type(code: ErrorCode) -> str:
-    if code in _RATE_LIMITS:
+    if code in RATE_LIMITS:
         return "rate_limit_error"
     if HTTP_STATUS[code] < 500:
         return "invalid_request_error"

@@ -25,7 +25,7 @@ from server.hub import StreamHub
 from server.lifecycle import Shutdown
 from server.provider_setup import build_registry
 from server.stores import make_store
-from server.transports import anthropic_routes, openai_routes, ui_routes
+from server.transports import anthropic_routes, openai_routes, responses_routes, ui_routes
 from server.transports import http_routes as routes
 from server.transports.ui_ws import UIConnection
 from server.transports.ws import Connection, WebSocketEndpoint
@@ -141,6 +141,7 @@ def create_app(
             Route("/v1/chat/completions", openai_routes.chat_completions, methods=["POST"]),
             Route("/v1/messages", anthropic_routes.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", anthropic_routes.count_tokens, methods=["POST"]),
+            Route("/v1/responses", responses_routes.responses, methods=["POST"]),
             Route("/v1/models", openai_routes.list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", openai_routes.retrieve_model, methods=["GET"]),
             Route("/api/scripts/generate-stream", routes.post_script_stream, methods=["POST"]),

@@ -44,7 +44,7 @@ from server.streams.resolve import Refusal
 from server.streams.runner import Stream
 from server.transports.asgi import hub_of, listen_for_disconnect
 from server.transports.http_routes import HttpProblem, read_body
-from server.transports.sse import EventStreamResponse
+from server.transports.sse import EventEncoder, EventStreamResponse
 
 STARTED = int(time.time())  # the `created` of every model: when the gateway started
 
@@ -68,7 +68,11 @@ def refusal_response(status: int, message: str) -> Response:
     return openai_error(status, refusal_error(status, message))
 
 
-REFUSALS = {"/v1/chat/completions": refusal_response, "/v1/models": refusal_response}
+REFUSALS = {
+    "/v1/chat/completions": refusal_response,
+    "/v1/responses": refusal_response,
+    "/v1/models": refusal_response,
+}
 
 
 class Refused(Exception):
@@ -79,14 +83,14 @@ class Refused(Exception):
         self.status, self.error = status, error
 
 
-def _refused(
+def refused(
     hub: StreamHub, code: ErrorCode, message: str, param: str | None = None, status: int | None = None
 ) -> Refused:
     hub.refused(code)  # counted like every other HTTP refusal (tokenwire_errors_total)
     return Refused(status or HTTP_STATUS[code], error_for(code, message, param))
 
 
-def _model_not_found(hub: StreamHub, model: str) -> Refused:
+def model_not_found(hub: StreamHub, model: str) -> Refused:
     error = ErrorObject(
         message=f"The model `{model}` does not exist: use provider/model, a provider or an agent id "
         "(GET /v1/models lists them)",
@@ -98,7 +102,7 @@ def _model_not_found(hub: StreamHub, model: str) -> Refused:
     return Refused(404, error)
 
 
-def _stream_error(error: Error) -> Response:
+def stream_error(error: Error) -> Response:
     return openai_error(HTTP_STATUS[error.code], error_for(error.code, error.message), error.retry_after_s)
 
 
@@ -156,8 +160,8 @@ async def retrieve_model(request: Request) -> Response:
     model_id: str = request.path_params["model_id"]
     found = _find_model(hub, model_id)
     if found is None:
-        refused = _model_not_found(hub, model_id)
-        return openai_error(refused.status, refused.error)
+        missing = model_not_found(hub, model_id)
+        return openai_error(missing.status, missing.error)
     return Response(model_json(found), media_type="application/json")
 
 
@@ -178,16 +182,12 @@ async def chat_completions(request: Request) -> Response | ChatStream | ChatComp
 
 
 async def _open(request: Request, hub: StreamHub) -> tuple[ChatCompletionRequest, Stream]:
-    try:
-        body = await read_body(request)
-    except HttpProblem as problem:  # too large: 413
-        raise _refused(hub, problem.code, problem.message, status=problem.status) from None
-    chat = decode_chat_request(body)
+    chat = decode_chat_request(await read_request(request, hub))
     if isinstance(chat, Problem):
-        raise _refused(hub, ErrorCode.BAD_MESSAGE, chat.message, chat.param)
+        raise refused(hub, ErrorCode.BAD_MESSAGE, chat.message, chat.param)
     routed = route(hub, chat.model)
     if routed is None:
-        raise _model_not_found(hub, chat.model)
+        raise model_not_found(hub, chat.model)
     # The completion id doubles as the stream id, so the stream log line names it.
     gateway_request = stream_request(
         chat,
@@ -197,13 +197,26 @@ async def _open(request: Request, hub: StreamHub) -> tuple[ChatCompletionRequest
         agent=routed.agent,
     )
     if isinstance(gateway_request, Problem):  # e.g. no `user` message
-        raise _refused(hub, ErrorCode.BAD_MESSAGE, gateway_request.message, gateway_request.param)
+        raise refused(hub, ErrorCode.BAD_MESSAGE, gateway_request.message, gateway_request.param)
+    return chat, await open_stream(hub, gateway_request, chat.model)
+
+
+async def read_request(request: Request, hub: StreamHub) -> bytes:
+    """The body; too large is a 413 in OpenAI's shape."""
+    try:
+        return await read_body(request)
+    except HttpProblem as problem:
+        raise refused(hub, problem.code, problem.message, status=problem.status) from None
+
+
+async def open_stream(hub: StreamHub, gateway_request: StreamRequest, model: str) -> Stream:
+    """The gateway stream for a request routed from ``model``, or the refusal, as OpenAI's error."""
     stream = await hub.open_http(gateway_request)
     if isinstance(stream, Refusal):
         if stream.code in (ErrorCode.UNKNOWN_PROVIDER, ErrorCode.UNKNOWN_AGENT):
-            raise _model_not_found(hub, chat.model)
-        raise _refused(hub, stream.code, stream.message)
-    return chat, stream
+            raise model_not_found(hub, model)
+        raise refused(hub, stream.code, stream.message)
+    return stream
 
 
 async def watching(stream: Stream, receive: Receive, waiting: asyncio.Future[None]) -> bool:
@@ -239,10 +252,10 @@ async def first_event(stream: Stream) -> None:
 
 
 class ChatStream:
-    """``stream: true``: the 200 and the chunks once the first event is in; an error before any
-    text is an HTTP error instead."""
+    """``stream: true``: the 200 and the encoded events once the first event is in; an error
+    before any text is an HTTP error instead. Any encoder: the Responses API's too."""
 
-    def __init__(self, stream: Stream, encoder: ChunkEncoder, settings: StreamingConfig) -> None:
+    def __init__(self, stream: Stream, encoder: EventEncoder, settings: StreamingConfig) -> None:
         self.stream, self.encoder, self.settings = stream, encoder, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -250,7 +263,7 @@ class ChatStream:
             return  # the client went away; its stream is cancelled
         first = self.stream.log.entries[1]
         if type(first) is Error:
-            await _stream_error(first)(scope, receive, send)
+            await stream_error(first)(scope, receive, send)
             return
         s = self.settings
         keepalive, slow = s.keepalive_seconds, s.slow_client_timeout_seconds
@@ -273,4 +286,4 @@ class ChatCompletionAnswer:
             await Response(body, media_type="application/json")(scope, receive, send)
         else:
             assert type(terminal) is Error, terminal
-            await _stream_error(terminal)(scope, receive, send)
+            await stream_error(terminal)(scope, receive, send)

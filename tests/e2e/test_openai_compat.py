@@ -431,7 +431,7 @@ async def test_an_unknown_route_is_not_found(plain_gw: Gateway) -> None:
         assert caught.value.param is None
         assert caught.value.message.endswith("no route /v1/embeddings")
         with pytest.raises(openai.NotFoundError):
-            await client.responses.create(model="rulebased", input="hi")
+            await client.moderations.create(input="hi")  # POST /v1/moderations
     # A route that exists, asked with a method it does not take, stays 405 (protocol 11.2).
     headers = {"authorization": f"Bearer {TOKEN}"}
     async with (
