@@ -33,14 +33,12 @@ from protocol.anthropic_wire import (
 from protocol.errors import ErrorCode
 from protocol.messages import Done, Error, StreamRequest
 from providers.tokens import estimate_tokens
-from server.config import StreamingConfig
 from server.hub import StreamHub
 from server.streams.resolve import Refusal
 from server.streams.runner import Stream
 from server.transports.asgi import hub_of
 from server.transports.http_routes import HttpProblem, read_body
-from server.transports.openai_routes import first_event, route, watching
-from server.transports.sse import EventStreamResponse
+from server.transports.openai_routes import ChatStream, route, watching
 
 
 def anthropic_error(status: int, message: str, retry_after_s: float | None = None) -> Response:
@@ -100,7 +98,7 @@ async def _decode(request: Request, hub: StreamHub, counting: bool) -> tuple[Mes
     return decoded, gateway_request
 
 
-async def messages(request: Request) -> Response | MessageStream | MessageAnswer:
+async def messages(request: Request) -> Response | ChatStream | MessageAnswer:
     hub = hub_of(request)
     try:
         body, gateway_request = await _decode(request, hub, counting=False)
@@ -112,7 +110,8 @@ async def messages(request: Request) -> Response | MessageStream | MessageAnswer
     except Refused as refused:
         return anthropic_error(refused.status, refused.message)
     if body.stream:
-        return MessageStream(stream, EventEncoder(stream.id, body.model), hub.config.streaming)
+        encoder = EventEncoder(stream.id, body.model)
+        return ChatStream(stream, encoder, hub.config.streaming, error=_stream_error, keepalive_event=PING)
     return MessageAnswer(stream, body.model)
 
 
@@ -126,31 +125,6 @@ async def count_tokens(request: Request) -> Response:
         return anthropic_error(refused.status, refused.message)
     tokens = estimate_tokens(counted_text(gateway_request))
     return Response(token_count_json(tokens), media_type="application/json")
-
-
-class MessageStream:
-    """``stream: true``: the 200 and the events once the first event is in; an error before any
-    output is an HTTP error instead."""
-
-    def __init__(self, stream: Stream, encoder: EventEncoder, settings: StreamingConfig) -> None:
-        self.stream, self.encoder, self.settings = stream, encoder, settings
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await watching(self.stream, receive, asyncio.ensure_future(first_event(self.stream))):
-            return  # the client went away; its stream is cancelled
-        first = self.stream.log.entries[1]
-        if type(first) is Error:
-            await _stream_error(first)(scope, receive, send)
-            return
-        s = self.settings
-        response = EventStreamResponse(
-            self.stream,
-            self.encoder,
-            s.keepalive_seconds,
-            slow_client_seconds=s.slow_client_timeout_seconds,
-            keepalive_event=PING,
-        )
-        await response(scope, receive, send)
 
 
 class MessageAnswer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,6 +39,7 @@ from protocol.openai_wire import (
     refusal_error,
     stream_request,
 )
+from protocol.sse import KEEPALIVE
 from server.config import StreamingConfig
 from server.hub import StreamHub
 from server.streams.resolve import Refusal
@@ -253,21 +255,36 @@ async def first_event(stream: Stream) -> None:
 
 class ChatStream:
     """``stream: true``: the 200 and the encoded events once the first event is in; an error
-    before any text is an HTTP error instead. Any encoder: the Responses API's too."""
+    before any text is an HTTP error instead (``error``: in the API's own shape). Any encoder:
+    the Responses and Anthropic Messages APIs' too; ``keepalive_event`` replaces SSE comments
+    for an API that has an event of its own for it (Anthropic's ``ping``)."""
 
-    def __init__(self, stream: Stream, encoder: EventEncoder, settings: StreamingConfig) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        encoder: EventEncoder,
+        settings: StreamingConfig,
+        error: Callable[[Error], Response] = stream_error,
+        keepalive_event: bytes = KEEPALIVE,
+    ) -> None:
         self.stream, self.encoder, self.settings = stream, encoder, settings
+        self.error, self.keepalive_event = error, keepalive_event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await watching(self.stream, receive, asyncio.ensure_future(first_event(self.stream))):
             return  # the client went away; its stream is cancelled
         first = self.stream.log.entries[1]
         if type(first) is Error:
-            await stream_error(first)(scope, receive, send)
+            await self.error(first)(scope, receive, send)
             return
         s = self.settings
-        keepalive, slow = s.keepalive_seconds, s.slow_client_timeout_seconds
-        response = EventStreamResponse(self.stream, self.encoder, keepalive, slow_client_seconds=slow)
+        response = EventStreamResponse(
+            self.stream,
+            self.encoder,
+            s.keepalive_seconds,
+            slow_client_seconds=s.slow_client_timeout_seconds,
+            keepalive_event=self.keepalive_event,
+        )
         await response(scope, receive, send)
 
 
