@@ -43,6 +43,8 @@ RECORDINGS = {
     "gemini-3pro-function-call-signature.chunks.txt": "gemini/gemini-3-pro-preview",
     "ollama-llama3-chat.ndjson": "ollama/llama3",
     "ollama-llama3-chat-async.ndjson": "ollama/llama3",
+    "azure-gpt5nano-model-router.chunks.txt": "azure_openai/gpt-5-nano",
+    "deepseek-reasoner-reasoning-content.sse": "openai/deepseek-reasoner",  # OpenAI-compatible
 }
 
 
@@ -132,6 +134,7 @@ def _ollama(payloads: list[Any], out: Expected) -> None:
 def expected(name: str) -> tuple[str, str, list[tuple[str, str, Any]]]:
     out = Expected()
     read = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini, "ollama": _ollama}
+    read |= {"azure": _openai, "deepseek": _openai}  # both speak OpenAI's chunks
     read[name.split("-")[0]](_payloads(name), out)
     return out.result()
 
