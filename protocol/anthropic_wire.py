@@ -17,6 +17,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from protocol.anthropic_state import (
+    RedactedThinkingBlock,
+    StateBlock,
+    ThinkingBlock,
+    encode_state,
+    replay_blocks,
+)
 from protocol.codec import UNREADABLE, describe, request_problem
 from protocol.errors import HTTP_STATUS, ErrorCode
 from protocol.messages import (
@@ -333,29 +340,6 @@ def _part(block: Block) -> TextPart | ImagePart:
     return TextPart(block.text or "")
 
 
-class ThinkingBlock(msgspec.Struct, tag="thinking", tag_field="type", frozen=True):
-    thinking: str
-    signature: str
-
-
-class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="type", frozen=True):
-    data: str
-
-
-ThoughtBlock = ThinkingBlock | RedactedThinkingBlock
-
-
-class AnthropicState(msgspec.Struct, frozen=True, kw_only=True):
-    """The anthropic provider's ``provider_state`` (providers/dialects/anthropic.py reads and
-    writes exactly this): its thinking blocks, as the API takes them back."""
-
-    provider: Literal["anthropic"] = "anthropic"
-    blocks: list[ThoughtBlock]
-
-
-_state_decoder = msgspec.json.Decoder(AnthropicState)
-
-
 def _assistant_message(blocks: list[Block]) -> ChatMessage:
     text = "".join(block.text or "" for block in blocks if block.type == "text")
     calls = [
@@ -363,27 +347,16 @@ def _assistant_message(blocks: list[Block]) -> ChatMessage:
         for block in blocks
         if block.type == "tool_use"
     ]
-    thoughts: list[ThoughtBlock] = []
+    thoughts: list[StateBlock] = []
     for block in blocks:
         if block.type == "thinking" and block.signature:  # unsigned: cannot be sent back
             thoughts.append(ThinkingBlock(block.thinking or "", block.signature))
         elif block.type == "redacted_thinking":
             thoughts.append(RedactedThinkingBlock(block.data or ""))
-    state = _encoder.encode(AnthropicState(blocks=thoughts)).decode() if thoughts else None
+    state = encode_state(thoughts) if thoughts else None
     if state is not None and len(state) > MAX_PROVIDER_STATE:
         state = None  # too large to carry: the provider answers as if the turn had not thought
     return ChatMessage(role="assistant", content=text, tool_calls=calls or None, provider_state=state)
-
-
-def _thoughts(state: str | None) -> list[ThoughtBlock]:
-    """The thinking blocks of an anthropic provider state, in order; none for another
-    provider's state (or garbage)."""
-    if not state:
-        return []
-    try:
-        return _state_decoder.decode(state).blocks
-    except (msgspec.DecodeError, UnicodeError):
-        return []
 
 
 # ---- the answer --------------------------------------------------------------------------------
@@ -449,7 +422,7 @@ def message_json(done: Done, message_id: str, model: str) -> bytes:
     """A finished stream as one message object: its thinking (Anthropic's own blocks, signed, when
     the provider state has them; otherwise the reasoning as one unsigned block), its text, then
     its tool calls."""
-    blocks: list[OutputBlock] = list(_thoughts(done.provider_state))
+    blocks: list[OutputBlock] = list(replay_blocks(done.provider_state))
     if not blocks and done.reasoning is not None:
         blocks.append(ThinkingBlock(done.reasoning, ""))
     if done.content:
@@ -622,7 +595,7 @@ class EventEncoder:
         while self.waiting:  # calls still open at the end (their ends never came) close in turn
             out += self._close() + self._release()
         out += self._close()
-        thoughts = _thoughts(done.provider_state)
+        thoughts = replay_blocks(done.provider_state)
         signed = [block.signature for block in thoughts if isinstance(block, ThinkingBlock)]
         for index, signature in zip(self.thinking, signed, strict=False):
             out += _event(ContentBlockDelta(index, SignatureDelta(signature)))

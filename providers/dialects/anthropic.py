@@ -9,10 +9,17 @@ blocks are the turn's provider state: the next request must send them back uncha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from protocol.anthropic_state import (
+    RedactedThinkingBlock,
+    StateBlock,
+    ThinkingBlock,
+    encode_state,
+    replay_blocks,
+)
 from protocol.messages import ChatMessage, ImagePart, JsonFormat, JsonSchemaFormat, Reasoning, ToolChoiceName
 from protocol.structured import split_data_url
 from providers.base import (
@@ -71,47 +78,6 @@ _KNOWN = frozenset(
     | {"message_delta", "message_stop", "error"}
 )
 _json = msgspec.json.Encoder()
-
-
-# ---- provider state: the thinking blocks to send back ------------------------------------------
-
-
-class ThinkingBlock(msgspec.Struct, tag="thinking", tag_field="type", frozen=True):
-    thinking: str
-    signature: str
-
-
-class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="type", frozen=True):
-    data: str
-
-
-StateBlock = ThinkingBlock | RedactedThinkingBlock
-
-
-class _State(msgspec.Struct, frozen=True, kw_only=True):
-    """``provider_state`` as JSON: tagged, so another provider's state is told apart. Each block
-    encodes as the very content block the API takes back."""
-
-    provider: Literal["anthropic"]
-    blocks: list[StateBlock]
-
-
-_state = msgspec.json.Decoder(_State)
-
-
-def encode_state(blocks: list[StateBlock]) -> str:
-    return _json.encode(_State(provider="anthropic", blocks=blocks)).decode()
-
-
-def replay_blocks(state: str | None) -> list[StateBlock]:
-    """The blocks of a ``provider_state`` this dialect wrote; none for anything else (another
-    provider's state after a failover, or garbage): never an error."""
-    if not state:
-        return []
-    try:
-        return _state.decode(state).blocks
-    except (msgspec.DecodeError, UnicodeError):
-        return []
 
 
 # ---- wire shapes ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from protocol.anthropic_state import RedactedThinkingBlock, ThinkingBlock, encode_state, replay_blocks
 from protocol.anthropic_wire import (
     EventEncoder,
     MessagesRequest,
@@ -43,7 +44,6 @@ from protocol.messages import (
     ToolChoiceName,
     Usage,
 )
-from providers.dialects.anthropic import RedactedThinkingBlock, ThinkingBlock, encode_state, replay_blocks
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 
