@@ -24,6 +24,9 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+# The checkout whose gateway runs: this one, or another (``--gateway-tree``), so two trees are
+# compared by one harness in one sitting.
+GATEWAY_TREE = REPO
 GC_PROBE = Path(__file__).resolve().parent / "gcprobe"
 
 CONFIG = """\
@@ -174,7 +177,7 @@ async def start_gateway(
     if gc_probe:  # bench/gcprobe/sitecustomize.py logs the gateway's garbage collections
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GC_PROBE), env.get("PYTHONPATH")]))
     argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--config", str(config)]
-    proc = Process(name, argv, env, workdir)
+    proc = Process(name, argv, env, workdir, cwd=GATEWAY_TREE)
     pin(proc.pid, cpus)
     await _started(proc, _wait_http(port, "/healthz", proc, 30))
     return proc, port

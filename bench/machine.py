@@ -88,7 +88,7 @@ def source_digest() -> str:
     """The gateway's source as measured (server/, providers/, protocol/): sha256 of the .py files."""
     digest = hashlib.sha256()
     for directory in ("server", "providers", "protocol"):
-        for path in sorted((procs.REPO / directory).rglob("*.py")):
-            digest.update(str(path.relative_to(procs.REPO)).encode())
+        for path in sorted((procs.GATEWAY_TREE / directory).rglob("*.py")):
+            digest.update(str(path.relative_to(procs.GATEWAY_TREE)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

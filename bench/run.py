@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import gateway as procs
 from bench.clients import perf
 from bench.harness import Bench, log
 from bench.machine import cpu_accounts, cpu_report, machine, source_digest
@@ -126,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="log the gateway's garbage collections (bench/gcprobe) and match them with stalls",
     )
+    parser.add_argument(
+        "--gateway-tree",
+        type=Path,
+        help="run the gateway from this checkout (python -m from its root), e.g. a worktree of main",
+    )
     args = parser.parse_args(argv)
+    if args.gateway_tree:
+        procs.GATEWAY_TREE = args.gateway_tree.resolve()
     only = [s for s in SCENARIOS if s in (args.only or SCENARIOS)]
     settings = QUICK if args.quick else FULL
     if args.stall_steps:
