@@ -79,6 +79,25 @@ INTERNALS: dict[str, tuple[str, ...]] = {
     "websockets.protocol:Protocol": ("parser", "parser_exc", "state", "recv_frame", "fail"),
 }
 
+# What reading a lone text frame directly (ws_protocol.FrameWritingProtocol.data_received) also
+# uses. websockets renamed its size state in 15-17: an older one is read through its own parser.
+DIRECT_READ_INTERNALS: dict[str, tuple[str, ...]] = {
+    "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol": (
+        "data_received",
+        "curr_msg_data_type",
+        "frames",
+        "send_receive_event_to_app",
+    ),
+    "websockets.protocol:Protocol": (
+        "current_size",
+        "extensions",
+        "debug",
+        "max_message_size",
+        "max_fragment_size",
+    ),
+    "websockets.streams:StreamReader": ("at_eof",),
+}
+
 
 def missing_internals(internals: dict[str, tuple[str, ...]] = INTERNALS) -> list[str]:
     """``module:Class.name`` for each name this uvicorn (and websockets) lacks."""
@@ -136,9 +155,11 @@ def server_protocols(edge: EdgeGuard) -> dict[str, Any]:
     from server.fastpath.http_protocol import BodyWritingHttpProtocol
     from server.fastpath.ws_protocol import FrameWritingProtocol
 
-    return {"http": _serving(BodyWritingHttpProtocol, edge), "ws": _serving(FrameWritingProtocol, edge)}
+    ws = _serving(FrameWritingProtocol, edge, reads_directly=not missing_internals(DIRECT_READ_INTERNALS))
+    return {"http": _serving(BodyWritingHttpProtocol, edge), "ws": ws}
 
 
-def _serving(protocol: type[P], edge: EdgeGuard) -> type[P]:
-    """``protocol`` with ``edge``'s bounds: uvicorn takes a class, and each server has its own."""
-    return cast(type[P], type(protocol.__name__, (protocol,), {"edge": edge}))
+def _serving(protocol: type[P], edge: EdgeGuard, **settings: Any) -> type[P]:
+    """``protocol`` with ``edge``'s bounds (and other class ``settings``): uvicorn takes a class,
+    and each server has its own."""
+    return cast(type[P], type(protocol.__name__, (protocol,), {"edge": edge, **settings}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import websockets.version
 
 from server.config import ServerConfig
 from server.edge.guard import EdgeGuard
@@ -67,3 +68,13 @@ def test_a_missing_internal_means_plain_asgi_and_one_warning(
         assert defence in record.getMessage()
     monkeypatch.setattr(probe, "fast_path", lambda: False)
     assert probe.server_protocols(EdgeGuard(ServerConfig())) == probe.STOCK
+
+
+def test_lone_text_frames_are_read_directly_from_websockets_16_on() -> None:
+    """websockets 16 renamed the size state the direct read checks; before it, every frame goes
+    through websockets' parser, and the rest of the fast path stays on."""
+    major = int(websockets.version.version.split(".")[0])
+    assert (probe.missing_internals(probe.DIRECT_READ_INTERNALS) == []) is (major >= 16)
+    protocols = probe.server_protocols(EdgeGuard(ServerConfig()))
+    assert issubclass(protocols["ws"], FrameWritingProtocol)
+    assert protocols["ws"].reads_directly is (major >= 16)

@@ -11,11 +11,24 @@ from typing import Any
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol, Side
+from websockets.protocol import State as ProtocolState
 
+from server.fastpath.ws_protocol import lone_masked_text
 from tests.conftest import Gateway, StartGateway
 from tests.support.providers import ScriptedProvider
 from tests.support.server_protocols import WS_PROTOCOLS, ws_options
-from tests.support.wsclient import assert_cancelled, assert_gap_free, chunk_text, collect, recv, send, start
+from tests.support.wsclient import (
+    Message,
+    assert_cancelled,
+    assert_gap_free,
+    chunk_text,
+    collect,
+    recv,
+    send,
+    start,
+)
 
 BRIEF = {"topic": "Solar panels", "audience": "homeowners", "tone": "upbeat"}
 
@@ -451,3 +464,104 @@ async def test_cancel_right_after_start_still_ends_the_stream(gateway: Gateway) 
         assert_gap_free(events)
         assert events[-1]["type"] == "done"
         assert events[-1]["finish_reason"] == "cancelled"
+
+
+class RawClient:
+    """A WebSocket client on a bare socket, whose writes end where the test says: TCP may cut a
+    client's frames anywhere, and the gateway reads whole lone frames on a fast path of its own
+    (server.fastpath.ws_protocol)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.frames = Protocol(Side.CLIENT, state=ProtocolState.OPEN, max_size=None)
+        self.pending: list[Message] = []  # read, not yet asked for
+
+    @classmethod
+    async def open(cls, gateway: Gateway) -> RawClient:
+        host, port = gateway.http.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"GET /v1/ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        client = cls(reader, writer)
+        assert (await client.messages(1))[0]["type"] == "ready"
+        return client
+
+    def encode(self, *messages: Message | str) -> bytes:
+        """Masked frames: a text frame per message, a ping per str (its payload)."""
+        for message in messages:
+            if isinstance(message, str):
+                self.frames.send_ping(message.encode())
+            else:
+                self.frames.send_text(json.dumps(message).encode())
+        return b"".join(self.frames.data_to_send())
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+        await asyncio.sleep(0.02)  # read by the gateway on its own
+
+    async def messages(self, count: int) -> list[Message]:
+        """The next ``count`` text messages (pongs skipped)."""
+        async with asyncio.timeout(10):
+            while len(self.pending) < count:
+                self.frames.receive_data(await self.reader.read(65536))
+                for event in self.frames.events_received():
+                    if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                        self.pending.append(json.loads(bytes(event.data)))
+        out, self.pending = self.pending[:count], self.pending[count:]
+        return out
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def frame_hiding_a_frame(message: Message) -> bytes:
+    """A text frame of ``message`` whose mask key makes the bytes after the key, read alone, a
+    whole masked text frame: what a reader that took any read for a frame would misread."""
+    payload = json.dumps(message).encode()
+    hidden = len(payload) - 6  # the size the hidden frame's header claims
+    assert 0 <= hidden < 126
+    key = bytes((0x81 ^ payload[0], (0x80 | hidden) ^ payload[1], 0, 0))
+    masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+    assert lone_masked_text(masked, None) is not None
+    return bytes((0x81, 0x80 | len(payload))) + key + masked
+
+
+async def until_done(client: RawClient, ids: set[str]) -> dict[str, list[Message]]:
+    per_id: dict[str, list[Message]] = {i: [] for i in ids}
+    while any(not events or events[-1]["type"] != "done" for events in per_id.values()):
+        [message] = await client.messages(1)
+        per_id[message["id"]].append(message)
+    return per_id
+
+
+@WS_PROTOCOLS
+async def test_client_frames_cut_anywhere_or_sent_together_are_each_read_once(
+    start_gateway: StartGateway, ws_protocol: str
+) -> None:
+    gw = start_gateway(
+        {"providers": {"rulebased": {"chunk_delay_ms": 1}}}, uvicorn_options=ws_options(ws_protocol)
+    )
+    client = await RawClient.open(gw)
+    try:
+        # After the header, after the mask key, mid-payload, one byte short: nothing is buffered
+        # after the first two, yet the parser is inside the frame.
+        for n, cut in enumerate((2, 6, 20, -1)):
+            frame = frame_hiding_a_frame({"type": "start", "id": f"cut{n}", "prompt": "Hi"})
+            await client.write(frame[:cut])
+            await client.write(frame[cut:])
+            assert_gap_free((await until_done(client, {f"cut{n}"}))[f"cut{n}"])
+        one_write = client.encode(
+            {"type": "start", "id": "a", "prompt": "Hi"}, "ping", {"type": "start", "id": "b", "prompt": "Hi"}
+        )
+        await client.write(one_write)
+        per_id = await until_done(client, {"a", "b"})
+        assert [events[-1]["finish_reason"] for events in per_id.values()] == ["stop", "stop"]
+        # And a lone frame after all that is read as one still.
+        await client.write(client.encode({"type": "start", "id": "last", "prompt": "Hi"}))
+        assert (await until_done(client, {"last"}))["last"][-1]["type"] == "done"
+    finally:
+        client.close()
