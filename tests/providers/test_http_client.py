@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from providers.http import client as client_module
 from providers.http.client import (
     MAX_BUFFERED,
     BadRequest,
@@ -113,6 +114,42 @@ async def test_request_carries_host_length_headers_body_and_query(serve: Serve, 
     assert received.headers["content-type"] == "application/json"
     assert received.body == body
     assert received.head.lower().count(b"\r\nhost:") == 1
+
+
+async def test_a_request_shape_sent_again_is_written_alike_and_never_stale(
+    serve: Serve, client: HttpClient
+) -> None:
+    """The route and head of a (method, URL, proxy, headers) shape are worked out once: the same
+    shape writes the same head, with this body's length; any other header value is its own shape."""
+    server = await serve(answer(ok(), ok(), ok(), ok()))
+    sends = [
+        ({"authorization": "Bearer sk-one"}, b'{"n":1}'),
+        ({"authorization": "Bearer sk-one"}, b'{"n":22}'),
+        ({"authorization": "Bearer sk-two"}, b'{"n":333}'),
+        ({"authorization": "Bearer sk-one", "x-extra": "1"}, b""),
+    ]
+    for headers, body in sends:
+        response = await client.request("POST", server.url("/v1/chat?alt=sse"), headers, body)
+        assert await response.read(10) == b"ok"
+    received = server.peers[0].requests
+    assert [r.headers["authorization"] for r in received] == [h["authorization"] for h, _ in sends]
+    assert [r.headers.get("x-extra") for r in received] == [None, None, None, "1"]
+    assert [r.body for r in received] == [body for _, body in sends]
+    assert [r.headers["content-length"] for r in received] == ["7", "8", "9", "0"]
+    assert received[0].head.replace(b"content-length: 7", b"content-length: 8") == received[1].head
+    assert len(client._shapes) == 3
+
+
+async def test_request_shapes_kept_are_bounded(
+    serve: Serve, client: HttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "MAX_SHAPES", 4)
+    server = await serve(answer(*(ok() for _ in range(10))))
+    for n in range(10):
+        response = await client.request("GET", server.url(f"/{n}"), {}, b"")
+        assert await response.read(10) == b"ok"
+        assert 1 <= len(client._shapes) <= 4
+    assert [r.target for r in server.peers[0].requests] == [f"/{n}" for n in range(10)]
 
 
 async def test_every_request_asks_for_an_unencoded_body(serve: Serve, client: HttpClient) -> None:
@@ -400,8 +437,9 @@ async def test_a_large_body_in_the_same_read_as_the_head_is_no_oversized_head(
 
 async def test_a_header_with_a_line_break_is_refused_before_sending(serve: Serve, client: HttpClient) -> None:
     server = await serve(answer(ok()))
-    with pytest.raises(BadRequest, match="authorization"):
-        await client.request("POST", server.url(), {"authorization": "Bearer sk-x\r\nx-evil: 1"}, b"")
+    for _ in range(2):  # a refused shape is not kept: refused again
+        with pytest.raises(BadRequest, match="authorization"):
+            await client.request("POST", server.url(), {"authorization": "Bearer sk-x\r\nx-evil: 1"}, b"")
     assert server.peers == [] or server.peers[0].requests == []
     assert server.accepted == 0  # refused before a connection was taken: none is left open
 
