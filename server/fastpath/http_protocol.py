@@ -198,24 +198,26 @@ class BodyWritingHttpProtocol(HttpToolsProtocol):
             self._await_head()
 
     def on_url(self, url: bytes) -> None:  # called with each part of the URL a read holds
-        self._count_head(len(url), 0)
+        self._head_bytes += len(url)
+        if self._head_bytes > self.edge.config.max_head_bytes:
+            raise HeadRefused(HEAD_TOO_LARGE)
         super().on_url(url)
         if len(self.url) > MAX_URL:
             raise HeadRefused(URI_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Once per header line of every request: the bounds inline, not in a helper.
         line = len(name) + len(value) + HEADER_FRAMING
-        if line > MAX_HEADER_LINE:
-            raise HeadRefused(HEAD_TOO_LARGE)
-        self._count_head(line, 1)
-        super().on_header(name, value)
-
-    def _count_head(self, size: int, lines: int) -> None:
-        self._head_bytes += size
-        self._head_lines += lines
+        self._head_bytes += line
+        self._head_lines += 1
         config = self.edge.config
-        if self._head_bytes > config.max_head_bytes or self._head_lines > config.max_head_lines:
+        if (
+            line > MAX_HEADER_LINE
+            or self._head_bytes > config.max_head_bytes
+            or self._head_lines > config.max_head_lines
+        ):
             raise HeadRefused(HEAD_TOO_LARGE)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._head_open = False
