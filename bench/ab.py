@@ -47,6 +47,7 @@ class Samples:
 
 
 async def compare(base: Path, rounds: int, warmup: int) -> dict[str, Any]:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     bench = Bench(FULL, pin=True)
     try:
         await bench.start_upstream()
@@ -71,7 +72,7 @@ async def compare(base: Path, rounds: int, warmup: int) -> dict[str, Any]:
         for client in clients.values():
             client.close()
         return {
-            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started": started,
             "base": {"tree": str(base), "source_sha256": base_digest},
             "this": {"tree": str(procs.REPO), "source_sha256": source_digest()},
             "rounds": rounds,
