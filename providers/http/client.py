@@ -177,8 +177,11 @@ class _Connection(asyncio.Protocol):
         if self.state is State.CLOSED:
             return  # closed by the peer as soon as connected: ``error`` says so
         assert self.transport is not None
-        self._enter(State.HEAD)
+        # The request leaves first: setting up for its response (a new parser) is not on the way
+        # to the upstream, and no byte of the response, nor the connection's loss, can be handed
+        # to this protocol before this callback returns.
         self.transport.write(data)
+        self._enter(State.HEAD)
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 

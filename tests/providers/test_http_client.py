@@ -291,6 +291,30 @@ def test_moves_outside_the_table_are_refused() -> None:
     conn.loop.close()
 
 
+def test_a_request_is_written_before_its_response_is_set_up_for() -> None:
+    """The request goes out first: a new parser for its response is built after, off the way to
+    the upstream (nothing of the response can be handed over before ``send`` returns)."""
+
+    class Transport:
+        def __init__(self, conn: _Connection) -> None:
+            self.conn, self.seen = conn, (state(conn), conn.parser)
+
+        def write(self, data: bytes) -> None:
+            self.seen = (state(self.conn), self.conn.parser)
+
+    loop = asyncio.new_event_loop()
+    conn = _Connection(loop, lambda _: None)
+    transport = Transport(conn)
+    conn.transport = transport  # type: ignore[assignment]  # what send uses of one
+    old_parser = conn.parser
+    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    assert transport.seen == (State.CONNECTING, old_parser)
+    assert state(conn) is State.HEAD
+    assert conn.parser is not None
+    assert conn.parser is not old_parser  # fresh for this response
+    loop.close()
+
+
 # ---- truncation and breakage -------------------------------------------------------------------
 
 
