@@ -284,15 +284,18 @@ class Outbox:
             if self._ended():
                 return
             if self._queue:
-                await self._write_queued()
+                if not self._flush_scheduled:
+                    await self._write_queued()
+                    continue
+                # A flush is due this iteration: it writes directly when it can (the cheaper
+                # way), else wakes the pump. (While CLOSING, it always wakes the pump.)
             elif self.phase is Phase.CLOSING:
                 self.phase = Phase.CLOSED
                 assert self._owner is not None  # let go of only once abandoned (CLOSED)
                 await self._owner.end_output()
                 return
-            else:
-                self._wake.clear()
-                await self._wake.wait()
+            self._wake.clear()
+            await self._wake.wait()
 
     async def _write_queued(self) -> None:
         self._pump_writing = True  # a flush in the meantime would overtake these payloads

@@ -168,6 +168,28 @@ async def test_a_pump_run_by_its_owner_is_not_started_twice() -> None:
     assert owner.ended
 
 
+async def test_what_an_owners_pump_finds_queued_goes_out_directly_when_it_can() -> None:
+    """An event stream starts its pump with the start ack already queued: the flush due this
+    iteration writes it directly (cheaper than an ASGI send), and the pump waits; when the
+    transport cannot take it, the flush hands it to the pump."""
+    for can_write, direct_writes, sent in ((True, [[b"ack"]], []), (False, [], [[b"ack"]])):
+        owner, direct = Owner(), Direct()
+        direct.open = can_write
+        outbox = Outbox(owner, encode=encode, direct=direct, slow_client_seconds=30, owner_pumps=True)
+
+        async def respond(outbox: Outbox = outbox) -> None:  # as EventStreamResponse does
+            outbox.put(b"ack")
+            await outbox.pump()  # in the same step: the flush is still due
+
+        pump = asyncio.create_task(respond())
+        for _ in range(3):  # the flush, then the pump it woke
+            await _iteration()
+        assert (direct.writes, owner.sent) == (direct_writes, sent)
+        outbox.close()
+        await asyncio.wait_for(pump, 1)
+        assert owner.ended
+
+
 async def test_abandon_lets_go_of_the_owner_and_writes_nothing_more() -> None:
     owner, direct = Owner(), Direct()
     outbox = _outbox(owner, direct)
