@@ -4,7 +4,9 @@ checkout's, stream by stream.
 Whole runs of ``bench.run`` one after the other drift with the machine: on a shared one, the same
 tree's TTFT p50 moved by 50-150 µs between runs minutes apart, more than the differences worth
 finding. Here both gateways run at once, pinned to the same core, and take turns stream by stream
-(the order swapped every round) behind the one fake upstream, so both see the same machine. The
+(the order swapped every round) behind the one fake upstream, so both see the same machine. Each
+stream starts ``--settle`` seconds after the one before ended: one gateway's work after a
+stream (its logs, the response's end) would otherwise delay the other's next start. The
 report is each tree's median, and the median of the per-round differences, for the whole time to
 first token and its two legs (request written -> read by the upstream; first chunk written by the
 upstream -> read by the client).
@@ -46,7 +48,7 @@ class Samples:
     )
 
 
-async def compare(base: Path, rounds: int, warmup: int) -> dict[str, Any]:
+async def compare(base: Path, rounds: int, warmup: int, settle: float) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     bench = Bench(FULL, pin=True)
     try:
@@ -66,7 +68,7 @@ async def compare(base: Path, rounds: int, warmup: int) -> dict[str, Any]:
             order = TREES if r % 2 == 0 else TREES[::-1]
             for transport in TRANSPORTS:
                 for dialect in DIALECTS:
-                    await _round(bench, clients, order, transport, dialect, samples, keep=r >= warmup)
+                    await _round(bench, clients, order, transport, dialect, samples, r >= warmup, settle)
             if r % 100 == 99:
                 log(f"ab: round {r + 1}/{warmup + rounds}")
         for client in clients.values():
@@ -76,6 +78,7 @@ async def compare(base: Path, rounds: int, warmup: int) -> dict[str, Any]:
             "base": {"tree": str(base), "source_sha256": base_digest},
             "this": {"tree": str(procs.REPO), "source_sha256": source_digest()},
             "rounds": rounds,
+            "settle_s": settle,
             "results": {key: _report(s) for key, s in samples.items()},
         }
     finally:
@@ -90,9 +93,11 @@ async def _round(
     dialect: Dialect,
     samples: dict[str, Samples],
     keep: bool,
+    settle: float,
 ) -> None:
     streams: dict[str, StreamResult] = {}
     for tree in order:
+        await asyncio.sleep(settle)
         streams[tree] = await clients[tree].run(transport, dialect, SCENARIO.keyed(next(KEYS)))
     sends = await bench.sends()
     if not keep or not all(s.ok and s.arrivals for s in streams.values()):
@@ -124,16 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", type=Path, required=True, help="the other checkout (e.g. a git worktree)")
     parser.add_argument("--rounds", type=int, default=1000, help="streams per tree and key (4 keys)")
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--settle", type=float, default=0.002, help="seconds between streams")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
-    results = asyncio.run(compare(args.base.resolve(), args.rounds, args.warmup))
+    results = asyncio.run(compare(args.base.resolve(), args.rounds, args.warmup, args.settle))
     results["wall_s"] = round(time.monotonic() - t0, 1)
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = results["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
     path = args.results / f"ab-{stamp}.json"
     path.write_text(json.dumps(results, indent=1))
-    print(f"\nthis tree against {args.base} ({results['base']['source_sha256']}), {args.rounds} rounds\n")
+    base = results["base"]["source_sha256"]
+    print(f"\nthis tree against {args.base} ({base}), {args.rounds} rounds, {args.settle} s apart\n")
     print("| key | leg | base p50 (µs) | this p50 (µs) | this - base, median of the rounds' (µs) |")
     print("|---|---|---|---|---|")
     for key, legs in results["results"].items():
