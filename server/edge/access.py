@@ -32,7 +32,10 @@ GUARDED_PREFIXES = ("/v1/", "/api/", "/metrics")
 TOKEN_COOKIE = "tokenwire_token"
 
 CORS_MAX_AGE = "600"
-CORS_ALLOW_HEADERS = "authorization, content-type, last-event-id, x-api-key, anthropic-version"
+# Any request header from an allowed origin ("*": the official SDKs add their own, x-stainless-*
+# and anthropic-dangerous-direct-browser-access, and new ones with releases); "*" never covers
+# `authorization`, which is named. No credentials mode is allowed, so "*" is the wildcard.
+CORS_ALLOW_HEADERS = "*, authorization, content-type, last-event-id, x-api-key, anthropic-version"
 CORS_EXPOSE_HEADERS = "retry-after"
 
 # A route family with an error shape of its own (the OpenAI-compatible API) answers its 401/403

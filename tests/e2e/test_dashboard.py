@@ -491,3 +491,47 @@ def test_the_calculator_evaluates_arithmetic_only(gateway: Gateway, page: Page) 
         'SyntaxError: unexpected "a" in alert(1)',
         'SyntaxError: expected ")" in ((1)',
     ]
+
+
+# ---- the API from a page of another origin ------------------------------------------------------
+
+
+def test_a_page_of_an_allowed_origin_calls_the_api_with_the_sdks_headers(
+    start_gateway: StartGateway, page: Page
+) -> None:
+    """What the official SDKs send from a browser (their x-stainless-* headers, Anthropic's
+    opt-in header) passes the preflight of an allowed origin, with a gateway token."""
+    pages = start_gateway()  # serves the page: the origin of the calls
+    api = start_gateway({"server": {"allowed_origins": [pages.http], "auth_tokens": ["sekrit"]}})
+    page.goto(f"{pages.http}/")
+    result = page.evaluate(
+        """async (api) => {
+            const sdk = {
+                'x-stainless-lang': 'js', 'x-stainless-os': 'Linux', 'x-stainless-arch': 'x64',
+                'x-stainless-runtime': 'browser:chrome', 'x-stainless-retry-count': '0',
+                'x-stainless-package-version': '0.65.0', 'x-stainless-timeout': '600',
+            };
+            const anthropic = await fetch(`${api}/v1/messages`, {
+                method: 'POST',
+                headers: {
+                    ...sdk, 'content-type': 'application/json', 'x-api-key': 'sekrit',
+                    'anthropic-version': '2023-06-01', 'anthropic-dangerous-direct-browser-access': 'true',
+                },
+                body: JSON.stringify({ model: 'rulebased/script', max_tokens: 64, messages: [{ role: 'user', content: 'Hi' }] }),
+            });
+            const openai = await fetch(`${api}/v1/chat/completions`, {
+                method: 'POST',
+                headers: { ...sdk, 'content-type': 'application/json', authorization: 'Bearer sekrit' },
+                body: JSON.stringify({ model: 'rulebased/script', messages: [{ role: 'user', content: 'Hi' }] }),
+            });
+            const refused = await fetch(`${api}/v1/chat/completions`, {
+                method: 'POST',
+                headers: { ...sdk, 'content-type': 'application/json', authorization: 'Bearer wrong' },
+                body: '{}',
+            });
+            return [anthropic.status, (await anthropic.json()).type, openai.status,
+                    (await openai.json()).object, refused.status];
+        }""",
+        api.http,
+    )
+    assert result == [200, "message", 200, "chat.completion", 401]
