@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 from anthropic import Anthropic
 
 from tests.conftest import Gateway, StartGateway
+from tests.support.openai_node import run_script
 from tests.support.recorded import RECORDED, gemini_sse, recorded
 from tests.support.upstream import FakeUpstream, Reply
 
@@ -456,36 +455,10 @@ async def test_a_mid_stream_error_is_an_error_event(gw: Gateway, upstream: FakeU
 
 # ---- the Node.js SDK ----------------------------------------------------------------------------
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "openai_node"  # its package holds both SDKs
-
-
-def _node_or_skip() -> str:
-    node = shutil.which("node")
-    installed = (NODE_DIR / "node_modules" / "@anthropic-ai" / "sdk" / "package.json").exists()
-    if node and installed:
-        return node
-    why = "node is not on PATH" if not node else "tests/openai_node/node_modules is missing"
-    message = f"{why}: run `npm ci --prefix tests/openai_node`"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the Anthropic Node.js client test cannot run under CI: {message}", pytrace=False)
-    pytest.skip(f"SKIPPING the Anthropic Node.js client test: {message}")
-
 
 async def test_the_node_client(gw: Gateway) -> None:
-    node = _node_or_skip()
-    env = {**os.environ, "TOKENWIRE_BASE_URL": gw.http, "TOKENWIRE_TOKEN": TOKEN}
-    process = await asyncio.create_subprocess_exec(
-        node,
-        "anthropic.mjs",
-        cwd=NODE_DIR,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    out = json.loads(stdout)
+    env = {"TOKENWIRE_BASE_URL": gw.http, "TOKENWIRE_TOKEN": TOKEN}
+    out = await run_script("anthropic", "anthropic.mjs", env)
 
     stream = out["stream"]
     assert stream["pieces"] > 1

@@ -6,17 +6,15 @@ be the recording's own, read here as tests/e2e/test_responses_recorded.py reads 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 
 import pytest
 
 from tests.conftest import Gateway, StartGateway
-from tests.e2e.test_anthropic_compat import _node_or_skip
-from tests.e2e.test_openai_compat import CONFIG, NODE_DIR, TOKEN, _environ
+from tests.e2e.test_openai_compat import CONFIG, TOKEN, _environ
 from tests.e2e.test_responses_recorded import RECORDINGS, _wire, expected
 from tests.support.ai_sdk_node import run_node_tests
+from tests.support.openai_node import run_script
 from tests.support.upstream import FakeUpstream
 
 TEXT_RECORDINGS = [
@@ -38,12 +36,10 @@ def gw(start_gateway: StartGateway, upstream: FakeUpstream) -> Gateway:
 async def test_a_node_sdk_streams_a_recorded_answer(
     gw: Gateway, upstream: FakeUpstream, name: str, sdk: str
 ) -> None:
-    node = _node_or_skip()
     text, _, calls = expected(name)
     assert text or calls
     upstream.reply(_wire(name))
     env = {
-        **os.environ,
         "TOKENWIRE_BASE_URL": gw.http,
         "TOKENWIRE_TOKEN": TOKEN,
         "TOKENWIRE_SDK": sdk,
@@ -51,17 +47,7 @@ async def test_a_node_sdk_streams_a_recorded_answer(
         "TOKENWIRE_EXPECTED_TEXT": text,
         "TOKENWIRE_EXPECTED_CALLS": json.dumps([[call_name, args] for _, call_name, args in calls]),
     }
-    process = await asyncio.create_subprocess_exec(
-        node,
-        "recorded.mjs",
-        cwd=NODE_DIR,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        _, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
+    await run_script(sdk, "recorded.mjs", env)
     assert upstream.requests  # the answer came from the fake upstream, not elsewhere
 
 

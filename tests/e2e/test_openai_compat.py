@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +18,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from tests.conftest import Gateway, StartGateway
 from tests.support.openai_bytes import openai_chunk
+from tests.support.openai_node import run_script
 from tests.support.recorded import sse_events
 from tests.support.upstream import FakeUpstream, Reply
 
@@ -31,7 +29,6 @@ MESSAGES: list[Any] = [
     {"role": "user", "content": [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello"}]},
 ]
 TEXT = "Hello, wörld 🎉"
-NODE_DIR = Path(__file__).resolve().parents[1] / "openai_node"
 JSON = {"content-type": "application/json"}
 
 
@@ -627,39 +624,15 @@ async def test_keepalive_comments_are_ignored_by_the_sdk(start_gateway: StartGat
 # ---- the official Node.js client -------------------------------------------------------------
 
 
-def _node_or_skip() -> str:
-    node = shutil.which("node")
-    installed = (NODE_DIR / "node_modules" / "openai" / "package.json").exists()
-    if node and installed:
-        return node
-    why = "node is not on PATH" if not node else "tests/openai_node/node_modules is missing"
-    message = f"{why}: run `npm ci --prefix tests/openai_node`"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the OpenAI Node.js client test cannot run under CI: {message}", pytrace=False)
-    pytest.skip(f"SKIPPING the OpenAI Node.js client test: {message}")
-
-
 async def test_the_node_client(gw: Gateway, upstream: FakeUpstream) -> None:
-    node = _node_or_skip()
     error_line = b'data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}\n\n'
     upstream.reply(
         Reply(pieces=[openai_chunk("Hel"), error_line]),
         Reply(pieces=[openai_chunk("Hel")], hang=True),
         Reply(pieces=sse_events("openai-gpt4omini-toolcall-only.sse")),
     )
-    env = {**os.environ, "TOKENWIRE_BASE_URL": gw.http + "/v1", "TOKENWIRE_TOKEN": TOKEN}
-    process = await asyncio.create_subprocess_exec(
-        node,
-        "chat.mjs",
-        cwd=NODE_DIR,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    out = json.loads(stdout)
+    env = {"TOKENWIRE_BASE_URL": gw.http + "/v1", "TOKENWIRE_TOKEN": TOKEN}
+    out = await run_script("openai", "chat.mjs", env)
 
     stream = out["stream"]
     assert len(stream["ids"]) == 1

@@ -4,32 +4,16 @@ against a live gateway with the rulebased provider."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-
 from tests.conftest import StartGateway
-from tests.e2e.test_openai_compat import NODE_DIR, _node_or_skip
 from tests.e2e.test_responses_compat import CONFIG, TOKEN
 from tests.support.ai_sdk_node import node_or_skip, run_node_tests
+from tests.support.openai_node import run_script
 
 
 async def test_the_openai_node_client(start_gateway: StartGateway) -> None:
-    node = _node_or_skip()
     gw = start_gateway(CONFIG)
-    env = {**os.environ, "TOKENWIRE_BASE_URL": gw.http + "/v1", "TOKENWIRE_TOKEN": TOKEN}
-    process = await asyncio.create_subprocess_exec(
-        node,
-        "responses.mjs",
-        cwd=NODE_DIR,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    out = json.loads(stdout)
+    env = {"TOKENWIRE_BASE_URL": gw.http + "/v1", "TOKENWIRE_TOKEN": TOKEN}
+    out = await run_script("openai", "responses.mjs", env)
     stream = out["stream"]
     assert stream["types"][:2] == ["response.created", "response.in_progress"]
     assert stream["types"][-1] == "response.completed"
