@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -20,7 +20,7 @@ from server.stores.redis import RedisStore, Timing
 from server.stores.redis_remote import RemoteStream
 from server.streams.runner import Stream, StreamSettings
 from tests.support.providers import ScriptedProvider
-from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_server import RedisServer
 
 SETTINGS = StreamSettings(stream_timeout=60, first_token_timeout=60, idle_timeout=60, buffer_size=65536)
 FAST = Timing(flush_interval=0.005, beat_interval=0.1, heartbeat_ttl=0.3, lease_ttl=1.0, reader_ttl=0.3,
@@ -95,12 +95,6 @@ async def test_memory_never_binds_an_ended_or_unknown_stream() -> None:
 
 
 @pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
 async def stores(redis: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
     pair = (
         RedisStore(config(store="redis", redis_url=redis.url), timing=FAST),
@@ -111,13 +105,6 @@ async def stores(redis: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisSto
     yield pair
     for store in pair:
         await store.close()
-
-
-@pytest.fixture
-async def raw(redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis.url)
-    yield client
-    await client.aclose()
 
 
 async def test_redis_chat_is_found_from_another_instance(

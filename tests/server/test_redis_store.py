@@ -9,7 +9,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -40,7 +40,7 @@ from server.stores.redis_remote import RemoteStream
 from server.streams.eventlog import Subscription
 from server.streams.runner import Stream, StreamSettings
 from tests.support.providers import PartsProvider, ScriptedProvider
-from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_server import RedisServer
 
 FAST = Timing(
     flush_interval=0.005,
@@ -52,12 +52,6 @@ FAST = Timing(
     remote_idle=1.0,
     retry=0.2,
 )
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 MakeStore = Callable[..., Awaitable[RedisStore]]
@@ -84,13 +78,6 @@ async def make(redis: RedisServer) -> AsyncIterator[MakeStore]:
     yield make_one
     for store in stores:
         await store.close()
-
-
-@pytest.fixture
-async def raw(redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis.url)
-    yield client
-    await client.aclose()
 
 
 SETTINGS = StreamSettings(
