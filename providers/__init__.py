@@ -1,4 +1,4 @@
 """Upstream LLM providers: pure request builders and stream parsers, one module per provider.
 
-The only module here that does I/O is ``providers.http.client``.
+The only modules here that do I/O are the HTTP client's, ``providers.http.client`` and ``.connection``.
 """

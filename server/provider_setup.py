@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from providers.base import Provider
 from providers.dialect import Dialect, ProviderSettings
 from providers.dialects import anthropic, azure_openai, gemini, ollama, openai
-from providers.http.client import HttpClient, UnsupportedProxy, check_proxy
+from providers.http.client import HttpClient
+from providers.http.errors import UnsupportedProxy
 from providers.http.provider import HttpProvider
+from providers.http.wire import check_proxy
 from providers.offline import rulebased
 from providers.offline.rulebased import RuleBasedProvider
 from providers.registry import ProviderRegistry

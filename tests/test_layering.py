@@ -13,7 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"asyncio", "aiohttp", "httptools", "redis", "starlette", "uvicorn", "websockets"}
-IO_MODULES = {"providers/http/client.py"}  # the providers' only I/O: the HTTP client
+IO_MODULES = {
+    "providers/http/client.py",
+    "providers/http/connection.py",
+}  # the providers' only I/O: the HTTP client
 # The server's pure cores: policies and formats tested without an event loop.
 SERVER_PURE = ("server/streams/retry.py", "server/streams/deadlines.py", "server/stores/mirror_codec.py")
 PURE_FILES = sorted(

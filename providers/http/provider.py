@@ -25,13 +25,12 @@ from providers.base import (
 )
 from providers.dialect import Dialect, HttpRequest, StreamParser
 from providers.errors import redact
-from providers.http.client import (
+from providers.http.client import HttpClient, Response
+from providers.http.errors import (
     BadRequest,
     ConnectFailed,
-    HttpClient,
     HttpError,
     PoolTimeout,
-    Response,
     UnsupportedEncoding,
     UnsupportedProxy,
 )

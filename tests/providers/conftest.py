@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.http.client import (
-    HttpClient,
-)
+from providers.http.client import HttpClient
 from tests.support.raw_http import (
     Handler,
     RawServer,

@@ -13,17 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from providers.http import client as client_module
-from providers.http.client import (
-    MAX_BUFFERED,
-    BadRequest,
-    BodyCut,
-    ConnectFailed,
-    HttpClient,
-    NoResponse,
-    State,
-    UnsupportedEncoding,
-    _Connection,
-)
+from providers.http.client import HttpClient
+from providers.http.connection import MAX_BUFFERED, Connection, State
+from providers.http.errors import BadRequest, BodyCut, ConnectFailed, NoResponse, UnsupportedEncoding
 from tests.support.raw_http import (
     CHUNKED_HEAD,
     Handler,
@@ -251,7 +243,7 @@ async def test_a_second_response_in_the_same_read_is_not_taken_as_body(
 # ---- connection states -------------------------------------------------------------------------
 
 
-def state(conn: _Connection) -> State:
+def state(conn: Connection) -> State:
     return conn.state  # read afresh: an await may have moved it (mypy narrows attributes)
 
 
@@ -279,7 +271,7 @@ async def test_a_connection_moves_through_its_states(serve: Serve, client: HttpC
 
 
 def test_moves_outside_the_table_are_refused() -> None:
-    conn = _Connection(asyncio.new_event_loop(), lambda _: None)
+    conn = Connection(asyncio.new_event_loop(), lambda _: None)
     assert state(conn) is State.CONNECTING
     with pytest.raises(AssertionError, match=r"CONNECTING -> State\.IDLE"):
         conn.enter_idle(0.0, 0.0)  # a connection never carried a request: not for the pool
@@ -296,14 +288,14 @@ def test_a_request_is_written_before_its_response_is_set_up_for() -> None:
     the upstream (nothing of the response can be handed over before ``send`` returns)."""
 
     class Transport:
-        def __init__(self, conn: _Connection) -> None:
+        def __init__(self, conn: Connection) -> None:
             self.conn, self.seen = conn, (state(conn), conn.parser)
 
         def write(self, data: bytes) -> None:
             self.seen = (state(self.conn), self.conn.parser)
 
     loop = asyncio.new_event_loop()
-    conn = _Connection(loop, lambda _: None)
+    conn = Connection(loop, lambda _: None)
     transport = Transport(conn)
     conn.transport = transport  # type: ignore[assignment]  # what send uses of one
     old_parser = conn.parser

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 import pytest
 import trustme
 
-from providers.http.client import (
-    ConnectFailed,
-    HttpClient,
-)
+from providers.http.client import HttpClient
+from providers.http.errors import ConnectFailed
 from tests.support.raw_http import (
     Peer,
     Serve,

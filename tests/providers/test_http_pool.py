@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from providers.http import client as http_client
-from providers.http.client import HttpClient, PoolTimeout, Response
+from providers.http import connection as http_connection
+from providers.http.client import HttpClient, Response
+from providers.http.errors import PoolTimeout
 from tests.support.raw_http import Peer, Serve, answer, get, ok, read_all
 
 
@@ -158,7 +159,7 @@ async def test_a_waiter_for_another_origin_closes_a_released_connection(
 @pytest.fixture
 def look_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Idle sockets are looked at however briefly idle (by default only after a second)."""
-    monkeypatch.setattr(http_client, "QUIET_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(http_connection, "QUIET_REUSE_SECONDS", 0.0)
 
 
 async def test_a_connection_reused_at_once_costs_no_look_at_its_socket(
@@ -170,13 +171,13 @@ async def test_a_connection_reused_at_once_costs_no_look_at_its_socket(
         looks.append(transport)
         return False
 
-    monkeypatch.setattr(http_client, "_readable", readable)
+    monkeypatch.setattr(http_connection, "_readable", readable)
     server = await serve(answer(ok(b"answer")))
     for _ in range(3):
         assert await read_all(await get(client, server.url())) == [b"answer"]
     assert server.accepted == 1
     assert looks == []  # reused within QUIET_REUSE_SECONDS: the loop has watched the socket
-    monkeypatch.setattr(http_client, "QUIET_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(http_connection, "QUIET_REUSE_SECONDS", 0.0)
     assert await read_all(await get(client, server.url())) == [b"answer"]
     assert len(looks) == 1
 

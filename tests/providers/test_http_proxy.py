@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from providers.http.client import HttpClient, UnsupportedProxy, check_proxy
+from providers.http.client import HttpClient
+from providers.http.errors import UnsupportedProxy
 from providers.http.provider import proxy_for
+from providers.http.wire import check_proxy
 
 
 def test_proxy_for_honours_https_proxy_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,10 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from providers.http.client import (
-    HttpClient,
-    Response,
-)
+from providers.http.client import HttpClient, Response
 
 
 @dataclass
